@@ -1,0 +1,1 @@
+//! The tape: reverse-mode automatic differentiation over ndarray (SPEC §17).

@@ -1,0 +1,1 @@
+//! Everything before the first image: readers, preprocessing, rasterisation, simulation (SPEC §2).

@@ -1,0 +1,1 @@
+//! Judging results: metrics, Hungarian matching, Leiden, downstream probes (SPEC §12).

@@ -1,0 +1,153 @@
+//! The scalar type behind every tensor: one generic code path for `f32` (speed) and `f64`
+//! (oracle, gradient checks, fixtures).
+
+use ndarray::{LinalgScalar, ScalarOperand};
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+
+/// A floating-point scalar darlc can compute in: `f32` or `f64`.
+///
+/// Beyond `num_traits::Float` it knows its GEMM kernel (matrixmultiply's `sgemm` / `dgemm`) and its
+/// safetensors dtype, so tensors of either precision can be multiplied and saved by the same code.
+pub trait Float:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + num_traits::ToPrimitive
+    + LinalgScalar
+    + ScalarOperand
+    + Sum
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+{
+    /// The safetensors dtype of this scalar.
+    const DTYPE: safetensors::Dtype;
+    /// Bytes per scalar.
+    const BYTES: usize;
+    /// Short name for messages and file metadata ("f32" / "f64").
+    const NAME: &'static str;
+
+    /// Exact conversion from f64 for f64, rounding for f32.
+    fn of(x: f64) -> Self;
+    /// Widening to f64 (exact for both types).
+    fn f64(self) -> f64;
+
+    /// `C ← α·A·B + β·C` on strided row/column layouts (matrixmultiply's contract).
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices; `c` must not
+    /// alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// Little-endian bytes of a slice (for safetensors).
+    fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8>;
+    /// Parse little-endian bytes (length must be a multiple of `BYTES`).
+    fn from_le_bytes_vec(b: &[u8]) -> Vec<Self>;
+}
+
+impl Float for f32 {
+    const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
+    const BYTES: usize = 4;
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        unsafe {
+            matrixmultiply::sgemm(
+                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+            )
+        }
+    }
+    fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {
+        xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn from_le_bytes_vec(b: &[u8]) -> Vec<Self> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+}
+
+impl Float for f64 {
+    const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
+    const BYTES: usize = 8;
+    const NAME: &'static str = "f64";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self
+    }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        unsafe {
+            matrixmultiply::dgemm(
+                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+            )
+        }
+    }
+    fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {
+        xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn from_le_bytes_vec(b: &[u8]) -> Vec<Self> {
+        b.chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    }
+}

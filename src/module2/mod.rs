@@ -1,0 +1,1 @@
+//! Module II: projection head, Student's t mixture MAP-EM, self-paced losses (SPEC §5–§11).
