@@ -34,6 +34,8 @@ pub trait Float:
     fn of(x: f64) -> Self;
     /// Widening to f64 (exact for both types).
     fn f64(self) -> f64;
+    /// The error function (libm's `erf`/`erff`), for the exact GELU.
+    fn erf(self) -> Self;
 
     /// `C ← α·A·B + β·C` on strided row/column layouts (matrixmultiply's contract).
     ///
@@ -76,6 +78,10 @@ impl Float for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
+    #[inline]
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -93,9 +99,7 @@ impl Float for f32 {
         csc: isize,
     ) {
         unsafe {
-            matrixmultiply::sgemm(
-                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-            )
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
         }
     }
     fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {
@@ -120,6 +124,10 @@ impl Float for f64 {
     fn f64(self) -> f64 {
         self
     }
+    #[inline]
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -137,9 +145,7 @@ impl Float for f64 {
         csc: isize,
     ) {
         unsafe {
-            matrixmultiply::dgemm(
-                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-            )
+            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
         }
     }
     fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {

@@ -1,0 +1,104 @@
+//! Deterministic data-parallel helpers: work is cut into fixed-size chunks (independent of the
+//! number of threads) and every output element is written by exactly one task, so results are
+//! bit-identical on 1 or N threads.
+
+use crate::float::Float;
+use ndarray::ArrayD;
+use rayon::prelude::*;
+
+/// Elements per parallel task for elementwise kernels.
+pub const CHUNK: usize = 1 << 14;
+
+/// A contiguous (standard-layout) copy of `x`'s data, or a borrow when it already is.
+pub fn std_slice<T: Float>(x: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match x.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(x.iter().copied().collect()),
+    }
+}
+
+/// `y[i] = f(x[i])` in parallel over fixed chunks.
+pub fn map<T: Float, F: Fn(T) -> T + Sync>(x: &ArrayD<T>, f: F) -> ArrayD<T> {
+    let xs = std_slice(x);
+    let mut out = vec![T::zero(); xs.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(xs.par_chunks(CHUNK))
+        .for_each(|(o, i)| {
+            for (o, &i) in o.iter_mut().zip(i) {
+                *o = f(i);
+            }
+        });
+    ArrayD::from_shape_vec(x.raw_dim(), out).expect("shape preserved")
+}
+
+/// `y[i] = f(a[i], b[i])` for two arrays of the same shape, in parallel over fixed chunks.
+pub fn zip_map<T: Float, F: Fn(T, T) -> T + Sync>(a: &ArrayD<T>, b: &ArrayD<T>, f: F) -> ArrayD<T> {
+    assert_eq!(a.shape(), b.shape(), "zip_map needs equal shapes");
+    let as_ = std_slice(a);
+    let bs = std_slice(b);
+    let mut out = vec![T::zero(); as_.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(as_.par_chunks(CHUNK).zip(bs.par_chunks(CHUNK)))
+        .for_each(|(o, (x, y))| {
+            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        });
+    ArrayD::from_shape_vec(a.raw_dim(), out).expect("shape preserved")
+}
+
+/// `y[i] = f(a[i], b[i], c[i])` for three arrays of the same shape.
+pub fn zip3_map<T: Float, F: Fn(T, T, T) -> T + Sync>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    c: &ArrayD<T>,
+    f: F,
+) -> ArrayD<T> {
+    assert_eq!(a.shape(), b.shape());
+    assert_eq!(a.shape(), c.shape());
+    let (as_, bs, cs) = (std_slice(a), std_slice(b), std_slice(c));
+    let mut out = vec![T::zero(); as_.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
+        let s = ci * CHUNK;
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = f(as_[s + j], bs[s + j], cs[s + j]);
+        }
+    });
+    ArrayD::from_shape_vec(a.raw_dim(), out).expect("shape preserved")
+}
+
+/// `acc += g` in place (shapes equal), parallel over fixed chunks.
+pub fn add_assign<T: Float>(acc: &mut ArrayD<T>, g: &ArrayD<T>) {
+    assert_eq!(acc.shape(), g.shape(), "gradient shape mismatch");
+    match (acc.as_slice_mut(), g.as_slice()) {
+        (Some(a), Some(b)) => {
+            a.par_chunks_mut(CHUNK)
+                .zip(b.par_chunks(CHUNK))
+                .for_each(|(a, b)| {
+                    for (a, &b) in a.iter_mut().zip(b) {
+                        *a = *a + b;
+                    }
+                })
+        }
+        _ => {
+            ndarray::Zip::from(acc).and(g).for_each(|a, &b| *a = *a + b);
+        }
+    }
+}
+
+/// Process the rows of a `[rows, width]` row-major buffer in parallel over fixed row chunks:
+/// `f(first_row_index, in_rows, out_rows)`.
+pub fn rows_map<T: Float, F>(input: &[T], width: usize, out: &mut [T], out_width: usize, f: F)
+where
+    F: Fn(usize, &[T], &mut [T]) + Sync,
+{
+    let rows = if width == 0 { 0 } else { input.len() / width };
+    let chunk_rows = (CHUNK / width.max(1)).max(1);
+    if rows == 0 {
+        return;
+    }
+    out.par_chunks_mut(chunk_rows * out_width)
+        .zip(input.par_chunks(chunk_rows * width))
+        .enumerate()
+        .for_each(|(ci, (o, i))| f(ci * chunk_rows, i, o));
+}
