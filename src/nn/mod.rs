@@ -19,3 +19,14 @@ pub use clip::clip_grad_norm;
 pub use ema::ema_update;
 pub use linear::Linear;
 pub use params::{Bound, ParamId, ParamStore};
+pub mod attention;
+pub mod batchnorm;
+pub mod block;
+pub mod layernorm;
+pub mod mlp;
+
+pub use attention::MultiHeadAttention;
+pub use batchnorm::BatchNorm1d;
+pub use block::Block;
+pub use layernorm::LayerNorm;
+pub use mlp::Mlp;
