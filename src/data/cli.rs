@@ -4,7 +4,9 @@
 use super::simulate::{SimConfig, simulate};
 use super::{CoordMode, ImageSet, LoadOptions, default_input, load};
 use crate::error::{DarlcError, Result};
-use crate::io::{TensorData, TensorFile, atomic_write, write_json};
+#[cfg(doc)]
+use crate::io::TensorFile;
+use crate::io::{atomic_write, atomic_write_with, write_json};
 use std::path::{Path, PathBuf};
 
 /// `HxW` or `HxWxC`.
@@ -119,18 +121,49 @@ fn csv_bytes(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) ->
         .map_err(|e| DarlcError::Data(format!("csv: {e}")))
 }
 
+/// Write `images` (`[N,C,H,W]` f32) and `mask` (`[H,W]` u8) as a safetensors file, streaming the
+/// image bytes (no second copy of the images in memory). Metadata follows [`TensorFile`]'s
+/// convention (one `darlc` key holding a JSON object), so [`TensorFile::load`] reads it back.
+pub fn write_images_safetensors(path: &Path, set: &ImageSet) -> Result<()> {
+    let (n, c, h, w) = set.images.dim();
+    let img_bytes = n * c * h * w * 4;
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("kind", set.report.kind.clone());
+    let meta = serde_json::to_string(&meta).map_err(|e| DarlcError::Data(e.to_string()))?;
+    let header = serde_json::json!({
+        "__metadata__": { "darlc": meta },
+        "images": { "dtype": "F32", "shape": [n, c, h, w], "data_offsets": [0, img_bytes] },
+        "mask": { "dtype": "U8", "shape": [h, w], "data_offsets": [img_bytes, img_bytes + h * w] },
+    });
+    let mut header = serde_json::to_string(&header).map_err(|e| DarlcError::Data(e.to_string()))?;
+    while (8 + header.len()) % 8 != 0 {
+        header.push(' ');
+    }
+    let images = set.images.as_standard_layout();
+    let mask = set.mask.as_standard_layout();
+    atomic_write_with(path, |wr| {
+        wr.write_all(&(header.len() as u64).to_le_bytes())?;
+        wr.write_all(header.as_bytes())?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in images.as_slice().unwrap_or(&[]).chunks(1 << 14) {
+            buf.clear();
+            for v in chunk {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            wr.write_all(&buf)?;
+        }
+        wr.write_all(mask.as_slice().unwrap_or(&[]))
+    })
+}
+
 /// Write `images.safetensors` (`images` [N,C,H,W] f32, `mask` [H,W] u8), `genes.csv`
 /// (`index,gene_id,symbol[,label]`), `spots.csv` (sections only: `spot_id,pixel_row,pixel_col,
 /// coord_0,coord_1`) and `report.json` into `out`. Returns the files written.
 pub fn write_outputs(set: &ImageSet, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
     let mut files = vec![];
-    let mut tf = TensorFile::new();
-    tf.insert("images", TensorData::F32(set.images.clone().into_dyn()));
-    tf.insert("mask", TensorData::U8(set.mask.clone().into_dyn()));
-    tf.metadata.insert("kind".into(), set.report.kind.clone());
     let p = out.join("images.safetensors");
-    tf.save(&p)?;
+    write_images_safetensors(&p, set)?;
     files.push(p);
 
     let genes = csv_bytes(|w| {

@@ -222,10 +222,14 @@ pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
-            let dir = input
+            let mut dir = input
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
+            if dir.ends_with("filtered_feature_bc_matrix") || dir.ends_with("raw_feature_bc_matrix")
+            {
+                dir = dir.parent().unwrap_or(dir);
+            }
             st::load_dir(dir, opts)?
         } else if name.ends_with(".safetensors") {
             stack::load_safetensors(input, opts)?
