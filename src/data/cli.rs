@@ -20,9 +20,9 @@ fn parse_shape(s: &str) -> std::result::Result<ImageShape, String> {
         .map(|p| p.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| format!("`{s}` is not HxW or HxWxC (e.g. 8x8, 32x32x3)"))?;
-    match nums.as_slice() {
-        &[h, w] if h > 0 && w > 0 => Ok(ImageShape(h, w, 1)),
-        &[h, w, c] if h > 0 && w > 0 && c > 0 => Ok(ImageShape(h, w, c)),
+    match *nums.as_slice() {
+        [h, w] if h > 0 && w > 0 => Ok(ImageShape(h, w, 1)),
+        [h, w, c] if h > 0 && w > 0 && c > 0 => Ok(ImageShape(h, w, c)),
         _ => Err(format!("`{s}` is not HxW or HxWxC with positive sizes")),
     }
 }

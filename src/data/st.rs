@@ -338,8 +338,7 @@ fn finish(
     features: &[Feature],
     entries: Vec<SpotEntry>,
     layout: Layout,
-    canvas: Canvas,
-    pixels: Vec<(usize, usize)>,
+    (canvas, pixels): (Canvas, Vec<(usize, usize)>),
     opts: &LoadOptions,
     mut report: PreprocessReport,
     truth: Option<HashMap<String, String>>,
@@ -503,7 +502,13 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         ..Default::default()
     };
     finish(
-        &features, entries, layout, canvas, pixels, opts, report, truth,
+        &features,
+        entries,
+        layout,
+        (canvas, pixels),
+        opts,
+        report,
+        truth,
     )
 }
 
@@ -612,6 +617,12 @@ pub(super) fn load_dense(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         ..Default::default()
     };
     finish(
-        &features, entries, layout, canvas, pixels, opts, report, None,
+        &features,
+        entries,
+        layout,
+        (canvas, pixels),
+        opts,
+        report,
+        None,
     )
 }
