@@ -175,7 +175,8 @@ pub fn read_mtx(
             ),
         ));
     }
-    let mut entries: Vec<Entry> = Vec::new();
+    // Reserve for the promised entries (bounded: a corrupt size line must not reserve terabytes).
+    let mut entries: Vec<Entry> = Vec::with_capacity(h.nnz.min(1 << 24));
     let mut seen = 0usize;
     while r.advance()? {
         let line = r.current();
