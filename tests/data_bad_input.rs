@@ -405,3 +405,49 @@ fn cli_exits_non_zero_with_the_message() {
     assert_has(&err, &["matrix.mtx:4:", "row index"]);
     assert!(!Path::new(&d.join("out").join("images.safetensors")).exists());
 }
+
+#[test]
+fn options_that_do_not_apply_are_errors() {
+    let d = temp_dir("opts");
+    write_tiny(&d, &tiny(), false);
+    let e = load(
+        &d,
+        &LoadOptions {
+            sparsify: Some(0.9),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert_has(&e, &["sparsify", "image stacks only"]);
+    let e = load(
+        &d,
+        &LoadOptions {
+            section: Some("1".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert_has(&e, &["section"]);
+    let e = load(
+        &d,
+        &LoadOptions {
+            sparsify: Some(1.5),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert_has(&e, &["sparsify", "[0, 1)"]);
+    let e = load(
+        &d,
+        &LoadOptions {
+            patch: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert_has(&e, &["patch"]);
+}

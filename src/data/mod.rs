@@ -213,46 +213,98 @@ pub fn default_input() -> PathBuf {
 /// (SPEC §2.2) it. Bad input is an error naming the file and line or field.
 pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     opts.validate()?;
-    let meta = std::fs::metadata(input).map_err(|e| DarlcError::io(input, e))?;
-    let mut set = if meta.is_dir() {
-        st::load_dir(input, opts)?
-    } else {
-        let name = input
-            .file_name()
-            .map(|n| n.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
-            let mut dir = input
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if dir.ends_with("filtered_feature_bc_matrix") || dir.ends_with("raw_feature_bc_matrix")
-            {
-                dir = dir.parent().unwrap_or(dir);
-            }
-            st::load_dir(dir, opts)?
-        } else if name.ends_with(".safetensors") {
-            stack::load_safetensors(input, opts)?
-        } else {
-            let first = source::first_line(input)?
-                .ok_or_else(|| DarlcError::format(input, None, "empty file"))?;
-            let delim = source::sniff_delimiter(&first) as char;
-            let fields: Vec<String> = first
-                .split(delim)
-                .map(|f| f.trim().trim_matches('"').to_lowercase())
-                .collect();
-            if fields.first().is_some_and(|f| f == "label") {
-                stack::load_csv(input, opts)?
-            } else if fields.iter().any(|f| f == "x") && fields.iter().any(|f| f == "y") {
-                msi::load(input, opts)?
-            } else {
-                st::load_dense(input, opts)?
-            }
-        }
+    let kind = sniff(input)?;
+    check_options(kind.clone(), opts)?;
+    let mut set = match kind {
+        Kind::Folder(dir) => st::load_dir(&dir, opts)?,
+        Kind::Safetensors => stack::load_safetensors(input, opts)?,
+        Kind::ImageCsv => stack::load_csv(input, opts)?,
+        Kind::Msi => msi::load(input, opts)?,
+        Kind::Dense => st::load_dense(input, opts)?,
     };
     set.report.input = input.display().to_string();
     finish_report(&mut set);
     Ok(set)
+}
+
+/// What an input path holds, sniffed from the file system and the first line of a file.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// A count-matrix folder (10x, legacy ST, cells); a `.mtx[.gz]` path resolves to its folder.
+    Folder(PathBuf),
+    Safetensors,
+    /// CSV whose header starts with `label`.
+    ImageCsv,
+    /// CSV/TSV whose header has `x` and `y`.
+    Msi,
+    /// Any other table: dense counts with `XxY` spot names.
+    Dense,
+}
+
+fn sniff(input: &Path) -> Result<Kind> {
+    let meta = std::fs::metadata(input).map_err(|e| DarlcError::io(input, e))?;
+    if meta.is_dir() {
+        return Ok(Kind::Folder(input.to_path_buf()));
+    }
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
+        let mut dir = input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if dir.ends_with("filtered_feature_bc_matrix") || dir.ends_with("raw_feature_bc_matrix") {
+            dir = dir.parent().unwrap_or(dir);
+        }
+        return Ok(Kind::Folder(dir.to_path_buf()));
+    }
+    if name.ends_with(".safetensors") {
+        return Ok(Kind::Safetensors);
+    }
+    let first =
+        source::first_line(input)?.ok_or_else(|| DarlcError::format(input, None, "empty file"))?;
+    let delim = source::sniff_delimiter(&first) as char;
+    let fields: Vec<String> = first
+        .split(delim)
+        .map(|f| f.trim().trim_matches('"').to_lowercase())
+        .collect();
+    Ok(if fields.first().is_some_and(|f| f == "label") {
+        Kind::ImageCsv
+    } else if fields.iter().any(|f| f == "x") && fields.iter().any(|f| f == "y") {
+        Kind::Msi
+    } else {
+        Kind::Dense
+    })
+}
+
+/// Options that do not apply to the input are an error rather than silently ignored.
+fn check_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
+    let stack = matches!(kind, Kind::Safetensors | Kind::ImageCsv);
+    let unused = |name: &str, what: &str| {
+        Err(DarlcError::param(
+            name,
+            format!("applies to {what} only, not to this input"),
+        ))
+    };
+    if !stack && opts.sparsify.is_some() {
+        return unused("sparsify", "image stacks");
+    }
+    if !stack && opts.image_shape.is_some() {
+        return unused("image-shape", "image stacks");
+    }
+    let free = matches!(kind, Kind::Folder(_) | Kind::Dense);
+    if !free && opts.coords != CoordMode::Auto {
+        return unused("coords", "spot or cell coordinates");
+    }
+    if !free && opts.bin_size.is_some() {
+        return unused("bin-size", "spot or cell coordinates");
+    }
+    if !matches!(kind, Kind::Folder(_)) && opts.section.is_some() {
+        return unused("section", "spot tables with a `section` column");
+    }
+    Ok(())
 }
 
 /// Fill the shape and sparsity fields of the report.

@@ -112,6 +112,12 @@ fn visium_layout(
             "a Visium section is a hex array; `bin` applies to free coordinates",
         ));
     }
+    if opts.section.is_some() {
+        return Err(DarlcError::param(
+            "section",
+            "a Visium folder holds one section; `--section` applies to spot tables",
+        ));
+    }
     let pos = read_positions(pos_path)?;
     let mut col_to_spot = vec![None; barcodes.len()];
     let (mut rows, mut cols, mut ids, mut origin) = (vec![], vec![], vec![], vec![]);
@@ -255,6 +261,12 @@ fn names_layout(
     dir: &Path,
     opts: &LoadOptions,
 ) -> Result<Layout> {
+    if opts.section.is_some() {
+        return Err(DarlcError::param(
+            "section",
+            "there is no spot table with a `section` column",
+        ));
+    }
     let mut used = Vec::with_capacity(barcodes.len());
     for (j, b) in barcodes.iter().enumerate() {
         let (x, y) = parse_xy_name(b).ok_or_else(|| {
