@@ -156,7 +156,7 @@ pub fn write_images_safetensors(path: &Path, set: &ImageSet) -> Result<()> {
     })
 }
 
-/// Write `images.safetensors` (`images` [N,C,H,W] f32, `mask` [H,W] u8), `genes.csv`
+/// Write `images.safetensors` (`images` `[N,C,H,W]` f32, `mask` `[H,W]` u8), `genes.csv`
 /// (`index,gene_id,symbol[,label]`), `spots.csv` (sections only: `spot_id,pixel_row,pixel_col,
 /// coord_0,coord_1`) and `report.json` into `out`. Returns the files written.
 pub fn write_outputs(set: &ImageSet, out: &Path) -> Result<Vec<PathBuf>> {
