@@ -15,11 +15,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
+    /// genes.csv, spots.csv, report.json.
+    Images(darlc::data::cli::ImagesArgs),
+    /// Write a synthetic Visium section with known gene patterns (10x layout + truth.csv).
+    Simulate(darlc::data::cli::SimulateArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: darlc::Result<()> = match cli.command {};
+    let result: darlc::Result<()> = match cli.command {
+        Command::Images(a) => darlc::data::cli::run_images(a),
+        Command::Simulate(a) => darlc::data::cli::run_simulate(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
