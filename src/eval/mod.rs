@@ -1,1 +1,4 @@
 //! Judging results: metrics, Hungarian matching, Leiden, downstream probes (SPEC §12).
+
+pub mod hungarian;
+pub mod metrics;
