@@ -15,11 +15,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM; optional gene-family benchmark.
+    Eval(darlc::eval::cli::EvalArgs),
+    /// Leiden communities of a kNN graph of embeddings.
+    Leiden(darlc::eval::cli::LeidenArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: darlc::Result<()> = match cli.command {};
+    let result: darlc::Result<()> = match cli.command {
+        Command::Eval(args) => darlc::eval::cli::eval(args),
+        Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
