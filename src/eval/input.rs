@@ -434,3 +434,105 @@ pub fn load_images(path: &Path) -> Result<Matrix> {
         what: format!("images, {} tissue pixels × {c} channel(s)", pix.len()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("darlc-input-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn tensor_choice_and_id_rules() {
+        let d = dir("rules");
+        let p = d.join("e.safetensors");
+        let mut f = TensorFile::new();
+        f.insert_float("h", array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn());
+        f.insert_float("z", array![[5.0f64], [6.0]].into_dyn());
+        f.save(&p).unwrap();
+        // Rule 4 (no ids anywhere): row numbers; `z` preferred over `h`.
+        let m = load_embeddings(&p, None, None).unwrap();
+        assert_eq!(m.x, array![[5.0], [6.0]]);
+        assert_eq!(m.ids.ids, vec!["0", "1"]);
+        // Rule 3: the fallback list when it has N entries.
+        let fb = vec!["a".to_string(), "b".to_string()];
+        let m = load_embeddings(&p, Some("h"), Some(&fb)).unwrap();
+        assert_eq!(m.ids.lookup("b"), Some(1));
+        assert_eq!(m.x[[1, 0]], 3.0);
+        // Rule 2: genes.csv beside the file, lookup by id or symbol.
+        std::fs::write(
+            d.join("genes.csv"),
+            "index,gene_id,symbol\n0,E1,Foo\n1,E2,Bar\n",
+        )
+        .unwrap();
+        let m = load_embeddings(&p, None, Some(&fb)).unwrap();
+        assert_eq!(
+            (m.ids.lookup("E2"), m.ids.lookup("Foo")),
+            (Some(1), Some(0))
+        );
+        assert_eq!(m.ids.lookup("a"), None);
+        // Rule 1: metadata ids win over genes.csv.
+        f.metadata.insert("ids".into(), r#"["p","q"]"#.into());
+        f.save(&p).unwrap();
+        let m = load_embeddings(&p, None, None).unwrap();
+        assert_eq!(m.ids.ids, vec!["p", "q"]);
+        // Neither z nor h and several tensors: an error listing them.
+        let mut g = TensorFile::new();
+        g.insert_float("a", array![[1.0f32]].into_dyn());
+        g.insert_float("b", array![[1.0f32]].into_dyn());
+        let q = d.join("other.st");
+        g.save(&q).unwrap();
+        let e = load_embeddings(&q, None, None).unwrap_err().to_string();
+        assert!(e.contains("a, b"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn genes_csv_and_csv_matrix_errors_name_the_line() {
+        let d = dir("errs");
+        let g = d.join("genes.csv");
+        std::fs::write(&g, "index,gene_id,symbol\n0,E1,A\n2,E2,B\n").unwrap();
+        let e = read_genes_csv(&g).unwrap_err().to_string();
+        assert!(e.contains("genes.csv:3"), "{e}");
+        let c = d.join("m.csv");
+        std::fs::write(&c, "id,a,b\nx,1,2\ny,3\n").unwrap();
+        let e = load_csv_matrix(&c).unwrap_err().to_string();
+        assert!(e.contains("m.csv:3"), "{e}");
+        std::fs::write(&c, "id,a\nx,1\ny,oops\n").unwrap();
+        let e = load_csv_matrix(&c).unwrap_err().to_string();
+        assert!(e.contains("m.csv:3") && e.contains("oops"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn gzipped_csv_and_ambiguous_symbols() {
+        use std::io::Write;
+        let d = dir("gz");
+        let p = d.join("l.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&p).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(b"id,label\na,1\nb,2\n").unwrap();
+        enc.finish().unwrap();
+        assert_eq!(
+            read_two_column_csv(&p).unwrap(),
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        // A symbol shared by two rows cannot be used to look a row up.
+        let t = IdTable::new(
+            vec!["E1".into(), "E2".into()],
+            Some(vec!["S".into(), "S".into()]),
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(t.lookup("S"), None);
+        assert_eq!(t.lookup("E2"), Some(1));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

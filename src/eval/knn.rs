@@ -64,28 +64,37 @@ pub fn knn_indices(x: ArrayView2<f64>, k: usize, metric: Metric) -> Result<Vec<V
             (lo..hi)
                 .map(|i| {
                     let row = gram.row(i - lo);
-                    let mut cand: Vec<(f64, usize)> = (0..n)
-                        .filter(|&j| j != i)
-                        .map(|j| {
+                    nearest(
+                        k,
+                        (0..n).filter(|&j| j != i).map(|j| {
                             let d = match metric {
                                 Metric::Euclidean => (sq[i] + sq[j] - 2.0 * row[j]).max(0.0),
                                 Metric::Cosine => 1.0 - row[j],
                             };
                             (d, j)
-                        })
-                        .collect();
-                    let by = |a: &(f64, usize), b: &(f64, usize)| {
-                        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
-                    };
-                    cand.select_nth_unstable_by(k - 1, by);
-                    cand.truncate(k);
-                    cand.sort_by(by);
-                    cand.into_iter().map(|(_, j)| j).collect()
+                        }),
+                    )
                 })
                 .collect()
         })
         .collect();
     Ok(blocks.into_iter().flatten().collect())
+}
+
+/// The `k` smallest `(distance, index)` pairs of a stream with increasing indices, nearest first,
+/// ties by lower index: a sorted buffer of at most `k` entries (a later equal distance never
+/// displaces an earlier one because its index is larger).
+fn nearest(k: usize, cands: impl Iterator<Item = (f64, usize)>) -> Vec<usize> {
+    let mut buf: Vec<(f64, usize)> = Vec::with_capacity(k + 1);
+    for (d, j) in cands {
+        if buf.len() == k && d.total_cmp(&buf[k - 1].0).is_ge() {
+            continue;
+        }
+        let pos = buf.partition_point(|&(e, _)| e.total_cmp(&d).is_le());
+        buf.insert(pos, (d, j));
+        buf.truncate(k);
+    }
+    buf.iter().map(|&(_, j)| j).collect()
 }
 
 /// The symmetrised kNN graph of the rows of `x` (module doc for the weights).

@@ -151,6 +151,19 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> 
     for (w, &s) in width.iter_mut().zip(&size) {
         *w /= s as f64;
     }
+    // Centroid separations M_ab for a < b, one row per task (each entry independent).
+    let upper: Vec<Vec<f64>> = (0..k)
+        .into_par_iter()
+        .map(|a| {
+            (a + 1..k)
+                .map(|b| delta.between(c.row(a), c.row(b)))
+                .collect()
+        })
+        .collect();
+    let sep = |a: usize, b: usize| {
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        upper[lo][hi - lo - 1]
+    };
     let mut any_pair = false;
     let mut total = 0.0;
     for a in 0..k {
@@ -159,7 +172,7 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> 
             if a == b {
                 continue;
             }
-            let m = delta.between(c.row(a), c.row(b));
+            let m = sep(a, b);
             if m > 0.0 {
                 any_pair = true;
                 let r = (width[a] + width[b]) / m;
