@@ -321,6 +321,19 @@ fn family_benchmark_from_the_command_line() {
     assert_eq!(f["genes"].as_array().unwrap().len(), 20); // ACTB and MT-CO1 excluded
     assert_eq!(f["nmi"].as_f64().unwrap(), 1.0);
     assert_eq!(f["ari"].as_f64().unwrap(), 1.0);
+    // Without labels: only the family benchmark, same numbers.
+    let j2 = d.join("f2.json");
+    let (ok, out, err) = darlc(&[
+        "eval",
+        "--embeddings",
+        s(&d.join("emb.csv")),
+        "--families",
+        "--json",
+        s(&j2),
+    ]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("DBIE"), "{out}");
+    assert_eq!(json(&j2)["families"], v["families"]);
     // A family file instead of the rules; one gene is absent from the embeddings.
     write(
         &d.join("fam.csv"),

@@ -5,7 +5,7 @@ use crate::eval::families::{family_benchmark, read_family_file, select_by_file, 
 use crate::eval::input::{Matrix, load_embeddings, load_images, read_two_column_csv};
 use crate::eval::knn::{Metric, knn_graph};
 use crate::eval::leiden::{LeidenParams, Quality, leiden};
-use crate::eval::report::{LabelTable, evaluate, format_table};
+use crate::eval::report::{LabelTable, evaluate, format_families, format_table};
 use std::path::{Path, PathBuf};
 
 /// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM (SPEC §12), optionally the gene-family
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 ///
 /// Either `--run DIR` (reads DIR/clusters.csv, DIR/embeddings.safetensors and, if present,
 /// DIR/images.safetensors) or `--labels FILE` with `--embeddings FILE` and/or `--images FILE`.
+/// `--embeddings FILE --families [FILE]` without labels runs only the gene-family benchmark.
 /// Ids are matched by name (see the id rules in `darlc::eval::input`).
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -76,11 +77,16 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 .or_else(|| Some(dir.join("images.safetensors")).filter(|p| p.is_file()));
             (dir.join("clusters.csv"), emb.is_file().then_some(emb), img)
         }
+        None if args.labels.is_none() && args.families.is_some() => {
+            return families_only(&args);
+        }
         None => {
-            let labels = args
-                .labels
-                .clone()
-                .ok_or_else(|| DarlcError::param("labels", "give --run DIR, or --labels FILE"))?;
+            let labels = args.labels.clone().ok_or_else(|| {
+                DarlcError::param(
+                    "labels",
+                    "give --run DIR, --labels FILE, or --embeddings FILE --families [FILE]",
+                )
+            })?;
             (labels, args.embeddings.clone(), args.images.clone())
         }
     };
@@ -115,6 +121,28 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     print!("{}", format_table(&report));
     if let Some(j) = &args.json {
         crate::io::write_json(j, &report)?;
+    }
+    Ok(())
+}
+
+/// `darlc eval --embeddings FILE --families [FILE]` without labels: only the family benchmark.
+fn families_only(args: &EvalArgs) -> Result<()> {
+    let path = args.embeddings.as_deref().ok_or_else(|| {
+        DarlcError::param(
+            "embeddings",
+            "the gene-family benchmark needs --embeddings FILE",
+        )
+    })?;
+    let emb = load_embeddings(path, args.tensor.as_deref(), None)?;
+    let fam = args.families.as_ref().and_then(|f| f.as_deref());
+    let rep = run_families(&emb, fam, args)?;
+    print!("{}", format_families(&rep));
+    if let Some(j) = &args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            families: &'a crate::eval::families::FamilyReport,
+        }
+        crate::io::write_json(j, &Out { families: &rep })?;
     }
     Ok(())
 }

@@ -190,30 +190,37 @@ pub fn format_table(r: &EvalReport) -> String {
         s.push_str(&format!("{name:<7} {v}{extra}\n"));
     }
     if let Some(f) = &r.families {
-        s.push_str(&format!(
-            "\ngene families ({} genes: {}; k = {}, {} Leiden clusters)\n",
-            f.genes.len(),
-            f.family_sizes
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            f.k,
-            f.n_clusters
-        ));
-        s.push_str(&format!(
-            "family NMI {:.6}\nfamily ARI {:.6}\n",
-            f.nmi, f.ari
-        ));
-        if !f.missing.is_empty() {
-            s.push_str(&format!(
-                "family-file genes not in the embeddings: {}\n",
-                f.missing.join(", ")
-            ));
-        }
+        s.push('\n');
+        s.push_str(&format_families(f));
     }
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+/// The gene-family section of the table.
+pub fn format_families(f: &FamilyReport) -> String {
+    let mut s = format!(
+        "gene families ({} genes: {}; k = {}, {} Leiden clusters)\n",
+        f.genes.len(),
+        f.family_sizes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.k,
+        f.n_clusters
+    );
+    s.push_str(&format!(
+        "family NMI {:.6}\nfamily ARI {:.6}\n",
+        f.nmi, f.ari
+    ));
+    if !f.missing.is_empty() {
+        s.push_str(&format!(
+            "family-file genes not in the embeddings: {}\n",
+            f.missing.join(", ")
+        ));
     }
     s
 }
