@@ -126,7 +126,7 @@ fn centroids(x: ArrayView2<f64>, codes: &[usize], k: usize) -> (Array2<f64>, Vec
 /// Davies–Bouldin index, SPEC §12.1 Eq. 26, with distance `delta`:
 /// `DB = (1/K') Σ_k max_{l≠k, M_kl>0} (s_k + s_l)/M_kl`.
 ///
-/// Pairs with `M_kl = 0` are skipped; a cluster whose every pair is skipped contributes 0 (it
+/// Singletons have width 0. Pairs with `M_kl = 0` are skipped; a cluster whose every pair is skipped contributes 0 (it
 /// still counts in K'). Errors if fewer than two clusters are non-empty or every pair is
 /// skipped (the index is undefined).
 pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> Result<f64> {
@@ -149,7 +149,9 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> 
         width[g] += di;
     }
     for (w, &s) in width.iter_mut().zip(&size) {
-        *w /= s as f64;
+        // SPEC §12.1: singletons have s_k = 0 (for DBIP a constant singleton would otherwise get
+        // δ(x, x) = 1 − 0 = 1).
+        *w = if s == 1 { 0.0 } else { *w / s as f64 };
     }
     // Centroid separations M_ab for a < b, one row per task (each entry independent).
     let upper: Vec<Vec<f64>> = (0..k)
@@ -439,6 +441,15 @@ mod tests {
         // Constant 0.1 vectors: the rounded mean differs from 0.1, but r is still exactly 0.
         let a = array![0.1, 0.1, 0.1];
         assert_eq!(pearson(a.view(), array![1.0, 2.0, 4.0].view()), 0.0);
+    }
+
+    #[test]
+    fn dbip_constant_singleton_has_zero_width() {
+        // Cluster 0: a constant image alone (s0 = 0 by SPEC §12.1, although δ(x, x) = 1 − 0).
+        // Cluster 1: (1,2,3) and (3,2,1): centroid (2,2,2) constant → r := 0, s1 = 1.
+        // M = 1 − r(const, const) = 1. DB = ((0+1)/1 + (1+0)/1)/2 = 1.
+        let x = array![[4.0, 4.0, 4.0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0]];
+        assert_eq!(dbip(x.view(), &[0, 1, 1]).unwrap(), 1.0);
     }
 
     #[test]

@@ -155,6 +155,10 @@ fn cell(v: Option<f64>) -> String {
     v.map_or("n/a".to_string(), |v| format!("{v:.6}"))
 }
 
+fn cell_defined(v: Option<f64>) -> String {
+    v.map_or("undefined (see note)".to_string(), |v| format!("{v:.6}"))
+}
+
 /// The human-readable table of a report.
 pub fn format_table(r: &EvalReport) -> String {
     let mut s = String::new();
@@ -170,8 +174,8 @@ pub fn format_table(r: &EvalReport) -> String {
         .filter(|c| c.quality == "high")
         .count();
     let rows = [
-        ("DBIE", cell(r.dbie), String::new()),
-        ("DBIP", cell(r.dbip), String::new()),
+        ("DBIE", cell_defined(r.dbie), String::new()),
+        ("DBIP", cell_defined(r.dbip), String::new()),
         ("NMI", cell(r.nmi), String::new()),
         ("ARI", cell(r.ari), String::new()),
         ("ACC", cell(r.acc), String::new()),
