@@ -123,7 +123,7 @@ pub fn evaluate(
             (None, None, None)
         }
     };
-    let sam_clusters = s
+    let mut sam_clusters: Vec<NamedClusterSam> = s
         .clusters
         .iter()
         .map(|c| NamedClusterSam {
@@ -133,6 +133,11 @@ pub fn evaluate(
             quality: if c.high_quality { "high" } else { "medium" },
         })
         .collect();
+    // Numeric labels in numeric order (2 before 10), the rest after them as text (stable sort).
+    sam_clusters.sort_by_key(|c| match c.cluster.parse::<i64>() {
+        Ok(v) => (0, v),
+        Err(_) => (1, 0),
+    });
     Ok(EvalReport {
         items: ids.len(),
         clusters: cluster_names.len(),
