@@ -4,11 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "darlc",
-    version,
-    about = "DARLC: cluster sparse and noisy images (spatial gene-expression patterns)"
-)]
+#[command(name = "darlc", version, about = "DARLC: cluster sparse and noisy images (spatial gene-expression patterns)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
