@@ -207,3 +207,38 @@ fn grad_projection_head_train_and_eval() {
         projection(t, &params(v), v[0], &l1, &mut bn, &l2, false)
     });
 }
+
+mod random_shapes {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+        /// Linear, LayerNorm and MHSA on random batch, length, width and head counts.
+        #[test]
+        fn grad_layers_random_shapes(b in 1usize..4, l in 1usize..5, heads in 1usize..4,
+                                     dh in 1usize..4, d_out in 1usize..5, seed in 0u64..1000) {
+            let d = heads * dh;
+            let mut s = ParamStore::new();
+            let mut r = rng::stream(seed, "init");
+            let lin = Linear::new(&mut s, "lin", d, d_out, true, &mut r);
+            let x = rand(&[b, l, d], -1.0, 1.0, &format!("x{seed}"));
+            assert_grad("linear random", &inputs(x.clone(), &s), |t, v| {
+                lin.forward(t, &params(v), v[0])
+            });
+            let mut s = ParamStore::new();
+            let ln = LayerNorm::new(&mut s, "ln", d);
+            if d > 1 {
+                assert_grad("layernorm random", &inputs(x.clone(), &s), |t, v| {
+                    ln.forward(t, &params(v), v[0])
+                });
+            }
+            let mut s = ParamStore::new();
+            let attn = MultiHeadAttention::new(&mut s, "attn", d, heads, &mut r);
+            assert_grad("mhsa random", &inputs(x, &s), |t, v| {
+                attn.forward(t, &params(v), v[0])
+            });
+        }
+    }
+}

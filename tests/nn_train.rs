@@ -243,3 +243,31 @@ fn param_store_safetensors_roundtrip_names_and_shape_errors() {
     assert_eq!(s5.get(ParamId(0))[[0]], 1e-30f32 as f64);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ema_target_copy_and_update_within_one_store() {
+    let mut s = ParamStore::<f64>::new();
+    let w = s.add("vit.W_pe", array![[1.0, -2.0]].into_dyn());
+    let b = s.add("vit.b_pe", array![0.5, 0.25].into_dyn());
+    s.add("dec.m_tok", array![3.0].into_dyn());
+    let online = s.ids_with_prefix("vit");
+    // The target starts as an exact copy, under `target.` names (peer README naming).
+    let target_store = s.copy_subset(&online, Some("target"));
+    let names: Vec<&str> = target_store.ids().map(|id| target_store.name(id)).collect();
+    assert_eq!(names, ["target.vit.W_pe", "target.vit.b_pe"]);
+    for (i, &o) in online.iter().enumerate() {
+        assert_eq!(target_store.get(ParamId(i)), s.get(o));
+    }
+    // Put the copies into the same store and update within it: ξ = 0.5 ξ + 0.5 θ.
+    let t_ids: Vec<ParamId> = target_store
+        .ids()
+        .map(|id| s.add(target_store.name(id), target_store.get(id).clone()))
+        .collect();
+    s.get_mut(w).fill(3.0);
+    s.get_mut(b).fill(-1.0);
+    darlc::nn::ema_update_within(&mut s, &t_ids, &online, 0.5);
+    // W: (1 + 3)/2 = 2, (−2 + 3)/2 = 0.5; b: (0.5 − 1)/2 = −0.25, (0.25 − 1)/2 = −0.375 (exact).
+    assert_eq!(s.get(t_ids[0]), &array![[2.0, 0.5]].into_dyn());
+    assert_eq!(s.get(t_ids[1]), &array![-0.25, -0.375].into_dyn());
+    assert_eq!(s.get(w), &array![[3.0, 3.0]].into_dyn());
+}

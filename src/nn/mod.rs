@@ -16,7 +16,7 @@ pub mod params;
 
 pub use adam::Adam;
 pub use clip::clip_grad_norm;
-pub use ema::ema_update;
+pub use ema::{ema_update, ema_update_within};
 pub use linear::Linear;
 pub use params::{Bound, ParamId, ParamStore};
 pub mod attention;

@@ -154,6 +154,36 @@ impl<T: Float> ParamStore<T> {
             .collect()
     }
 
+    /// A new store holding copies of `ids` (in that order, so new id `i` ↔ `ids[i]`), named
+    /// `prefix.name` when a prefix is given (e.g. the EMA target `target.vit.*` of SPEC §4.3,
+    /// initialised as exact copies of the online weights).
+    pub fn copy_subset(&self, ids: &[ParamId], prefix: Option<&str>) -> ParamStore<T> {
+        let mut out = ParamStore::new();
+        for &id in ids {
+            let name = match prefix {
+                Some(p) => format!("{p}.{}", self.name(id)),
+                None => self.name(id).to_string(),
+            };
+            out.add(&name, self.get(id).clone());
+        }
+        out
+    }
+
+    /// Parameter `a` mutably and a different parameter `b` immutably (EMA within one store).
+    ///
+    /// # Panics
+    /// If `a == b`.
+    pub fn pair_mut(&mut self, a: ParamId, b: ParamId) -> (&mut ArrayD<T>, &ArrayD<T>) {
+        assert_ne!(a, b, "pair_mut: the same parameter twice");
+        if a.0 < b.0 {
+            let (lo, hi) = self.values.split_at_mut(b.0);
+            (&mut lo[a.0], &hi[0])
+        } else {
+            let (lo, hi) = self.values.split_at_mut(a.0);
+            (&mut hi[0], &lo[b.0])
+        }
+    }
+
     /// Number of parameter tensors.
     pub fn len(&self) -> usize {
         self.values.len()
