@@ -15,7 +15,10 @@ pub enum DarlcError {
         msg: String,
     },
     /// An I/O failure on a named file.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A parameter (CLI flag, config key) has a value darlc cannot use.
     Param { name: String, msg: String },
     /// The data are valid but cannot be processed as asked (empty after filtering, K > N, …).

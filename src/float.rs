@@ -93,9 +93,7 @@ impl Float for f32 {
         csc: isize,
     ) {
         unsafe {
-            matrixmultiply::sgemm(
-                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-            )
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
         }
     }
     fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {
@@ -137,9 +135,7 @@ impl Float for f64 {
         csc: isize,
     ) {
         unsafe {
-            matrixmultiply::dgemm(
-                m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-            )
+            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
         }
     }
     fn to_le_bytes_vec(xs: &[Self]) -> Vec<u8> {

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "darlc", version, about = "DARLC: cluster sparse and noisy images (spatial gene-expression patterns)")]
+#[command(
+    name = "darlc",
+    version,
+    about = "DARLC: cluster sparse and noisy images (spatial gene-expression patterns)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

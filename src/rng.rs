@@ -49,10 +49,22 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "a"), |r, _: u64| Some(r.random())).collect();
-        let a2: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "a"), |r, _: u64| Some(r.random())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "b"), |r, _: u64| Some(r.random())).collect();
-        let c: Vec<u64> = (0..4).map(|_| 0).scan(stream(8, "a"), |r, _: u64| Some(r.random())).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "a"), |r, _: u64| Some(r.random()))
+            .collect();
+        let a2: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "a"), |r, _: u64| Some(r.random()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "b"), |r, _: u64| Some(r.random()))
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(8, "a"), |r, _: u64| Some(r.random()))
+            .collect();
         assert_eq!(a, a2);
         assert_ne!(a, b);
         assert_ne!(a, c);

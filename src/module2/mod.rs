@@ -6,7 +6,10 @@
 
 pub mod cholesky;
 pub mod kmeans;
+pub mod laplacian;
+pub mod similarity;
 pub mod smm;
+pub mod sparse;
 pub mod special;
 
 /// ST default number of clusters `K = round(N/30)`, at least 2 ([P] §4.1.5, SPEC §10/§14).
