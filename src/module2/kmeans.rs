@@ -221,10 +221,10 @@ pub fn means(z: ArrayView2<f64>, labels: &[usize], k: usize) -> Array2<f64> {
         let mut s = sums.row_mut(l);
         s += &z.row(i);
     }
-    for j in 0..k {
-        if counts[j] > 0 {
-            let c = counts[j] as f64;
-            sums.row_mut(j).mapv_inplace(|v| v / c);
+    for (mut row, &cnt) in sums.axis_iter_mut(Axis(0)).zip(&counts) {
+        if cnt > 0 {
+            let c = cnt as f64;
+            row.mapv_inplace(|v| v / c);
         }
     }
     sums

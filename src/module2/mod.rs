@@ -5,6 +5,7 @@
 //! Laplacian, and cluster-number inference.
 
 pub mod cholesky;
+pub mod k_infer;
 pub mod kmeans;
 pub mod laplacian;
 pub mod similarity;

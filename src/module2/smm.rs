@@ -486,6 +486,7 @@ impl Smm {
                 // δ into ww first, then overwrite with w.
                 self.delta_chunk(zs.view(), r0, nb, ww);
                 let mut bad = None;
+                #[allow(clippy::needless_range_loop)]
                 for i in 0..nb {
                     let row = i * k..(i + 1) * k;
                     let mut mx = f64::NEG_INFINITY;
@@ -566,14 +567,23 @@ impl Smm {
             ));
         }
         let zs = z.as_standard_layout();
-        let rs = r.as_standard_layout();
-        let ws = w.map(|w| w.as_standard_layout().into_owned());
+        // Component-major copies [K, N] so that each component reads contiguous memory.
+        let rt = r.t().as_standard_layout().into_owned();
+        let wt = w.map(|w| w.t().as_standard_layout().into_owned());
         let zsl = zs.as_slice().expect("standard layout");
-        let rsl = rs.as_slice().expect("standard layout");
-        let wsl = ws.as_ref().map(|w| w.as_slice().expect("standard layout"));
         let updates: Vec<(f64, Array1<f64>, Array2<f64>)> = (0..k)
             .into_par_iter()
-            .map(|comp| mstep_component(zsl, n, d, rsl, wsl, k, comp, prior))
+            .map(|comp| {
+                let rk = rt.row(comp);
+                let wk = wt.as_ref().map(|w| w.row(comp));
+                mstep_component(
+                    zsl,
+                    d,
+                    rk.as_slice().expect("row"),
+                    wk.as_ref().map(|w| w.as_slice().expect("row")),
+                    prior,
+                )
+            })
             .collect();
         let denom = n as f64 + k as f64 * (prior.alpha - 1.0);
         let mut nk = Array1::<f64>::zeros(k);
@@ -707,25 +717,23 @@ fn component_log_rho(c: &CompConst, delta: f64, gaussian: bool) -> f64 {
 
 /// One component's M-step: `(N_k, μ_k, Σ_k)` (§6.7), sums over rows in index order; the scatter
 /// `Σ_i r w (z_i − μ)(z_i − μ)ᵀ` is one GEMM over the rows with `r·w ≠ 0`.
-#[allow(clippy::too_many_arguments)]
+/// `r`, `w` are this component's columns (`[N]`).
 fn mstep_component(
     z: &[f64],
-    n: usize,
     d: usize,
     r: &[f64],
     w: Option<&[f64]>,
-    k: usize,
-    comp: usize,
     prior: &SmmPrior,
 ) -> (f64, Array1<f64>, Array2<f64>) {
+    let n = r.len();
     let mut nk = 0.0;
     let mut wk = 0.0;
     let mut s = vec![0.0; d];
     let mut rows = Vec::new();
     let mut rw = Vec::new();
     for i in 0..n {
-        let ri = r[i * k + comp];
-        let v = ri * w.map_or(1.0, |w| w[i * k + comp]);
+        let ri = r[i];
+        let v = ri * w.map_or(1.0, |w| w[i]);
         nk += ri;
         wk += v;
         if v != 0.0 {
