@@ -401,9 +401,10 @@ proptest! {
     #[test]
     fn l_map_never_decreases(seed in 0u64..1_000_000, k in 2usize..5, d in 1usize..4,
                              n in 25usize..90, sep in 0.5f64..8.0, nu in 1usize..12,
-                             gaussian in any::<bool>()) {
+                             gaussian in any::<bool>(), within in any::<bool>()) {
         let (z, _) = t_mixture(seed, n, k, d, sep, nu);
-        let cfg = SmmConfig { max_iter: 25, tol: 0.0, gaussian, ..SmmConfig::new(k) };
+        let scale_prior = if within { ScalePrior::Within } else { ScalePrior::Default };
+        let cfg = SmmConfig { max_iter: 25, tol: 0.0, gaussian, scale_prior, ..SmmConfig::new(k) };
         let f = fit(z.view(), &cfg, &mut stream(seed, "kmeans++")).unwrap();
         for w in f.report.l_map.windows(2) {
             prop_assert!(w[1] >= w[0] - 1e-10 * (1.0 + w[0].abs()), "{} → {}", w[0], w[1]);

@@ -281,6 +281,19 @@ impl Smm {
                 nu.dim()
             )));
         }
+        if pi.iter().any(|&p| !(p > 0.0 && p.is_finite())) {
+            return Err(DarlcError::Numerical(
+                "SMM: mixing weights must be positive and finite".into(),
+            ));
+        }
+        if mu.iter().any(|v| !v.is_finite()) {
+            return Err(DarlcError::Numerical("SMM: a component mean is not finite".into()));
+        }
+        if !gaussian && nu.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            return Err(DarlcError::Numerical(
+                "SMM: degrees of freedom must be positive and finite".into(),
+            ));
+        }
         let mut s = Smm {
             pi,
             mu,
