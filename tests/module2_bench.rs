@@ -131,8 +131,13 @@ fn profile_kmeans_st() {
     let (n, d, k) = (18_000, 32, 600);
     let mut rng = stream(2, "bench.em");
     let centres = Array2::from_shape_fn((k, d), |_| 4.0 * (rng.random::<f64>() - 0.5));
-    let z = Array2::from_shape_fn((n, d), |(i, j)| centres[[i % k, j]] + (rng.random::<f64>() - 0.5));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let z = Array2::from_shape_fn((n, d), |(i, j)| {
+        centres[[i % k, j]] + (rng.random::<f64>() - 0.5)
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     pool.install(|| {
         let c0 = cpu_seconds();
         let km = darlc::module2::kmeans::kmeans(z.view(), k, &mut stream(1, "kmeans++")).unwrap();

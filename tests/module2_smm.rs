@@ -414,3 +414,86 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tiny_2d_estep_mstep_lmap_match_scipy() {
+    // Expected values from numpy/scipy:
+    //   z=[[0,0],[1,.5],[-.5,2],[3,1],[2.5,2.5]]; pi=[.5,.5]; mu=[[0,.5],[2.5,1.5]]
+    //   S=[[[1,.3],[.3,.8]],[[.6,-.2],[-.2,.9]]]; nu=[4,2.5]
+    //   lp[i,k]=stats.multivariate_t.logpdf(z[i],loc=mu[k],shape=S[k],df=nu[k]); r=softmax(log pi+lp)
+    //   M-step of SPEC §6.7 (np.einsum scatter) with alpha=2, m0=[1,1], k0=.01, nu0=4,
+    //   S0=[[.5,.1],[.1,.4]]; ℓ_MAP of §6.9 with np.linalg.det/inv at the initial Θ.
+    let z = array![[0.0, 0.0], [1.0, 0.5], [-0.5, 2.0], [3.0, 1.0], [2.5, 2.5]];
+    let mut smm = Smm::new(
+        array![0.5, 0.5],
+        array![[0.0, 0.5], [2.5, 1.5]],
+        Array3::from_shape_vec((2, 2, 2), vec![1.0, 0.3, 0.3, 0.8, 0.6, -0.2, -0.2, 0.9]).unwrap(),
+        array![4.0, 2.5],
+        false,
+    )
+    .unwrap();
+    let prior = SmmPrior {
+        alpha: 2.0,
+        m0: array![1.0, 1.0],
+        kappa0: 0.01,
+        nu0: 4.0,
+        s0: array![[0.5, 0.1], [0.1, 0.4]],
+    };
+    let lp_want = array![
+        [-1.9197330281455756, -6.107305237057549],
+        [-2.4111708003625614, -4.360869777057743],
+        [-3.7775973864110384, -5.907845858333113],
+        [-5.254155635077129, -1.9387179083059942],
+        [-5.0730803853652695, -2.373398173625426]
+    ];
+    let r_want = array![
+        [0.9850439772503621, 0.01495602274963803],
+        [0.875413814576039, 0.12458618542396124],
+        [0.8938085942931674, 0.1061914057068328],
+        [0.03504536493309617, 0.964954635066904],
+        [0.06299211061979475, 0.9370078893802054]
+    ];
+    let lp = smm.log_density(z.view()).unwrap();
+    let e = smm.estep(z.view()).unwrap();
+    for i in 0..5 {
+        for k in 0..2 {
+            assert!((lp[[i, k]] - lp_want[[i, k]]).abs() < 1e-13, "lp[{i},{k}]");
+            assert!((e.r[[i, k]] - r_want[[i, k]]).abs() < 1e-13, "r[{i},{k}]");
+        }
+    }
+    let l0 = smm.l_map(e.log_likelihood(), &prior);
+    assert!((l0 - (-14.050127095052654)).abs() < 1e-12, "ℓ_MAP {l0}");
+    smm.mstep(z.view(), e.r.view(), Some(e.w.view()), &prior)
+        .unwrap();
+    let pi_want = [0.5503291230960655, 0.4496708769039345];
+    let mu_want = array![
+        [0.2664074207818408, 0.6256143436801281],
+        [2.69266761863917, 1.6381503095279322]
+    ];
+    let s_want = Array3::from_shape_vec(
+        (2, 2, 2),
+        vec![
+            0.16706209709549855,
+            -0.02955093093608218,
+            -0.02955093093608218,
+            0.21294934830069817,
+            0.11664093058709057,
+            -0.02490471004440346,
+            -0.02490471004440346,
+            0.18962742301908397,
+        ],
+    )
+    .unwrap();
+    for k in 0..2 {
+        assert!((smm.pi[k] - pi_want[k]).abs() < 1e-14);
+        for a in 0..2 {
+            assert!((smm.mu[[k, a]] - mu_want[[k, a]]).abs() < 1e-14);
+            for b in 0..2 {
+                assert!(
+                    (smm.sigma[[k, a, b]] - s_want[[k, a, b]]).abs() < 1e-14,
+                    "Σ[{k},{a},{b}]"
+                );
+            }
+        }
+    }
+}

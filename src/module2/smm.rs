@@ -287,7 +287,9 @@ impl Smm {
             ));
         }
         if mu.iter().any(|v| !v.is_finite()) {
-            return Err(DarlcError::Numerical("SMM: a component mean is not finite".into()));
+            return Err(DarlcError::Numerical(
+                "SMM: a component mean is not finite".into(),
+            ));
         }
         if !gaussian && nu.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
             return Err(DarlcError::Numerical(
