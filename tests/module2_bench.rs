@@ -145,3 +145,44 @@ fn profile_kmeans_st() {
         println!("kmeans++ + Lloyd K={k} N={n}: {:.2} CPU s (1 thread), {} passes, converged {}, reseeds {}", c1 - c0, km.iters, km.converged, km.reseeds.len());
     });
 }
+
+#[test]
+#[ignore]
+fn bench_k_infer_20000() {
+    // kNN-like graph: 20,000 nodes in 40 planted groups, 15 random in-group links per node and
+    // 1 random cross link per node (weights 0.5–1 vs 0.1).
+    use darlc::module2::k_infer::infer_k;
+    use darlc::module2::sparse::Csr;
+    let (n, groups) = (20_000usize, 40usize);
+    let size = n / groups;
+    let mut rng = stream(3, "bench.kinfer");
+    let mut pairs = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let g = i / size;
+        for _ in 0..15 {
+            let j = g * size + rng.random_range(0..size);
+            if j != i {
+                pairs.insert((i.min(j), i.max(j)), 0.5 + 0.5 * rng.random::<f64>());
+            }
+        }
+        let j = rng.random_range(0..n);
+        if j != i {
+            pairs.entry((i.min(j), i.max(j))).or_insert(0.1);
+        }
+    }
+    let mut rows: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+    for (&(i, j), &w) in &pairs {
+        rows[i].push((j, w));
+        rows[j].push((i, w));
+    }
+    let s = Csr::from_rows(n, rows);
+    let t = Instant::now();
+    let res = infer_k(&s, &mut stream(3, "k_infer.lanczos")).unwrap();
+    println!(
+        "k_infer N={n}: K̂ = {} (planted {groups}), {:.1} s, components {}, λ[0..45] = {:?}",
+        res.k_hat,
+        t.elapsed().as_secs_f64(),
+        res.components,
+        &res.eigenvalues[..45]
+    );
+}
