@@ -90,7 +90,7 @@ fn profile_em_steps() {
             sigma[[c, j, j]] = 0.1;
         }
     }
-    let mut smm = Smm::new(
+    let smm = Smm::new(
         Array1::from_elem(k, 1.0 / k as f64),
         centres.clone(),
         sigma,
@@ -98,31 +98,35 @@ fn profile_em_steps() {
         false,
     )
     .unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    pool.install(|| {
-        let c0 = cpu_seconds();
-        let e = smm.estep(z.view()).unwrap();
-        let c1 = cpu_seconds();
-        let nk = smm
-            .mstep(z.view(), e.r.view(), Some(e.w.view()), &prior)
+    for threads in [1usize, 2] {
+        let mut smm = smm.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
             .unwrap();
-        let c2 = cpu_seconds();
-        smm.nu_step(&e, nk.view());
-        let c3 = cpu_seconds();
-        let l = smm.l_map(e.log_likelihood(), &prior);
-        let c4 = cpu_seconds();
-        let small = e.r.iter().filter(|&&v| v < 1e-30).count() as f64 / (n * k) as f64;
-        println!(
-            "1 thread CPU s: E {:.2}, M {:.2}, nu {:.2}, lmap {:.2}; frac r<1e-30 {small:.3}; {l}",
-            c1 - c0,
-            c2 - c1,
-            c3 - c2,
-            c4 - c3
-        );
-    });
+        pool.install(|| {
+            let t0 = Instant::now();
+            let c0 = cpu_seconds();
+            let e = smm.estep(z.view()).unwrap();
+            let (c1, t1) = (cpu_seconds(), t0.elapsed().as_secs_f64());
+            let nk = smm.mstep(z.view(), e.r.view(), Some(e.w.view()), &prior).unwrap();
+            let (c2, t2) = (cpu_seconds(), t0.elapsed().as_secs_f64());
+            smm.nu_step(&e, nk.view());
+            let c3 = cpu_seconds();
+            let l = smm.l_map(e.log_likelihood(), &prior);
+            let c4 = cpu_seconds();
+            let small = e.r.iter().filter(|&&v| v < 1e-30).count() as f64 / (n * k) as f64;
+            println!(
+                "{threads} thread(s): CPU s E {:.2}, M {:.2}, nu {:.2}, lmap {:.2}; wall E {t1:.2}, \
+                 M {:.2}; frac r<1e-30 {small:.3}; {l}",
+                c1 - c0,
+                c2 - c1,
+                c3 - c2,
+                c4 - c3,
+                t2 - t1
+            );
+        });
+    }
 }
 
 #[test]

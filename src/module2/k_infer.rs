@@ -18,6 +18,11 @@
 //! the gaps near the end of the window are approximate (Ritz values over-estimate there), while
 //! the low end of the spectrum, where well-separated cluster structure shows its gap, is exact
 //! to rounding.
+//!
+//! **Cost.** A component of n > 3·(K_max+1) nodes keeps m = 3·(K_max+1) Lanczos vectors:
+//! for N = 20,000 and K_max = 1000 that is 3003 × 20,000 f64 = 480 MB, and the
+//! re-orthogonalisation dominates (measured 312 s wall on 2 shared, busy cores for a planted
+//! 40-group graph, K̂ = 40 recovered; `tests/module2_bench.rs`).
 
 use super::sparse::Csr;
 use crate::error::{DarlcError, Result};
