@@ -9,9 +9,11 @@ use super::kmeans::{KMeansResult, kmeans};
 use super::special::{ln_gamma, ln_minus_digamma};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
+use crate::io::TensorFile;
 use crate::rng::Stream;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
+use std::path::Path;
 
 /// Rows per E-step task (fixed: results never depend on the thread count).
 const CHUNK: usize = 128;
@@ -721,6 +723,58 @@ impl Smm {
     }
 }
 
+impl Smm {
+    /// Store Θ in a tensor file under the SPEC §18 names `smm.pi [K]`, `smm.mu [K,d]`,
+    /// `smm.sigma [K,d,d]`, `smm.chol [K,d,d]`, `smm.nu [K]` (f64; +∞ for Gaussian components)
+    /// and metadata `smm.gaussian`, `smm.jitter_used` ("true"/"false").
+    pub fn insert_into(&self, tf: &mut TensorFile) {
+        tf.insert_float("smm.pi", self.pi.clone().into_dyn());
+        tf.insert_float("smm.mu", self.mu.clone().into_dyn());
+        tf.insert_float("smm.sigma", self.sigma.clone().into_dyn());
+        tf.insert_float("smm.chol", self.chol.clone().into_dyn());
+        tf.insert_float("smm.nu", self.nu.clone().into_dyn());
+        tf.metadata
+            .insert("smm.gaussian".into(), self.gaussian.to_string());
+        tf.metadata
+            .insert("smm.jitter_used".into(), self.jitter_used.to_string());
+    }
+
+    /// Read Θ written by [`Smm::insert_into`] (`path` names the file in errors); the Cholesky
+    /// factors are recomputed from `smm.sigma`.
+    pub fn from_tensor_file(tf: &TensorFile, path: &Path) -> Result<Smm> {
+        let get = |name: &str| -> Result<ndarray::ArrayD<f64>> { Ok(tf.get(name, path)?.to_f64()) };
+        let shape_err = |name: &str| {
+            DarlcError::format(path, None, format!("tensor `{name}` has the wrong rank"))
+        };
+        let pi = get("smm.pi")?
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|_| shape_err("smm.pi"))?;
+        let mu = get("smm.mu")?
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|_| shape_err("smm.mu"))?;
+        let sigma = get("smm.sigma")?
+            .into_dimensionality::<ndarray::Ix3>()
+            .map_err(|_| shape_err("smm.sigma"))?;
+        let nu = get("smm.nu")?
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|_| shape_err("smm.nu"))?;
+        let gaussian = tf.metadata.get("smm.gaussian").is_some_and(|v| v == "true");
+        Smm::new(pi, mu, sigma, nu, gaussian)
+    }
+}
+
+impl SmmPrior {
+    /// Store the prior as `smm.prior.{alpha, m0, kappa0, nu0, s0}` (scalars as shape `[]`).
+    pub fn insert_into(&self, tf: &mut TensorFile) {
+        let scalar = |v: f64| ndarray::arr0(v).into_dyn();
+        tf.insert_float("smm.prior.alpha", scalar(self.alpha));
+        tf.insert_float("smm.prior.m0", self.m0.clone().into_dyn());
+        tf.insert_float("smm.prior.kappa0", scalar(self.kappa0));
+        tf.insert_float("smm.prior.nu0", scalar(self.nu0));
+        tf.insert_float("smm.prior.s0", self.s0.clone().into_dyn());
+    }
+}
+
 #[inline]
 fn component_log_rho(c: &CompConst, delta: f64, gaussian: bool) -> f64 {
     if gaussian {
@@ -866,6 +920,35 @@ pub fn fit(z: ArrayView2<f64>, cfg: &SmmConfig, rng: &mut Stream) -> Result<SmmF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensor_file_roundtrip() {
+        use ndarray::array;
+        let smm = Smm::new(
+            array![0.25, 0.75],
+            array![[0.0, 1.0], [2.0, -1.0]],
+            Array3::from_shape_vec((2, 2, 2), vec![1.0, 0.2, 0.2, 0.5, 2.0, 0.0, 0.0, 3.0])
+                .unwrap(),
+            array![3.0, 150.0],
+            false,
+        )
+        .unwrap();
+        let mut tf = TensorFile::new();
+        smm.insert_into(&mut tf);
+        let path = Path::new("mem.safetensors");
+        let back = Smm::from_tensor_file(
+            &TensorFile::from_bytes(&tf.to_bytes().unwrap(), path).unwrap(),
+            path,
+        )
+        .unwrap();
+        assert_eq!(back.pi, smm.pi);
+        assert_eq!(back.mu, smm.mu);
+        assert_eq!(back.sigma, smm.sigma);
+        assert_eq!(back.chol, smm.chol);
+        assert_eq!(back.nu, smm.nu);
+        assert!(!back.gaussian);
+        assert!(Smm::from_tensor_file(&TensorFile::new(), path).is_err());
+    }
 
     #[test]
     fn nu_bisection_edges() {
