@@ -203,6 +203,9 @@ fn em_recovers_separated_t_mixture_and_invariants_hold() {
     let cfg = SmmConfig::new(4);
     let f = fit(z.view(), &cfg, &mut stream(5, "kmeans++")).unwrap();
     let labels = argmax_rows(&f.report.estep.r);
+    let (labels2, conf) = f.report.estep.labels();
+    assert_eq!(labels, labels2);
+    assert!(conf.iter().all(|&c| (0.25..=1.0).contains(&c)));
     let agree = perm_agreement(&labels, &truth, 4);
     assert!(agree > 0.97, "agreement {agree}");
     assert!(!f.report.jitter_used);

@@ -192,6 +192,24 @@ impl EStep {
         out
     }
 
+    /// Hard labels `argmax_k r_ik` (ties → lower k) and their confidence `max_k r_ik` (§1 step 7,
+    /// §13 `clusters.csv`).
+    pub fn labels(&self) -> (Vec<usize>, Vec<f64>) {
+        self.ln_q
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let mut best = 0;
+                for (k, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = k;
+                    }
+                }
+                (best, row[best].exp())
+            })
+            .unzip()
+    }
+
     /// `Σ_i ln p(z_i|Θ)`, summed in row order.
     pub fn log_likelihood(&self) -> f64 {
         self.lse.iter().fold(0.0, |s, v| s + v)
@@ -557,8 +575,11 @@ impl Smm {
         for k in 0..self.k() {
             let l = self.chol.index_axis(Axis(0), k);
             let dm = &self.mu.row(k) - &prior.m0;
-            total += (prior.alpha - 1.0) * self.pi[k].ln()
-                - 0.5 * (prior.nu0 + d + 2.0) * log_det(l)
+            // (α − 1) ln π_k with 0·ln 0 := 0 (α = 1 lets an empty component reach π_k = 0).
+            if prior.alpha != 1.0 {
+                total += (prior.alpha - 1.0) * self.pi[k].ln();
+            }
+            total += -0.5 * (prior.nu0 + d + 2.0) * log_det(l)
                 - 0.5 * trace_inv_times(l, prior.s0.view())
                 - 0.5 * prior.kappa0 * mahalanobis(l, dm.view());
         }
@@ -581,6 +602,15 @@ impl Smm {
         if r.dim() != (n, k) || w.is_some_and(|w| w.dim() != (n, k)) {
             return Err(DarlcError::Data(
                 "M-step: responsibilities have the wrong shape".into(),
+            ));
+        }
+        if !(prior.alpha >= 1.0) {
+            return Err(DarlcError::param(
+                "smm.alpha",
+                format!(
+                    "the Dirichlet concentration must be ≥ 1, got {}",
+                    prior.alpha
+                ),
             ));
         }
         let zs = z.as_standard_layout();
