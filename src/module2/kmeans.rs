@@ -182,21 +182,26 @@ pub fn lloyd(z: ArrayView2<f64>, centres: Array2<f64>) -> Result<KMeansResult> {
         for &l in &labels {
             counts[l] += 1;
         }
-        for j in 0..k {
-            if counts[j] == 0 {
-                // Farthest row from its current centre, ties → lowest index.
-                let mut far = 0;
-                for i in 1..n {
-                    if dist[i] > dist[far] {
-                        far = i;
-                    }
-                }
-                counts[labels[far]] -= 1;
-                labels[far] = j;
-                counts[j] = 1;
-                dist[far] = 0.0;
-                reseeds.push((iters, j, far));
+        // Lowest-index empty cluster first; a donor emptied by a re-seed is handled in turn
+        // (at most k re-seeds per pass, so degenerate data cannot loop forever).
+        let mut budget = k;
+        while let Some(j) = (0..k).find(|&j| counts[j] == 0) {
+            if budget == 0 {
+                break;
             }
+            budget -= 1;
+            // Farthest row from its current centre, ties → lowest index.
+            let mut far = 0;
+            for i in 1..n {
+                if dist[i] > dist[far] {
+                    far = i;
+                }
+            }
+            counts[labels[far]] -= 1;
+            labels[far] = j;
+            counts[j] = 1;
+            dist[far] = 0.0;
+            reseeds.push((iters, j, far));
         }
         centres = means(z, &labels, k);
     }
@@ -285,6 +290,20 @@ mod tests {
         l.sort();
         assert_eq!(l, vec![0, 1, 2]);
         assert!(kmeans(z.view(), 4, &mut stream(1, "kmeans++")).is_err());
+    }
+
+    #[test]
+    fn more_clusters_than_distinct_points_terminates() {
+        // Two distinct values, K = 3: a duplicate must serve as a centre; assignment ties go to
+        // the lower centre, so a cluster empties and is re-seeded every pass. Lloyd must still
+        // stop (no change or the 300-pass cap) with valid labels and finite centres.
+        let z = ndarray::array![[0.0], [0.0], [0.0], [1.0], [1.0]];
+        let r = kmeans(z.view(), 3, &mut stream(2, "kmeans++")).unwrap();
+        assert!(r.iters <= LLOYD_MAX_ITER);
+        assert!(r.labels.iter().all(|&l| l < 3));
+        assert!(r.centres.iter().all(|v| v.is_finite()));
+        let r2 = kmeans(z.view(), 3, &mut stream(2, "kmeans++")).unwrap();
+        assert_eq!(r.labels, r2.labels);
     }
 
     #[test]
