@@ -500,3 +500,23 @@ fn tiny_2d_estep_mstep_lmap_match_scipy() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The bisection of §6.8 returns a root to |f| ≤ 1e-8 whenever the root is interior, and
+    /// respects the edge rules otherwise. `g = mean(ln w − w) ≤ −1` always (ln x − x ≤ −1).
+    #[test]
+    fn nu_bisection_root(g in -6.0f64..-1.0, nu_old in 1.0f64..200.0, d in 1usize..65) {
+        let d = d as f64;
+        let nu = darlc::module2::smm::solve_nu(g, nu_old, d);
+        let f = nu_equation(nu, g, nu_old, d);
+        if nu > NU_MIN && nu < NU_MAX {
+            prop_assert!(f.abs() <= 1e-8, "f({nu}) = {f:e}");
+        } else if nu == NU_MAX {
+            prop_assert!(f >= 0.0);
+        } else {
+            prop_assert!(nu == NU_MIN && f <= 0.0);
+        }
+    }
+}
