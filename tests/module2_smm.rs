@@ -520,3 +520,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn grad_l_lh_matches_central_differences() {
+    // SPEC §17 harness: h = 1e-6·max(1, |θ|), pass if |g_fd − g| ≤ 1e-7·max(1, |f|) + 1e-5·|g_fd|.
+    for gaussian in [false, true] {
+        let (z, _) = t_mixture(21, 12, 3, 3, 2.0, 4);
+        let f = fit(
+            z.view(),
+            &SmmConfig {
+                max_iter: 5,
+                gaussian,
+                ..SmmConfig::new(3)
+            },
+            &mut stream(21, "kmeans++"),
+        )
+        .unwrap();
+        let smm = f.smm;
+        let l_lh = |z: &Array2<f64>| -smm.estep(z.view()).unwrap().log_likelihood() / 12.0;
+        let g = smm.grad_l_lh(z.view()).unwrap();
+        let f0 = l_lh(&z);
+        for i in 0..12 {
+            for j in 0..3 {
+                let h = 1e-6 * z[[i, j]].abs().max(1.0);
+                let mut zp = z.clone();
+                zp[[i, j]] += h;
+                let mut zm = z.clone();
+                zm[[i, j]] -= h;
+                let fd = (l_lh(&zp) - l_lh(&zm)) / (2.0 * h);
+                let tol = 1e-7 * f0.abs().max(1.0) + 1e-5 * fd.abs();
+                assert!(
+                    (fd - g[[i, j]]).abs() <= tol,
+                    "({i},{j}) fd {fd} vs {}",
+                    g[[i, j]]
+                );
+            }
+        }
+    }
+}

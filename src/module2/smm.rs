@@ -4,7 +4,10 @@
 //! parallel loop works on fixed row chunks (E-step) or on independent components (M-step, ν-step)
 //! and combines sequentially, so results are bit-identical for any number of threads.
 
-use super::cholesky::{CholeskyFactor, cholesky_jitter, log_det, mahalanobis, trace_inv_times};
+use super::cholesky::{
+    CholeskyFactor, back_solve_t, cholesky_jitter, forward_solve, log_det, mahalanobis,
+    trace_inv_times,
+};
 use super::kmeans::{KMeansResult, kmeans};
 use super::special::{ln_gamma, ln_minus_digamma};
 use crate::error::{DarlcError, Result};
@@ -790,6 +793,52 @@ impl Smm {
             .map_err(|_| shape_err("smm.nu"))?;
         let gaussian = tf.metadata.get("smm.gaussian").is_some_and(|v| v == "true");
         Smm::new(pi, mu, sigma, nu, gaussian)
+    }
+}
+
+impl Smm {
+    /// `g_ik = w_ik Σ_k⁻¹ (z_i − μ_k)` for one row `z` (SPEC §11; `∂ ln St(z|θ_k)/∂z = −g_ik`),
+    /// `[K, d]`, via two triangular solves per component (`w ≡ 1` when Gaussian).
+    pub fn g_row(&self, z: ArrayView1<f64>) -> Array2<f64> {
+        let (k, d) = (self.k(), self.d());
+        let mut g = Array2::<f64>::zeros((k, d));
+        for comp in 0..k {
+            let l = self.chol.index_axis(Axis(0), comp);
+            let mut y = &z - &self.mu.row(comp);
+            forward_solve(l, y.view_mut());
+            let delta = y.iter().map(|v| v * v).sum::<f64>().max(0.0);
+            back_solve_t(l, y.view_mut());
+            let w = if self.gaussian {
+                1.0
+            } else {
+                (self.nu[comp] + d as f64) / (self.nu[comp] + delta)
+            };
+            g.row_mut(comp).assign(&(y * w));
+        }
+        g
+    }
+
+    /// Exact gradient of `L_LH = −(1/N) Σ_i LSE_k ln ρ_ik` (Eq. 18) w.r.t. `Z`:
+    /// `∂L_LH/∂z_i = (1/N) Σ_k q_ik g_ik` (§11), `[N, d]` — an autodiff-free cross-check.
+    pub fn grad_l_lh(&self, z: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let e = self.estep(z)?;
+        let (n, d) = z.dim();
+        let mut out = vec![0.0; n * d];
+        out.par_chunks_mut(CHUNK * d.max(1))
+            .enumerate()
+            .for_each(|(c, dst)| {
+                for (r, row) in dst.chunks_mut(d.max(1)).enumerate() {
+                    let i = c * CHUNK + r;
+                    let g = self.g_row(z.row(i));
+                    for (comp, gk) in g.axis_iter(Axis(0)).enumerate() {
+                        let q = e.r[[i, comp]];
+                        for (o, v) in row.iter_mut().zip(gk.iter()) {
+                            *o += q * v / n as f64;
+                        }
+                    }
+                }
+            });
+        Ok(Array2::from_shape_vec((n, d), out).expect("shape"))
     }
 }
 
