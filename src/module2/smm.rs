@@ -607,7 +607,7 @@ impl Smm {
                 "M-step: responsibilities have the wrong shape".into(),
             ));
         }
-        if !(prior.alpha >= 1.0) {
+        if prior.alpha.is_nan() || prior.alpha < 1.0 {
             return Err(DarlcError::param(
                 "smm.alpha",
                 format!(
