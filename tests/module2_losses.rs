@@ -197,11 +197,12 @@ fn small_graph() -> Csr {
         }
         offsets.push(cols.len());
     }
-    SparseSym {
-        n,
-        offsets,
-        cols,
-        vals,
+    Csr {
+        n_rows: n,
+        n_cols: n,
+        indptr: offsets,
+        indices: cols,
+        values: vals,
     }
 }
 
