@@ -10,6 +10,7 @@ pub mod k_infer;
 pub mod kmeans;
 pub mod laplacian;
 pub mod losses;
+pub mod pca;
 pub mod projection;
 pub mod similarity;
 pub mod smm;
