@@ -1,8 +1,16 @@
 //! Module II: projection head, Student's t mixture MAP-EM, self-paced losses (SPEC §5–§11).
 //!
-//! Non-differentiable numerics (plain f64, no tape): special functions, small Cholesky
-//! factorisations, k-means++ initialisation, the SMM MAP-ECM, the seeding similarity with its
-//! Laplacian, and cluster-number inference.
+//! Non-differentiable numerics (plain f64, no tape):
+//!
+//! * [`special`] — `lnΓ`, ψ, ψ₁, `ln x − ψ(x)` (§16);
+//! * [`cholesky`] — small SPD factorisations with the jitter rule, triangular solves (§16);
+//! * [`kmeans`] — k-means++ from a named stream + Lloyd with re-seeding (§6.5);
+//! * [`smm`] — the Student's t mixture: E-step, MAP M-step, ν CM-step, ℓ_MAP, EM, `fit` (§6);
+//! * [`similarity`] / [`sparse`] / [`laplacian`] — Pearson kNN seeding graph, CSR, `L_sym` (§7);
+//! * [`k_infer`] — eigengap cluster-number inference on `A + A²` (§10).
+//!
+//! Every parallel loop runs over fixed chunks (or independent components) and combines in a fixed
+//! order, so all outputs are bit-identical for any number of rayon threads.
 
 pub mod cholesky;
 pub mod k_infer;
