@@ -1,5 +1,5 @@
 //! Cluster-number inference by the eigengap of the normalised Laplacian of the enhanced
-//! similarity `A + A·A` (SPEC §10, Eq. 23–25, [scDML], [vLux]).
+//! similarity `A + A·A` (SPEC §10, Eq. 23–25, \[scDML\], \[vLux\]).
 //!
 //! Never forms a dense N×N matrix for large N. The graph is split into connected components
 //! (the spectrum of `L_norm` is the union of the components' spectra; an isolated node

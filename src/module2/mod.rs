@@ -21,7 +21,7 @@ pub mod smm;
 pub mod sparse;
 pub mod special;
 
-/// ST default number of clusters `K = round(N/30)`, at least 2 ([P] §4.1.5, SPEC §10/§14).
+/// ST default number of clusters `K = round(N/30)`, at least 2 (\[P\] §4.1.5, SPEC §10/§14).
 pub fn k_default_st(n: usize) -> usize {
     ((n as f64 / 30.0).round() as usize).max(2)
 }
