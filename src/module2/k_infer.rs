@@ -468,7 +468,7 @@ fn last_eigvec_component(alpha: &[f64], beta: &[f64], theta: f64) -> f64 {
             dd[i + 1] = t - f * dd[i + 1];
             if i + 2 < n {
                 du2[i] = du[i + 1];
-                du[i + 1] = -f * du[i + 1];
+                du[i + 1] *= -f;
             }
         }
     }
