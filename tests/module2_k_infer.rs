@@ -2,7 +2,7 @@
 //! enhanced similarity against a dense computation, and K̂ on block-structured graphs.
 
 use darlc::module2::k_infer::{
-    connected_components, eigengap, enhanced_similarity, infer_k, jacobi_eigenvalues,
+    connected_components, eigengap, enhanced_similarity, infer_k, jacobi_eigenvalues, lanczos_ritz,
     lanczos_smallest, smallest_laplacian_eigenvalues, tridiagonal_smallest,
 };
 use darlc::module2::laplacian::LaplacianSym;
@@ -146,7 +146,24 @@ fn lanczos_full_equals_dense_on_300_nodes() {
     // Truncated Lanczos (m = 3·count) for the smallest 30: measured accuracy is reported; the
     // assertion bounds are what the test measured on this graph with margin ×100.
     let count = 30;
-    let part = lanczos_smallest(|x, y| lap.apply_vec(x, y), 300, count, 3 * count, &mut lrng);
+    let ritz = lanczos_ritz(|x, y| lap.apply_vec(x, y), 300, count, 3 * count, &mut lrng);
+    let part = ritz.values.clone();
+    // The residual bound holds: each Ritz value has an eigenvalue within its residual, and the
+    // residual is small exactly where the value has converged.
+    for (&theta, &res) in part.iter().zip(&ritz.residuals) {
+        let nearest = dense
+            .iter()
+            .map(|&l| (l - theta).abs())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            nearest <= res * (1.0 + 1e-6) + 1e-10,
+            "θ {theta}: nearest {nearest:e} > residual {res:e}"
+        );
+    }
+    let res_s: Vec<String> = ritz.residuals.iter().map(|e| format!("{e:.1e}")).collect();
+    eprintln!("residual bounds: {res_s:?}");
+    assert!(ritz.residuals[..18].iter().all(|&r| r < 1e-5));
+    assert!(ritz.residuals[24..].iter().any(|&r| r > 1e-3));
     let errs: Vec<f64> = dense.iter().zip(&part).map(|(a, b)| b - a).collect();
     let errs_s: Vec<String> = errs.iter().map(|e| format!("{e:.1e}")).collect();
     eprintln!("truncated Lanczos errors (λ_k^Ritz − λ_k), k = 1..30: {errs_s:?}");
@@ -160,8 +177,10 @@ fn lanczos_full_equals_dense_on_300_nodes() {
     assert!(errs[24..].iter().all(|&e| e < 0.15), "{errs:?}");
     // The whole-graph solver (dense path here, one component of 300 > DENSE_MAX → Lanczos with
     // m = N) agrees with Jacobi.
-    let (ev, comps) = smallest_laplacian_eigenvalues(&st, 300, &mut lrng);
+    let (ritz, comps) = smallest_laplacian_eigenvalues(&st, 300, &mut lrng);
+    let ev = ritz.values;
     assert_eq!(comps, 1);
+    assert!(ritz.residuals.iter().all(|&r| r == 0.0)); // m = N: complete Krylov space
     let err = dense
         .iter()
         .zip(&ev)
@@ -197,6 +216,7 @@ fn k_hat_equals_block_count() {
         );
         assert_eq!(res.k_max, blocks * size - 1);
         assert_eq!(res.eigenvalues.len(), res.k_max + 1);
+        assert_eq!(res.residuals.len(), res.k_max + 1);
         assert!(res.eigenvalues.windows(2).all(|w| w[0] <= w[1]));
         assert!(
             res.eigenvalues

@@ -8,7 +8,7 @@ use ndarray::Array2;
 use rand::Rng;
 
 /// Sparse-ish random images with planted groups, two zero-variance rows (5: all zero, 11: all
-/// 3.0) and an exact duplicate pair (20 = 21) so that ties occur.
+/// 3.0) and an exact duplicate pair (20 = 21) so that ties occur (when n > 21).
 fn images(n: usize, n_pix: usize, seed: u64) -> Array2<f64> {
     let mut rng = stream(seed, "test.images");
     let mut y = Array2::<f64>::zeros((n, n_pix));
@@ -22,10 +22,12 @@ fn images(n: usize, n_pix: usize, seed: u64) -> Array2<f64> {
             }
         }
     }
-    y.row_mut(5).fill(0.0);
-    y.row_mut(11).fill(3.0);
-    let r20 = y.row(20).to_owned();
-    y.row_mut(21).assign(&r20);
+    if n > 21 {
+        y.row_mut(5).fill(0.0);
+        y.row_mut(11).fill(3.0);
+        let r20 = y.row(20).to_owned();
+        y.row_mut(21).assign(&r20);
+    }
     y
 }
 
@@ -178,4 +180,22 @@ fn laplacian_apply_equals_dense() {
     let z32 = z.mapv(|v| v as f32);
     let tr32 = lap.trace_quadratic(z32.view()).unwrap();
     assert!((tr32 - tr).abs() < 1e-5 * (1.0 + tr));
+}
+
+#[test]
+fn tiny_inputs_and_errors() {
+    // N = 5 < k + 1: every row gets the other 4 rows.
+    let y = images(5, 12, 6);
+    let knn = darlc::module2::similarity::pearson_knn(y.view(), 15).unwrap();
+    assert!(knn.iter().all(|l| l.len() == 4));
+    // N = 1: no neighbours, empty S.
+    let one = images(1, 12, 7);
+    let s = seeding_similarity(one.view(), 15).unwrap();
+    assert_eq!((s.n_rows, s.nnz()), (1, 0));
+    // Non-finite pixels and zero-pixel images are errors, not NaN similarities.
+    let mut bad = images(8, 12, 8);
+    bad[[3, 4]] = f64::NAN;
+    assert!(seeding_similarity(bad.view(), 15).is_err());
+    let empty = Array2::<f64>::zeros((4, 0));
+    assert!(seeding_similarity(empty.view(), 15).is_err());
 }

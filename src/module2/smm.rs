@@ -304,6 +304,11 @@ impl Smm {
                 nu.dim()
             )));
         }
+        if k == 0 || d == 0 {
+            return Err(DarlcError::Data(format!(
+                "SMM needs K ≥ 1 components of dimension d ≥ 1 (got K = {k}, d = {d})"
+            )));
+        }
         if pi.iter().any(|&p| !(p > 0.0 && p.is_finite())) {
             return Err(DarlcError::Numerical(
                 "SMM: mixing weights must be positive and finite".into(),
