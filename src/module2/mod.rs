@@ -15,6 +15,7 @@
 //! Every parallel loop runs over fixed chunks (or independent components) and combines in a fixed
 //! order, so all outputs are bit-identical for any number of rayon threads.
 
+pub mod baselines;
 pub mod cholesky;
 pub mod k_infer;
 pub mod kmeans;

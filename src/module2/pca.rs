@@ -53,9 +53,18 @@ pub fn jacobi_eigh(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let n = a.nrows();
     let mut m = a.clone();
     let mut v = Array2::<f64>::eye(n);
-    let norm: f64 = m.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    let norm: f64 = m
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[[i, j]] * m[[i, j]]).sum::<f64>().sqrt();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[[i, j]] * m[[i, j]])
+            .sum::<f64>()
+            .sqrt();
         if off <= 1e-15 * norm {
             break;
         }
@@ -103,7 +112,9 @@ pub fn jacobi_eigh(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
 pub fn pca(x: ArrayView2<f64>, q: usize, rng: &mut Stream) -> Result<Pca> {
     let (n, p) = x.dim();
     if n < 2 || p == 0 {
-        return Err(DarlcError::Data(format!("PCA needs at least 2 rows and 1 column; got {n}×{p}")));
+        return Err(DarlcError::Data(format!(
+            "PCA needs at least 2 rows and 1 column; got {n}×{p}"
+        )));
     }
     let q = q.min(n - 1).min(p);
     let l = (q + 10).min(p).min(n);
@@ -158,7 +169,11 @@ pub fn pca(x: ArrayView2<f64>, q: usize, rng: &mut Stream) -> Result<Pca> {
         components.row_mut(k).assign(&row);
         explained.push(lam / (n - 1) as f64);
     }
-    Ok(Pca { mean, components, explained_variance: explained })
+    Ok(Pca {
+        mean,
+        components,
+        explained_variance: explained,
+    })
 }
 
 #[cfg(test)]
@@ -174,7 +189,9 @@ mod tests {
         let (vals, vecs) = jacobi_eigh(&a);
         assert!((vals[0] - 3.0).abs() < 1e-14 && (vals[1] - 1.0).abs() < 1e-14);
         assert!((vecs[[0, 0]].abs() - 0.5f64.sqrt()).abs() < 1e-14);
-        let back = vecs.dot(&Array2::from_diag(&ndarray::arr1(&vals))).dot(&vecs.t());
+        let back = vecs
+            .dot(&Array2::from_diag(&ndarray::arr1(&vals)))
+            .dot(&vecs.t());
         assert!((back - a).iter().all(|e| e.abs() < 1e-13));
     }
 
@@ -222,6 +239,9 @@ mod tests {
         assert!(s.column(0).dot(&s.column(1)).abs() < 1e-6 * n as f64);
         // Deterministic.
         let mut r3 = rng::stream(3, "pca.fit");
-        assert_eq!(pca(x.view(), 2, &mut r3).unwrap().components, fit.components);
+        assert_eq!(
+            pca(x.view(), 2, &mut r3).unwrap().components,
+            fit.components
+        );
     }
 }
