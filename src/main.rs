@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: images → smoothing → warm-up → joint training → clusters (or a baseline).
+    Run(darlc::pipeline::cli::RunArgs),
     /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
     /// genes.csv, spots.csv, report.json.
     Images(darlc::data::cli::ImagesArgs),
@@ -30,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: darlc::Result<()> = match cli.command {
+        Command::Run(a) => darlc::pipeline::cli::run_cmd(a),
         Command::Images(a) => darlc::data::cli::run_images(a),
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
