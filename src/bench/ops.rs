@@ -263,7 +263,11 @@ pub fn format_report(r: &OpsReport) -> String {
         "tape overhead, one-element add ({} ops): {:.3} µs/op forward (bar ≤ 2 µs: {}), {:.3} µs/node backward\n",
         r.tiny_ops,
         r.tiny_add_us,
-        if r.tiny_add_us <= 2.0 { "met" } else { "MISSED" },
+        if r.tiny_add_us <= 2.0 {
+            "met"
+        } else {
+            "MISSED"
+        },
         r.tiny_backward_us
     );
     s
