@@ -15,6 +15,7 @@
 pub mod augment;
 pub mod autodiff;
 pub mod bench;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
