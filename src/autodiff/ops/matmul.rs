@@ -266,4 +266,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros_in_uninitialised_outputs() {
+        // Outputs are allocated uninitialised; with k = 0 every element must still be written
+        // (an empty sum is 0).
+        let a = Array2::<f64>::zeros((3, 0));
+        let b = Array2::<f64>::zeros((0, 4));
+        assert_eq!(matmul(a.view(), b.view()), Array2::<f64>::zeros((3, 4)));
+        let a3 = Array3::<f32>::zeros((2, 3, 0));
+        let b3 = Array3::<f32>::zeros((2, 0, 5));
+        assert_eq!(
+            batch_matmul(a3.view(), b3.view(), false, false),
+            Array3::<f32>::zeros((2, 3, 5))
+        );
+    }
 }
