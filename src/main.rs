@@ -18,6 +18,12 @@ struct Cli {
 enum Command {
     /// The main job: images → smoothing → warm-up → joint training → clusters (or a baseline).
     Run(darlc::pipeline::cli::RunArgs),
+    /// Golden fixtures: regenerate or check (SPEC §18).
+    Fixtures(darlc::fixtures::cli::FixturesArgs),
+    /// Compare another backend's outputs with a reference golden set.
+    Verify(darlc::fixtures::cli::VerifyArgs),
+    /// Performance figures (prints, does not assert).
+    Bench(darlc::bench::cli::BenchArgs),
     /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
     /// genes.csv, spots.csv, report.json.
     Images(darlc::data::cli::ImagesArgs),
@@ -30,9 +36,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Keep freed memory in the process for reuse: the tape allocates and frees tens of MB per
+    // op, and glibc would otherwise map and unmap (and page-fault) every block (see bench::alloc).
+    darlc::bench::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let result: darlc::Result<()> = match cli.command {
         Command::Run(a) => darlc::pipeline::cli::run_cmd(a),
+        Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
+        Command::Verify(a) => darlc::fixtures::cli::verify(a),
+        Command::Bench(a) => darlc::bench::cli::bench(a),
         Command::Images(a) => darlc::data::cli::run_images(a),
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
