@@ -43,7 +43,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         BenchWhich::Ingest { dir } => {
             let first = crate::data::bench::ingest_benchmark(&dir)?;
             // Measure on a warm page cache: a second load after the (possible) simulation.
-            let r = if first.simulated { crate::data::bench::ingest_benchmark(&dir)? } else { first };
+            let r = if first.simulated {
+                crate::data::bench::ingest_benchmark(&dir)?
+            } else {
+                first
+            };
             println!(
                 "ingest: {} images of {}×{} from {} spots in {:.2} s; peak RSS {} (bar: ≤ 10 s, ≤ 2 GB)",
                 r.images,
@@ -51,7 +55,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 r.width,
                 r.spots,
                 r.seconds,
-                r.peak_rss_bytes.map_or("unknown".to_string(), |b| format!("{:.0} MB", b as f64 / 1e6)),
+                r.peak_rss_bytes.map_or("unknown".to_string(), |b| format!(
+                    "{:.0} MB",
+                    b as f64 / 1e6
+                )),
             );
             Ok(())
         }
