@@ -112,9 +112,8 @@ pub fn read_pairs(
         let rec = rec.map_err(|e| csv_err(path, e))?;
         let line = rec.position().map(|p| p.line() as usize);
         let field = |c: usize, name: &str| {
-            rec.get(c).ok_or_else(|| {
-                DarlcError::format(path, line, format!("missing column `{name}`"))
-            })
+            rec.get(c)
+                .ok_or_else(|| DarlcError::format(path, line, format!("missing column `{name}`")))
         };
         let (ga, gb, lab) = (
             field(ca, "gene_a")?,
@@ -257,14 +256,7 @@ impl ProbeMlp {
     /// (in that order), Xavier-uniform weights from `r`, zero biases.
     pub fn new(d_in: usize, hidden: usize, r: &mut Stream) -> Self {
         let mut store = ParamStore::new();
-        let l1 = Linear::with_names(
-            &mut store,
-            "probe.W_1",
-            Some("probe.b_1"),
-            d_in,
-            hidden,
-            r,
-        );
+        let l1 = Linear::with_names(&mut store, "probe.W_1", Some("probe.b_1"), d_in, hidden, r);
         let l2 = Linear::with_names(&mut store, "probe.W_2", Some("probe.b_2"), hidden, 1, r);
         ProbeMlp { store, l1, l2 }
     }
@@ -439,9 +431,12 @@ pub fn train_mlp(
         let (mut total, mut batches) = (0.0, 0);
         for batch in order.chunks(bs) {
             let xb = x.select(Axis(0), batch);
-            let yb = Array2::from_shape_fn((batch.len(), 1), |(i, _)| {
-                if y[batch[i]] { 1.0 } else { 0.0 }
-            });
+            let yb = Array2::from_shape_fn(
+                (batch.len(), 1),
+                |(i, _)| {
+                    if y[batch[i]] { 1.0 } else { 0.0 }
+                },
+            );
             let mut t = Tape::new();
             let p = mlp.store.bind(&mut t);
             let xv = t.constant(xb.into_dyn());
@@ -706,7 +701,7 @@ mod tests {
             .iter()
             .zip(&ys)
             .map(|(&x, &y)| {
-                let s = 1.0 / (1.0 + (-x as f64).exp());
+                let s = 1.0 / (1.0 + (-x).exp());
                 -(y * s.ln() + (1.0 - y) * (1.0 - s).ln())
             })
             .sum::<f64>()
