@@ -270,6 +270,17 @@ fn auroc_on_hand_computed_cases() {
     // = ½, (0.5, 0.2) = 1, (0.9, 0.5) = 1, (0.9, 0.2) = 1 → 3.5 / 4 = 0.875.
     let a = auroc(&[0.5, 0.5, 0.2, 0.9], &[true, false, false, true]).unwrap();
     assert!((a - 0.875).abs() < 1e-15);
+    // Many ties, cross-checked with scikit-learn 1.9.1:
+    //   roc_auc_score([1,0,0,1,0,1,0,1,1,0,1,0],
+    //                 [.3,.1,.3,.7,.7,.7,.2,.9,.1,.3,.5,.5]) == 0.6944444444444445 (= 25/36)
+    let a = auroc(
+        &[0.3, 0.1, 0.3, 0.7, 0.7, 0.7, 0.2, 0.9, 0.1, 0.3, 0.5, 0.5],
+        &[
+            true, false, false, true, false, true, false, true, true, false, true, false,
+        ],
+    )
+    .unwrap();
+    assert!((a - 25.0 / 36.0).abs() < 1e-15, "{a}");
     // All scores tied → 0.5; one class only → undefined.
     assert_eq!(auroc(&[1.0, 1.0, 1.0], &[true, false, false]), Some(0.5));
     assert_eq!(auroc(&[0.1, 0.2], &[true, true]), None);
