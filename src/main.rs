@@ -33,6 +33,8 @@ enum Command {
     Eval(darlc::eval::cli::EvalArgs),
     /// Leiden communities of a kNN graph of embeddings.
     Leiden(darlc::eval::cli::LeidenArgs),
+    /// Gene-pair interaction probe: k-fold accuracy of an MLP on labelled gene pairs.
+    Probe(darlc::eval::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
+        Command::Probe(args) => darlc::eval::probe::probe_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
