@@ -171,6 +171,11 @@ impl<T: Float> Tape<T> {
         assert_eq!(a.len(), 1, "scalar() on a node with {} elements", a.len());
         *a.iter().next().expect("one element")
     }
+    /// Drop every node from `len` on, keeping the first `len` (e.g. a large constant input reused
+    /// across training steps without copying it into a fresh tape each step).
+    pub fn truncate(&mut self, len: usize) {
+        self.nodes.truncate(len);
+    }
     /// A node (for printing or study).
     pub fn node(&self, v: Var) -> &Node<T> {
         &self.nodes[v.0]
