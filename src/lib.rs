@@ -14,6 +14,7 @@
 
 pub mod augment;
 pub mod autodiff;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;

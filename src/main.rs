@@ -15,11 +15,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
+    /// genes.csv, spots.csv, report.json.
+    Images(darlc::data::cli::ImagesArgs),
+    /// Write a synthetic Visium section with known gene patterns (10x layout + truth.csv).
+    Simulate(darlc::data::cli::SimulateArgs),
+    /// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM; optional gene-family benchmark.
+    Eval(darlc::eval::cli::EvalArgs),
+    /// Leiden communities of a kNN graph of embeddings.
+    Leiden(darlc::eval::cli::LeidenArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: darlc::Result<()> = match cli.command {};
+    let result: darlc::Result<()> = match cli.command {
+        Command::Images(a) => darlc::data::cli::run_images(a),
+        Command::Simulate(a) => darlc::data::cli::run_simulate(a),
+        Command::Eval(args) => darlc::eval::cli::eval(args),
+        Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
