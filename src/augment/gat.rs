@@ -37,6 +37,9 @@ use crate::autodiff::{Tape, Var};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::io::TensorFile;
+use crate::nn::adam::Adam;
+use crate::nn::clip::clip_grad_norm;
+use crate::nn::params::{ParamId, ParamStore};
 use crate::rng;
 use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2};
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
@@ -420,78 +423,29 @@ pub fn frobenius_sq<T: Float>(x: ArrayView2<T>) -> f64 {
 
 // ------------------------------------------------------------------------------------ optimiser
 
-/// Full-batch Adam with PyTorch semantics, preceded by global-norm clipping and coupled weight
-/// decay (SPEC §3.4 steps 2–4).
-// NOTE: a private copy until the `nn` branch's Adam/clip land; same semantics.
-#[derive(Clone, Debug)]
-struct AdamState<T: Float> {
-    m: Vec<ArrayD<T>>,
-    v: Vec<ArrayD<T>>,
-    step: i32,
+/// The optimiser of SPEC §3.4: the `nn` branch's PyTorch-semantics Adam with coupled weight decay,
+/// over a parameter store holding the four GAT tensors under their SPEC §18 names.
+struct Optimiser<T: Float> {
+    store: ParamStore<T>,
+    ids: [ParamId; 4],
+    adam: Adam<T>,
 }
 
-impl<T: Float> AdamState<T> {
-    fn new(params: &[ArrayD<T>]) -> Self {
-        let z: Vec<ArrayD<T>> = params.iter().map(|p| ArrayD::zeros(p.raw_dim())).collect();
-        AdamState {
-            m: z.clone(),
-            v: z,
-            step: 0,
-        }
+impl<T: Float> Optimiser<T> {
+    fn new(p: GatParams<T>, cfg: &GatConfig) -> Self {
+        let mut store = ParamStore::new();
+        let v = p.to_vec();
+        let ids = [0, 1, 2, 3].map(|i| store.add(PARAM_NAMES[i], v[i].clone()));
+        let adam = Adam::new(cfg.lr).with_weight_decay(cfg.weight_decay);
+        Optimiser { store, ids, adam }
     }
-}
-
-/// Clip all gradients to global norm `max_norm`: `c = max_norm / (‖g‖ + 1e-6)`, scale if `c < 1`.
-/// The norm is accumulated in f64 in tensor then index order. Returns the pre-clip norm.
-fn clip_global_norm<T: Float>(grads: &mut [ArrayD<T>], max_norm: f64) -> f64 {
-    let mut s = 0.0f64;
-    for g in grads.iter() {
-        let mut gs = 0.0f64;
-        for &x in g.iter() {
-            gs += x.f64() * x.f64();
-        }
-        s += gs;
-    }
-    let norm = s.sqrt();
-    let c = max_norm / (norm + 1e-6);
-    if c < 1.0 {
-        let c = T::of(c);
-        for g in grads.iter_mut() {
-            g.mapv_inplace(|x| x * c);
-        }
-    }
-    norm
-}
-
-/// One optimiser step: clip, coupled weight decay, Adam (β = (0.9, 0.999), ε = 1e-8).
-fn adam_step<T: Float>(
-    params: &mut [ArrayD<T>],
-    mut grads: Vec<ArrayD<T>>,
-    st: &mut AdamState<T>,
-    cfg: &GatConfig,
-) {
-    clip_global_norm(&mut grads, cfg.clip);
-    st.step += 1;
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-    let bc1 = 1.0 - b1.powi(st.step);
-    let bc2 = 1.0 - b2.powi(st.step);
-    let step_size = T::of(cfg.lr / bc1);
-    let bc2_sqrt = T::of(bc2.sqrt());
-    let (b1t, b2t, eps_t, wd) = (T::of(b1), T::of(b2), T::of(eps), T::of(cfg.weight_decay));
-    let one = T::one();
-    for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-        let (m, v) = (&mut st.m[i], &mut st.v[i]);
-        ndarray::Zip::from(p)
-            .and(&g)
-            .and(m)
-            .and(v)
-            .for_each(|p, &g, m, v| {
-                let g = g + wd * *p;
-                *m = b1t * *m + (one - b1t) * g;
-                *v = b2t * *v + (one - b2t) * g * g;
-                let denom = v.sqrt() / bc2_sqrt + eps_t;
-                *p = *p - step_size * *m / denom;
-            });
+    fn params(&self) -> Result<GatParams<T>> {
+        let v: Vec<ArrayD<T>> = self
+            .ids
+            .iter()
+            .map(|&i| self.store.get(i).clone())
+            .collect();
+        GatParams::from_vec(&v)
     }
 }
 
@@ -527,31 +481,44 @@ fn check_finite(loss: f64, epoch: usize) -> Result<()> {
     }
 }
 
-/// One full optimisation step on `(x, g)` with `x` already at node 0 of `tape`. Returns the loss.
+/// One full optimisation step (SPEC §3.4: backprop, clip at global norm `cfg.clip`, coupled weight
+/// decay and Adam) with `x` the last node kept on `tape`. Returns the loss before the step.
 fn train_step<T: Float>(
     tape: &mut Tape<T>,
     x: Var,
     g: &GatGraph,
-    params: &mut GatParams<T>,
-    st: &mut AdamState<T>,
+    opt: &mut Optimiser<T>,
     cfg: &GatConfig,
     x_sq: f64,
-) -> Result<f64> {
+) -> f64 {
     tape.truncate(x.0 + 1);
-    let vars = params.leaves(tape, false);
+    let leaf: Vec<Var> = opt
+        .ids
+        .iter()
+        .map(|&i| tape.param(opt.store.get(i).clone()))
+        .collect();
+    let vars = GatVars {
+        w1: leaf[0],
+        w2: leaf[1],
+        a_c: leaf[2],
+        a_n: leaf[3],
+    };
     let l = loss(tape, g, x, &vars, cfg.loss_form, x_sq);
     let value = tape.scalar(l).f64();
     let mut grads = tape.backward(l);
-    let gs: Vec<ArrayD<T>> = [vars.w1, vars.w2, vars.a_c, vars.a_n]
+    let mut gs: Vec<ArrayD<T>> = leaf
         .iter()
-        .zip(params.to_vec())
-        .map(|(v, p)| grads.take(*v).unwrap_or_else(|| ArrayD::zeros(p.raw_dim())))
+        .zip(opt.ids)
+        .map(|(&v, i)| {
+            grads
+                .take(v)
+                .unwrap_or_else(|| ArrayD::zeros(opt.store.get(i).raw_dim()))
+        })
         .collect();
     tape.truncate(x.0 + 1);
-    let mut pv = params.to_vec();
-    adam_step(&mut pv, gs, st, cfg);
-    *params = GatParams::from_vec(&pv)?;
-    Ok(value)
+    clip_grad_norm(&mut gs, cfg.clip);
+    opt.adam.step(&mut opt.store, &opt.ids, &gs);
+    value
 }
 
 fn check_inputs<T: Float>(x: ArrayView2<T>, g: &Graph, cfg: &GatConfig) -> Result<()> {
@@ -605,7 +572,7 @@ pub fn train_from<T: Float>(
 pub fn train_observed<T: Float>(
     x: ArrayView2<T>,
     graph: &Graph,
-    mut params: GatParams<T>,
+    params: GatParams<T>,
     cfg: &GatConfig,
     on_epoch: &mut dyn FnMut(usize, f64),
 ) -> Result<GatTrained<T>> {
@@ -620,11 +587,11 @@ pub fn train_observed<T: Float>(
     let x_sq = frobenius_sq(x);
     let mut tape = Tape::<T>::new();
     let xv = tape.constant(x.to_owned().into_dyn());
-    let mut st = AdamState::new(&params.to_vec());
+    let mut opt = Optimiser::new(params, cfg);
     let pb = progress_bar(cfg.progress, cfg.epochs, "GAT");
     let mut losses = Vec::with_capacity(cfg.epochs);
     for epoch in 0..cfg.epochs {
-        let l = train_step(&mut tape, xv, &g, &mut params, &mut st, cfg, x_sq)?;
+        let l = train_step(&mut tape, xv, &g, &mut opt, cfg, x_sq);
         check_finite(l, epoch)?;
         losses.push(l);
         on_epoch(epoch, l);
@@ -636,7 +603,10 @@ pub fn train_observed<T: Float>(
     if let Some(pb) = pb {
         pb.finish();
     }
-    Ok(GatTrained { params, losses })
+    Ok(GatTrained {
+        params: opt.params()?,
+        losses,
+    })
 }
 
 /// `X̂` of a trained model (no tape recorded).
@@ -754,8 +724,8 @@ pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTr
     if n_img == 0 || c == 0 || h == 0 || w == 0 {
         return Err(DarlcError::Data("empty image stack".into()));
     }
-    let mut params = GatParams::<T>::init(c, cfg.hidden, cfg.embed, cfg.seed);
-    let mut st = AdamState::new(&params.to_vec());
+    let params = GatParams::<T>::init(c, cfg.hidden, cfg.embed, cfg.seed);
+    let mut opt = Optimiser::new(params, cfg);
     let batches = shared_batches(n_img, cfg.batch_images, cfg.epochs, cfg.seed);
     let mut graphs: BTreeMap<usize, GatGraph> = BTreeMap::new();
     let pb = progress_bar(cfg.progress, batches.len(), "GAT (shared)");
@@ -769,7 +739,7 @@ pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTr
         let x_sq = frobenius_sq(xb.view());
         let mut tape = Tape::<T>::new();
         let xv = tape.constant(xb.into_dyn());
-        let l = train_step(&mut tape, xv, g, &mut params, &mut st, cfg, x_sq)?;
+        let l = train_step(&mut tape, xv, g, &mut opt, cfg, x_sq);
         check_finite(l, step)?;
         losses.push(l);
         if let Some(pb) = &pb {
@@ -780,7 +750,10 @@ pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTr
     if let Some(pb) = pb {
         pb.finish();
     }
-    Ok(GatTrained { params, losses })
+    Ok(GatTrained {
+        params: opt.params()?,
+        losses,
+    })
 }
 
 /// Smoothed images of a stack with a shared GAT: `max(X̂, 0)` per image, `[N, C, H, W]`.
