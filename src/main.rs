@@ -25,6 +25,9 @@ enum Command {
     Eval(darlc::eval::cli::EvalArgs),
     /// Leiden communities of a kNN graph of embeddings.
     Leiden(darlc::eval::cli::LeidenArgs),
+    /// Denoise every image (tied GAT autoencoder, SPEC §3, or GKS, §15); writes
+    /// smoothed.safetensors, gat.safetensors, smoothing.png, smoothing.json.
+    Smooth(darlc::augment::cli::SmoothArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
+        Command::Smooth(a) => darlc::augment::cli::run_smooth(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
