@@ -15,9 +15,11 @@
 pub mod augment;
 pub mod autodiff;
 pub mod config;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod fixtures;
 pub mod float;
 pub mod io;
 pub mod module1;

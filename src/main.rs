@@ -28,6 +28,12 @@ enum Command {
     /// Denoise every image (tied GAT autoencoder, SPEC §3, or GKS, §15); writes
     /// smoothed.safetensors, gat.safetensors, smoothing.png, smoothing.json.
     Smooth(darlc::augment::cli::SmoothArgs),
+    /// Golden fixtures: regenerate or check (SPEC §18).
+    Fixtures(darlc::fixtures::cli::FixturesArgs),
+    /// Compare another backend's outputs with a reference golden set.
+    Verify(darlc::fixtures::cli::VerifyArgs),
+    /// Performance figures (prints, does not assert).
+    Bench(darlc::bench::cli::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => darlc::eval::cli::eval(args),
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
         Command::Smooth(a) => darlc::augment::cli::run_smooth(a),
+        Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
+        Command::Verify(a) => darlc::fixtures::cli::verify(a),
+        Command::Bench(a) => darlc::bench::cli::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
