@@ -14,8 +14,8 @@
 
 pub mod augment;
 pub mod autodiff;
-pub mod config;
 pub mod bench;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod gat;
+pub mod gat_cases;
 pub mod gks;
 pub mod graph;
 pub mod quality;
