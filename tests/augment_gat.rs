@@ -198,7 +198,7 @@ fn attention_is_a_neighbourhood_softmax_of_sigmoid_scores() {
             let a = scores[k].exp() / z;
             let e = g.offsets[node] + k;
             assert!((t.value(alpha)[[e, 0]] - a).abs() < 1e-15);
-            agg = agg + &p1.row(u as usize).mapv(|q| q * a);
+            agg += &p1.row(u as usize).mapv(|q| q * a);
         }
         for f in 0..5 {
             let elu = if agg[f] > 0.0 {

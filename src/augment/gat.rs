@@ -731,10 +731,12 @@ pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTr
     let pb = progress_bar(cfg.progress, batches.len(), "GAT (shared)");
     let mut losses = Vec::with_capacity(batches.len());
     for (step, ids) in batches.iter().enumerate() {
-        if !graphs.contains_key(&ids.len()) {
-            graphs.insert(ids.len(), batch_graph(h, w, ids.len())?);
-        }
-        let g = &graphs[&ids.len()];
+        let g = match graphs.entry(ids.len()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(batch_graph(h, w, ids.len())?)
+            }
+        };
         let xb = batch_features(x, ids);
         let x_sq = frobenius_sq(xb.view());
         let mut tape = Tape::<T>::new();
@@ -768,10 +770,12 @@ pub fn smoothed_images<T: Float>(
     let ids: Vec<usize> = (0..n_img).collect();
     let mut graphs: BTreeMap<usize, GatGraph> = BTreeMap::new();
     for chunk in ids.chunks(batch.max(1)) {
-        if !graphs.contains_key(&chunk.len()) {
-            graphs.insert(chunk.len(), batch_graph(h, w, chunk.len())?);
-        }
-        let g = &graphs[&chunk.len()];
+        let g = match graphs.entry(chunk.len()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(batch_graph(h, w, chunk.len())?)
+            }
+        };
         let xb = batch_features(x, chunk);
         let mut t = Tape::<T>::no_grad();
         let xv = t.constant(xb.into_dyn());
