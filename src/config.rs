@@ -364,7 +364,7 @@ impl CheckedConfig {
     /// errors if K > N.
     pub fn clusters_for(&self, n: usize) -> Result<Option<usize>> {
         let k = match self.0.module2.clusters {
-            Clusters::St => ((n as f64 / 30.0).round() as usize).max(2),
+            Clusters::St => crate::module2::k_default_st(n),
             Clusters::Fixed(k) => k,
             Clusters::Auto => return Ok(None),
         };

@@ -25,6 +25,7 @@ pub mod io;
 pub mod module1;
 pub mod module2;
 pub mod nn;
+pub mod pipeline;
 pub mod rng;
 
 pub use error::{DarlcError, Result};

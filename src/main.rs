@@ -16,6 +16,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: images → smoothing → warm-up → joint training → clusters (or a baseline).
+    Run(darlc::pipeline::cli::RunArgs),
+    /// Golden fixtures: regenerate or check (SPEC §18).
+    Fixtures(darlc::fixtures::cli::FixturesArgs),
+    /// Compare another backend's outputs with a reference golden set.
+    Verify(darlc::fixtures::cli::VerifyArgs),
+    /// Performance figures (prints, does not assert).
+    Bench(darlc::bench::cli::BenchArgs),
     /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
     /// genes.csv, spots.csv, report.json.
     Images(darlc::data::cli::ImagesArgs),
@@ -28,25 +36,26 @@ enum Command {
     /// Denoise every image (tied GAT autoencoder, SPEC §3, or GKS, §15); writes
     /// smoothed.safetensors, gat.safetensors, smoothing.png, smoothing.json.
     Smooth(darlc::augment::cli::SmoothArgs),
-    /// Golden fixtures: regenerate or check (SPEC §18).
-    Fixtures(darlc::fixtures::cli::FixturesArgs),
-    /// Compare another backend's outputs with a reference golden set.
-    Verify(darlc::fixtures::cli::VerifyArgs),
-    /// Performance figures (prints, does not assert).
-    Bench(darlc::bench::cli::BenchArgs),
+    /// Gene-pair interaction probe: k-fold accuracy of an MLP on labelled gene pairs.
+    Probe(darlc::eval::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
+    // Keep freed memory in the process for reuse: the tape allocates and frees tens of MB per
+    // op, and glibc would otherwise map and unmap (and page-fault) every block (see bench::alloc).
+    darlc::bench::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let result: darlc::Result<()> = match cli.command {
+        Command::Run(a) => darlc::pipeline::cli::run_cmd(a),
+        Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
+        Command::Verify(a) => darlc::fixtures::cli::verify(a),
+        Command::Bench(a) => darlc::bench::cli::bench(a),
         Command::Images(a) => darlc::data::cli::run_images(a),
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
         Command::Smooth(a) => darlc::augment::cli::run_smooth(a),
-        Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
-        Command::Verify(a) => darlc::fixtures::cli::verify(a),
-        Command::Bench(a) => darlc::bench::cli::bench(a),
+        Command::Probe(args) => darlc::eval::probe::probe_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 
 use darlc::autodiff::gradcheck::assert_grad;
 use darlc::autodiff::{Tape, Var};
-use darlc::module2::losses::{self, MixtureConsts, SparseSym};
+use darlc::module2::losses::{self, MixtureConsts};
+use darlc::module2::sparse::Csr;
 use darlc::rng;
 use ndarray::{Array2, ArrayD, IxDyn};
 use rand::Rng;
@@ -172,7 +173,7 @@ fn grad_lh_size_and_laplacian_losses() {
 }
 
 /// A symmetric 6-node similarity with one isolated node (node 5).
-fn small_graph() -> SparseSym {
+fn small_graph() -> Csr {
     let edges = [
         (0, 1, 0.9),
         (0, 2, 0.4),
@@ -196,11 +197,12 @@ fn small_graph() -> SparseSym {
         }
         offsets.push(cols.len());
     }
-    SparseSym {
-        n,
-        offsets,
-        cols,
-        vals,
+    Csr {
+        n_rows: n,
+        n_cols: n,
+        indptr: offsets,
+        indices: cols,
+        values: vals,
     }
 }
 
@@ -212,8 +214,8 @@ fn laplacian_loss_equals_dense_trace_form() {
     let n = 6;
     let mut sd = Array2::<f64>::zeros((n, n));
     for i in 0..n {
-        for e in s.offsets[i]..s.offsets[i + 1] {
-            sd[[i, s.cols[e]]] = s.vals[e];
+        for e in s.indptr[i]..s.indptr[i + 1] {
+            sd[[i, s.indices[e]]] = s.values[e];
         }
     }
     let d: Vec<f64> = (0..n).map(|i| sd.row(i).sum()).collect();

@@ -23,6 +23,13 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 200_000)]
         tiny_ops: usize,
     },
+    /// Ingest + preprocess + rasterise a simulated Visium-size section (15,000 genes × ~4,000
+    /// spots, gzipped MTX; simulated into DIR first if it is not there): seconds and peak RSS.
+    Ingest {
+        /// Folder of the simulated section (reused across runs).
+        #[arg(long, default_value = "target/bench-ingest")]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Run `darlc bench …`.
@@ -31,6 +38,28 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         BenchWhich::Ops { reps, tiny_ops } => {
             let rep = super::ops::run(reps.max(1), tiny_ops.max(1));
             print!("{}", super::ops::format_report(&rep));
+            Ok(())
+        }
+        BenchWhich::Ingest { dir } => {
+            let first = crate::data::bench::ingest_benchmark(&dir)?;
+            // Measure on a warm page cache: a second load after the (possible) simulation.
+            let r = if first.simulated {
+                crate::data::bench::ingest_benchmark(&dir)?
+            } else {
+                first
+            };
+            println!(
+                "ingest: {} images of {}×{} from {} spots in {:.2} s; peak RSS {} (bar: ≤ 10 s, ≤ 2 GB)",
+                r.images,
+                r.height,
+                r.width,
+                r.spots,
+                r.seconds,
+                r.peak_rss_bytes.map_or("unknown".to_string(), |b| format!(
+                    "{:.0} MB",
+                    b as f64 / 1e6
+                )),
+            );
             Ok(())
         }
     }

@@ -2,5 +2,6 @@
 //! matmul throughput against raw matrixmultiply GEMM on the paper-size ViT shapes (SPEC §0) and the
 //! fixed cost of recording one tiny op.
 
+pub mod alloc;
 pub mod cli;
 pub mod ops;

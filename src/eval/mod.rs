@@ -14,4 +14,5 @@ pub mod knn;
 pub mod leiden;
 pub mod metrics;
 pub mod moran;
+pub mod probe;
 pub mod report;

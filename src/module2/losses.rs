@@ -4,10 +4,11 @@
 //!
 //! Constants under gradient (SPEC §17): `π̂`, `ν̂` (from EM), the similarity graph, `λ_e`, `P`.
 
+use super::sparse::Csr;
+use super::special::ln_gamma;
 use crate::autodiff::{Tape, Var, composite};
 use crate::float::Float;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, IxDyn};
-use statrs::function::gamma::ln_gamma;
 use std::sync::Arc;
 
 /// Per-component constants of the mixture: `ln π_k` and `ν_k` (`f64::INFINITY` = Gaussian
@@ -93,52 +94,36 @@ pub fn size_loss<T: Float>(t: &mut Tape<T>, ln_q: Var) -> Var {
     t.sum(e)
 }
 
-/// The seeding similarity `S` (SPEC §7) as a symmetric sparse matrix in CSR form.
-#[derive(Clone, Debug)]
-pub struct SparseSym {
-    pub n: usize,
-    pub offsets: Vec<usize>,
-    pub cols: Vec<usize>,
-    pub vals: Vec<f64>,
-}
-
-impl SparseSym {
-    /// Degrees `d_i = Σ_j S_ij`.
-    pub fn degrees(&self) -> Vec<f64> {
-        (0..self.n)
-            .map(|i| self.vals[self.offsets[i]..self.offsets[i + 1]].iter().sum())
-            .collect()
-    }
-}
-
 /// `L_Lap = (λ/N) tr(Zᵀ L_sym Z) = (λ/(2N)) Σ_ij S_ij ‖z_i/√d_i − z_j/√d_j‖²` (SPEC Eq. 17),
 /// summed over the stored (symmetric) entries of `S`; isolated nodes contribute nothing.
-pub fn laplacian_loss<T: Float>(t: &mut Tape<T>, z: Var, s: &SparseSym, lambda: f64) -> Var {
+pub fn laplacian_loss<T: Float>(t: &mut Tape<T>, z: Var, s: &Csr, lambda: f64) -> Var {
     let n = t.shape(z)[0];
     assert_eq!(
-        n, s.n,
+        n, s.n_rows,
         "similarity size must equal the number of embeddings"
     );
-    let deg = s.degrees();
+    let deg: Vec<f64> = (0..n)
+        .map(|i| s.values[s.indptr[i]..s.indptr[i + 1]].iter().sum())
+        .collect();
     let inv_sqrt: Vec<T> = deg
         .iter()
         .map(|&d| T::of(if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }))
         .collect();
     let scale = t.constant(ArrayD::from_shape_vec(IxDyn(&[n, 1]), inv_sqrt).expect("col"));
     let y = t.mul(z, scale);
-    let mut rows = Vec::with_capacity(s.cols.len());
+    let mut rows = Vec::with_capacity(s.indices.len());
     for i in 0..n {
-        rows.extend(std::iter::repeat_n(i, s.offsets[i + 1] - s.offsets[i]));
+        rows.extend(std::iter::repeat_n(i, s.indptr[i + 1] - s.indptr[i]));
     }
     let yi = t.gather_rows(y, Arc::from(rows));
-    let yj = t.gather_rows(y, Arc::from(s.cols.clone()));
+    let yj = t.gather_rows(y, Arc::from(s.indices.clone()));
     let diff = t.sub(yi, yj);
     let sq = t.square(diff);
     let per_edge = t.sum_axis(sq, 1, true); // [E, 1]
     let w = t.constant(
         ArrayD::from_shape_vec(
-            IxDyn(&[s.vals.len(), 1]),
-            s.vals.iter().map(|&v| T::of(v)).collect(),
+            IxDyn(&[s.values.len(), 1]),
+            s.values.iter().map(|&v| T::of(v)).collect(),
         )
         .expect("w"),
     );

@@ -1,0 +1,113 @@
+//! `darlc run` flags: data options, config layering (preset, then `--config` file, then flags).
+
+use super::run;
+use crate::config::{Clusters, Config, Method};
+use crate::data::cli::LoadArgs;
+use crate::error::{DarlcError, Result};
+use std::path::PathBuf;
+
+/// `darlc run [--input PATH] --out DIR [--config FILE] [--preset NAME] …`
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Output folder (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// JSON config; its keys override the preset's values (unknown keys are errors).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Starting values: paper (SPEC §14, default), fast (short training, for trying things out) or tiny.
+    #[arg(long, default_value = "paper")]
+    pub preset: String,
+    /// Clustering method.
+    #[arg(long, value_parser = ["darlc", "kmeans", "gmm-pca"])]
+    pub method: Option<String>,
+    /// Number of clusters: an integer, `st` (round(N/30)) or `auto` (eigengap).
+    #[arg(long)]
+    pub clusters: Option<String>,
+    /// Seed of every random stream.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Ground-truth labels (CSV: id, label) for NMI/ARI/ACC.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+}
+
+/// Merge JSON `over` into `base` (objects key by key, anything else replaced).
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// The effective configuration of `args`.
+pub fn config_of(args: &RunArgs) -> Result<Config> {
+    let mut c = Config::preset(&args.preset)?;
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
+        let over: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}")))?;
+        let mut base = serde_json::to_value(&c).expect("config serialises");
+        merge(&mut base, over);
+        c = serde_json::from_value(base)
+            .map_err(|e| DarlcError::format(path, None, format!("invalid config: {e}")))?;
+    }
+    if let Some(m) = &args.method {
+        c.method = match m.as_str() {
+            "kmeans" => Method::Kmeans,
+            "gmm-pca" => Method::GmmPca,
+            _ => Method::Darlc,
+        };
+    }
+    if let Some(k) = &args.clusters {
+        c.module2.clusters = match k.as_str() {
+            "st" => Clusters::St,
+            "auto" => Clusters::Auto,
+            s => Clusters::Fixed(s.parse().map_err(|_| {
+                DarlcError::param(
+                    "--clusters",
+                    format!("expected an integer, `st` or `auto`; got `{s}`"),
+                )
+            })?),
+        };
+    }
+    if let Some(s) = args.seed {
+        c.seed = s;
+    }
+    if args.load.min_spots != c.min_spots {
+        c.min_spots = args.load.min_spots;
+    }
+    Ok(c)
+}
+
+/// Entry point of `darlc run`.
+pub fn run_cmd(args: RunArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t == 0 {
+            return Err(DarlcError::param("--threads", "must be ≥ 1"));
+        }
+        // Ignore "already initialised" (a library caller may own the pool).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+    let cfg = config_of(&args)?.check()?;
+    let input = args.load.input();
+    let mut load = args.load.options(cfg.get().seed);
+    load.min_spots = cfg.get().min_spots;
+    let r = run(&input, &load, &cfg, args.truth.as_deref(), &args.out)?;
+    for p in &r.phases {
+        eprintln!("{:>10}: {:8.2} s", p.name, p.seconds);
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

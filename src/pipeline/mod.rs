@@ -1,0 +1,257 @@
+//! `darlc run`: Algorithm 1 of the paper (SPEC §1) as one readable function, plus the baselines.
+//!
+//! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
+
+pub mod cli;
+pub mod outputs;
+
+use crate::config::{CheckedConfig, Method};
+use crate::data::{self, ImageSet, LoadOptions};
+use crate::error::{DarlcError, Result};
+use crate::io;
+use crate::module2::baselines::{self, Clustering};
+use ndarray::Array2;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Wall time of one phase, for `run.json` and the closing summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+}
+
+/// What a run produced, before it is written.
+pub struct RunResult {
+    pub clustering: Clustering,
+    /// Module I representation `h` (DARLC only).
+    pub h: Option<Array2<f64>>,
+    /// Clustering-space embedding `z` (DARLC), or the PCA scores (gmm-pca).
+    pub z: Option<Array2<f64>>,
+    pub phases: Vec<Phase>,
+}
+
+/// Provenance written to `run.json` (after alevin-fry's `cmd_info`/`meta_info`).
+#[derive(Serialize)]
+struct RunJson<'a> {
+    complete: bool,
+    darlc_version: &'static str,
+    command: Vec<String>,
+    input: String,
+    input_sha256: Vec<(String, String)>,
+    threads: usize,
+    config: &'a crate::config::Config,
+    images: usize,
+    image_shape: [usize; 4],
+    clusters: usize,
+    phases: &'a [Phase],
+    outputs: Vec<String>,
+}
+
+/// SHA-256 of the input: every regular file of a folder (sorted by relative path), or the file.
+fn input_hashes(input: &Path) -> Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    if input.is_dir() {
+        let mut stack = vec![input.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(|e| DarlcError::io(&d, e))? {
+                let p = e.map_err(|e| DarlcError::io(&d, e))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.is_file() {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+    } else {
+        files.push(input.to_path_buf());
+    }
+    files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(input).unwrap_or(f).display().to_string();
+            Ok((
+                if rel.is_empty() {
+                    f.display().to_string()
+                } else {
+                    rel
+                },
+                io::sha256_file(f)?,
+            ))
+        })
+        .collect()
+}
+
+/// Run `cfg` on the data at `input` and write everything to `out`.
+pub fn run(
+    input: &Path,
+    load: &LoadOptions,
+    cfg: &CheckedConfig,
+    truth: Option<&Path>,
+    out: &Path,
+) -> Result<RunResult> {
+    std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
+    let marker = out.join("run.json");
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(|e| DarlcError::io(&marker, e))?;
+    }
+    let c = cfg.get();
+    let mut phases = Vec::new();
+    let t0 = Instant::now();
+    let set = data::load(input, load)?;
+    phases.push(Phase {
+        name: "load".into(),
+        seconds: t0.elapsed().as_secs_f64(),
+    });
+    eprint!("{}", data::cli::summary(&set));
+    let n = set.images.dim().0;
+    let x = baselines::tissue_vectors(set.images.view(), set.mask.view())?;
+    let k = match cfg.clusters_for(n)? {
+        Some(k) => k,
+        None => infer_clusters(&x, c.module2.knn, c.seed)?,
+    };
+    let t1 = Instant::now();
+    let mut result = match c.method {
+        Method::Kmeans => {
+            let cl = baselines::kmeans_baseline(x.view(), k, c.seed)?;
+            RunResult {
+                clustering: cl,
+                h: None,
+                z: None,
+                phases: vec![],
+            }
+        }
+        Method::GmmPca => {
+            let mut cl = baselines::gmm_pca_baseline(
+                x.view(),
+                k,
+                c.module2.dim,
+                c.module2.em_iters_final,
+                c.seed,
+            )?;
+            let z = cl.embedding.take();
+            RunResult {
+                clustering: cl,
+                h: None,
+                z,
+                phases: vec![],
+            }
+        }
+        Method::Darlc => {
+            return Err(DarlcError::param(
+                "--method",
+                "the full DARLC pipeline is not wired into `darlc run` yet; use --method kmeans or gmm-pca, or `darlc embed` for Module I",
+            ));
+        }
+    };
+    phases.push(Phase {
+        name: format!("{:?}", c.method).to_lowercase(),
+        seconds: t1.elapsed().as_secs_f64(),
+    });
+    phases.append(&mut result.phases);
+    let t2 = Instant::now();
+    let written = write_all(&set, &x, &result, truth, out)?;
+    phases.push(Phase {
+        name: "outputs".into(),
+        seconds: t2.elapsed().as_secs_f64(),
+    });
+    let rj = RunJson {
+        complete: true,
+        darlc_version: env!("CARGO_PKG_VERSION"),
+        command: std::env::args().collect(),
+        input: input.display().to_string(),
+        input_sha256: input_hashes(input)?,
+        threads: rayon::current_num_threads(),
+        config: c,
+        images: n,
+        image_shape: set.images.dim().into(),
+        clusters: k,
+        phases: &phases,
+        outputs: written
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+            })
+            .collect(),
+    };
+    io::write_json(&marker, &rj)?;
+    result.phases = phases;
+    Ok(result)
+}
+
+/// K by the eigengap of the enhanced seeding similarity (SPEC §10) on the given vectors.
+fn infer_clusters(x: &Array2<f64>, knn: usize, seed: u64) -> Result<usize> {
+    let s = crate::module2::similarity::seeding_similarity(x.view(), knn)?;
+    let mut r = crate::rng::stream(seed, "k_infer.lanczos");
+    let inf = crate::module2::k_infer::infer_k(&s, &mut r)?;
+    eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);
+    Ok(inf.k_hat)
+}
+
+/// Truth labels: a `--truth` CSV (id, label) or the labels that came with the data.
+fn truth_rows(set: &ImageSet, truth: Option<&Path>) -> Result<Option<Vec<(String, String)>>> {
+    if let Some(p) = truth {
+        return Ok(Some(crate::eval::input::read_two_column_csv(p)?));
+    }
+    Ok(set
+        .labels
+        .as_ref()
+        .map(|l| set.ids.iter().cloned().zip(l.iter().cloned()).collect()))
+}
+
+fn write_all(
+    set: &ImageSet,
+    x: &Array2<f64>,
+    r: &RunResult,
+    truth: Option<&Path>,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
+    let (cropped, _offset) = outputs::crop_to_tissue(set);
+    let set = &cropped;
+    let mut files = data::cli::write_outputs(set, out)?;
+    let p = out.join("clusters.csv");
+    outputs::write_clusters_csv(&p, &set.ids, &r.clustering)?;
+    files.push(p);
+    if r.h.is_some() || r.z.is_some() || r.clustering.responsibilities.is_some() {
+        let p = out.join("embeddings.safetensors");
+        outputs::write_embeddings(
+            &p,
+            &set.ids,
+            r.h.as_ref(),
+            r.z.as_ref(),
+            r.clustering.responsibilities.as_ref(),
+        )?;
+        files.push(p);
+        if let Some(e) = r.z.as_ref().or(r.h.as_ref()) {
+            let p = out.join("embeddings.csv");
+            outputs::write_embeddings_csv(
+                &p,
+                &set.ids,
+                e.view(),
+                if r.z.is_some() { "z" } else { "h" },
+            )?;
+            files.push(p);
+        }
+    }
+    if let Some(m) = &r.clustering.mixture {
+        let p = out.join("smm.safetensors");
+        let mut tf = io::TensorFile::new();
+        m.insert_into(&mut tf);
+        tf.save(&p)?;
+        files.push(p);
+    }
+    let truth = truth_rows(set, truth)?;
+    let report = outputs::metrics(set, x, &r.clustering, truth.as_deref(), out)?;
+    let p = out.join("metrics.json");
+    io::write_json(&p, &report)?;
+    files.push(p);
+    eprint!("{}", crate::eval::report::format_table(&report));
+    let p = out.join("clusters.png");
+    outputs::write_clusters_png(&p, set, &r.clustering)?;
+    files.push(p);
+    Ok(files)
+}

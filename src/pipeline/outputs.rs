@@ -1,0 +1,188 @@
+//! Everything `darlc run` writes (issue 6): each file is written atomically, and `run.json` — the
+//! marker of a complete run — is removed at the start and written last, so an interrupted run never
+//! leaves a folder that looks finished.
+
+use crate::data::ImageSet;
+use crate::error::{DarlcError, Result};
+use crate::eval::input::{IdTable, Matrix};
+use crate::eval::report::{EvalReport, LabelTable, evaluate};
+use crate::io::{TensorFile, atomic_write, picture};
+use crate::module2::baselines::Clustering;
+use ndarray::{Array2, ArrayView2, Axis};
+use std::path::Path;
+
+/// The image set cut to the bounding box of its tissue mask (plus a 1-pixel margin where the
+/// canvas has one). Nothing a metric uses is lost (SPEC §12.1 works on tissue pixels), and a
+/// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spot table keeps canvas
+/// coordinates; `crop` in the images file's metadata gives the offset.
+pub fn crop_to_tissue(set: &ImageSet) -> (ImageSet, [usize; 2]) {
+    let (h, w) = set.mask.dim();
+    let (mut r0, mut r1, mut c0, mut c1) = (h, 0, w, 0);
+    for ((i, j), &m) in set.mask.indexed_iter() {
+        if m != 0 {
+            r0 = r0.min(i);
+            r1 = r1.max(i + 1);
+            c0 = c0.min(j);
+            c1 = c1.max(j + 1);
+        }
+    }
+    if r0 >= r1 {
+        return (set.clone(), [0, 0]);
+    }
+    let (r0, c0) = (r0.saturating_sub(1), c0.saturating_sub(1));
+    let (r1, c1) = ((r1 + 1).min(h), (c1 + 1).min(w));
+    let mut out = set.clone();
+    out.images = set
+        .images
+        .slice(ndarray::s![.., .., r0..r1, c0..c1])
+        .to_owned();
+    out.mask = set.mask.slice(ndarray::s![r0..r1, c0..c1]).to_owned();
+    (out, [r0, c0])
+}
+
+/// `clusters.csv`: `gene,cluster,confidence` (gene = the image id), one row per image in input order.
+pub fn write_clusters_csv(path: &Path, ids: &[String], c: &Clustering) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| DarlcError::Data(format!("{}: {e}", path.display()));
+    w.write_record(["gene", "cluster", "confidence"])
+        .map_err(err)?;
+    for (i, id) in ids.iter().enumerate() {
+        w.write_record([
+            id.as_str(),
+            &c.labels[i].to_string(),
+            &format!("{:.6}", c.confidence[i]),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| DarlcError::Data(format!("{}: {e}", path.display())))?;
+    atomic_write(path, &bytes)
+}
+
+/// `embeddings.csv`: `gene,<prefix>0,<prefix>1,…` for one embedding matrix.
+pub fn write_embeddings_csv(
+    path: &Path,
+    ids: &[String],
+    x: ArrayView2<f64>,
+    prefix: &str,
+) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| DarlcError::Data(format!("{}: {e}", path.display()));
+    let mut hdr = vec!["gene".to_string()];
+    hdr.extend((0..x.ncols()).map(|j| format!("{prefix}{j}")));
+    w.write_record(&hdr).map_err(err)?;
+    for (i, id) in ids.iter().enumerate() {
+        let mut rec = vec![id.clone()];
+        rec.extend(x.row(i).iter().map(|v| format!("{v:.8e}")));
+        w.write_record(&rec).map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| DarlcError::Data(format!("{}: {e}", path.display())))?;
+    atomic_write(path, &bytes)
+}
+
+/// `embeddings.safetensors`: `h` [N, D] and `z` [N, d] where present, `responsibilities` [N, K];
+/// the row ids are in the metadata key `ids` (JSON list) and in `genes.csv` beside it.
+pub fn write_embeddings(
+    path: &Path,
+    ids: &[String],
+    h: Option<&Array2<f64>>,
+    z: Option<&Array2<f64>>,
+    r: Option<&Array2<f64>>,
+) -> Result<()> {
+    let mut tf = TensorFile::new();
+    if let Some(h) = h {
+        tf.insert_float("h", h.mapv(|v| v as f32).into_dyn());
+    }
+    if let Some(z) = z {
+        tf.insert_float("z", z.mapv(|v| v as f32).into_dyn());
+    }
+    if let Some(r) = r {
+        tf.insert_float("responsibilities", r.mapv(|v| v as f32).into_dyn());
+    }
+    tf.metadata.insert(
+        "ids".into(),
+        serde_json::to_string(ids).expect("strings serialise"),
+    );
+    tf.save(path)
+}
+
+/// SPEC §12 metrics of a clustering on the raw tissue-pixel vectors `x`, with truth when known.
+pub fn metrics(
+    set: &ImageSet,
+    x: &Array2<f64>,
+    c: &Clustering,
+    truth: Option<&[(String, String)]>,
+    out: &Path,
+) -> Result<EvalReport> {
+    let rows: Vec<(String, String)> = set
+        .ids
+        .iter()
+        .zip(&c.labels)
+        .map(|(id, l)| (id.clone(), l.to_string()))
+        .collect();
+    let clusters_path = out.join("clusters.csv");
+    let labels = LabelTable {
+        rows: &rows,
+        path: &clusters_path,
+    };
+    let images = Matrix {
+        ids: IdTable::new(
+            set.ids.clone(),
+            Some(set.symbols.clone()),
+            &out.join("genes.csv"),
+        )?,
+        x: x.clone(),
+        // Relative: the run folder describes itself (and stays identical wherever it is written).
+        path: std::path::PathBuf::from("images.safetensors"),
+        what: format!("raw images, {} tissue pixels", x.ncols()),
+    };
+    let truth_path = out.join("truth");
+    let truth_table = truth.map(|rows| LabelTable {
+        rows,
+        path: &truth_path,
+    });
+    evaluate(&labels, truth_table.as_ref(), None, Some(&images))
+}
+
+/// `clusters.png`: one row per cluster (the 16 largest, largest first): its mean pattern, then up
+/// to 5 members with the highest confidence (the paper's Fig. 3 layout).
+pub fn write_clusters_png(path: &Path, set: &ImageSet, c: &Clustering) -> Result<()> {
+    let k = c.labels.iter().copied().max().map_or(0, |m| m + 1);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, &l) in c.labels.iter().enumerate() {
+        members[l].push(i);
+    }
+    let mut order: Vec<usize> = (0..k).filter(|&j| !members[j].is_empty()).collect();
+    order.sort_by(|&a, &b| members[b].len().cmp(&members[a].len()).then(a.cmp(&b)));
+    order.truncate(16);
+    let img = |i: usize| {
+        set.images
+            .index_axis(Axis(0), i)
+            .index_axis(Axis(0), 0)
+            .to_owned()
+    };
+    let mut cells: Vec<Vec<Option<ndarray::Array2<f32>>>> = Vec::new();
+    for &j in &order {
+        let mut m = members[j].clone();
+        let mean = m
+            .iter()
+            .fold(ndarray::Array2::<f32>::zeros(set.mask.dim()), |acc, &i| {
+                acc + img(i)
+            })
+            / m.len() as f32;
+        m.sort_by(|&a, &b| c.confidence[b].total_cmp(&c.confidence[a]).then(a.cmp(&b)));
+        let mut row = vec![Some(mean)];
+        row.extend(m.iter().take(5).map(|&i| Some(img(i))));
+        cells.push(row);
+    }
+    let views: Vec<Vec<Option<ndarray::ArrayView2<f32>>>> = cells
+        .iter()
+        .map(|r| r.iter().map(|c| c.as_ref().map(|a| a.view())).collect())
+        .collect();
+    let (h, w) = set.mask.dim();
+    let scale = (300 / h.max(w).max(1)).clamp(1, 8);
+    picture::write_grid(path, &views, Some(set.mask.view()), scale)
+}

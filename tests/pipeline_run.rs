@@ -1,0 +1,140 @@
+//! `darlc run` end to end on a small simulated section: the outputs a user gets, the completion
+//! marker, errors for impossible requests, and thread-count independence.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn darlc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darlc"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("darlc-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A 300-gene simulated section (shared by the tests of this file; simulation is deterministic).
+fn section() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("darlc-run-sim-{}", std::process::id()));
+    if !d.join("truth.csv").exists() {
+        let st = darlc()
+            .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    d
+}
+
+fn run(input: &Path, out: &Path, extra: &[&str], threads: &str) -> std::process::Output {
+    darlc()
+        .env("RAYON_NUM_THREADS", threads)
+        .arg("run")
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn baselines_write_every_output_and_a_complete_marker() {
+    let input = section();
+    for method in ["kmeans", "gmm-pca"] {
+        let out = tmp(method);
+        let o = run(&input, &out, &["--method", method], "2");
+        assert!(
+            o.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for f in [
+            "clusters.csv",
+            "clusters.png",
+            "genes.csv",
+            "images.safetensors",
+            "metrics.json",
+            "run.json",
+        ] {
+            assert!(out.join(f).is_file(), "{method}: missing {f}");
+        }
+        let rj: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(rj["complete"], true);
+        assert_eq!(
+            rj["images"], 287,
+            "300 genes − 13 MT- genes (simulate's defaults)"
+        );
+        // round(287 / 30) = 10 clusters (the ST rule).
+        assert_eq!(rj["clusters"], 10);
+        assert!(rj["input_sha256"].as_array().unwrap().len() >= 4);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert!(
+            m["nmi"].as_f64().unwrap() > 0.0,
+            "simulated truth is attached as labels"
+        );
+        assert!(m["dbie"].as_f64().unwrap() > 0.0);
+        let csv = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
+        assert!(csv.starts_with("gene,cluster,confidence\n"));
+        assert_eq!(csv.lines().count(), 288);
+        if method == "gmm-pca" {
+            assert!(out.join("smm.safetensors").is_file());
+            assert!(out.join("embeddings.safetensors").is_file());
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[test]
+fn impossible_k_fails_and_removes_a_stale_marker() {
+    let input = section();
+    let out = tmp("bad-k");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("run.json"), "{\"complete\": true}").unwrap();
+    let o = run(
+        &input,
+        &out,
+        &["--method", "kmeans", "--clusters", "1000"],
+        "2",
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("K = 1000") && err.contains("N = 287"), "{err}");
+    assert!(
+        !out.join("run.json").exists(),
+        "a failed run must not look complete"
+    );
+    let o = run(&input, &out, &["--preset", "fastest"], "2");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--preset"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let input = section();
+    let (a, b) = (tmp("t1"), tmp("t2"));
+    for (dir, t) in [(&a, "1"), (&b, "2")] {
+        let o = run(&input, dir, &["--method", "gmm-pca"], t);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for f in [
+        "clusters.csv",
+        "embeddings.safetensors",
+        "smm.safetensors",
+        "metrics.json",
+    ] {
+        let same = std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap();
+        assert!(same, "{f} differs between 1 and 2 threads");
+    }
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
