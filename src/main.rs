@@ -33,6 +33,9 @@ enum Command {
     Eval(darlc::eval::cli::EvalArgs),
     /// Leiden communities of a kNN graph of embeddings.
     Leiden(darlc::eval::cli::LeidenArgs),
+    /// Denoise every image (tied GAT autoencoder, SPEC §3, or GKS, §15); writes
+    /// smoothed.safetensors, gat.safetensors, smoothing.png, smoothing.json.
+    Smooth(darlc::augment::cli::SmoothArgs),
     /// Gene-pair interaction probe: k-fold accuracy of an MLP on labelled gene pairs.
     Probe(darlc::eval::probe::ProbeArgs),
 }
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => darlc::data::cli::run_simulate(a),
         Command::Eval(args) => darlc::eval::cli::eval(args),
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
+        Command::Smooth(a) => darlc::augment::cli::run_smooth(a),
         Command::Probe(args) => darlc::eval::probe::probe_cmd(args),
     };
     match result {

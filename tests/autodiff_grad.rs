@@ -222,6 +222,28 @@ fn grad_segment_softmax() {
 }
 
 #[test]
+fn grad_segment_weighted_sum() {
+    use darlc::autodiff::ops::segment::SegmentIndex;
+    // 4 destinations (one empty), 5 source rows (one never read), 8 edges with a repeated source
+    // inside a segment and sources read by several segments.
+    let idx = Arc::new(SegmentIndex::new(
+        vec![0, 3, 3, 5, 8],
+        vec![0, 2, 2, 4, 1, 0, 3, 4],
+        5,
+    ));
+    let alpha = rand(&[8, 1], -1.0, 1.0, "swsum.alpha");
+    let x = rand(&[5, 3], -1.0, 1.0, "swsum.x");
+    assert_grad("segment weighted sum", &[alpha, x], |t, v| {
+        t.segment_weighted_sum(v[0], v[1], idx.clone())
+    });
+    let alpha1 = rand(&[8], -1.0, 1.0, "swsum.alpha1");
+    let x1 = rand(&[5, 1], -1.0, 1.0, "swsum.x1");
+    assert_grad("segment weighted sum 1-d α", &[alpha1, x1], |t, v| {
+        t.segment_weighted_sum(v[0], v[1], idx.clone())
+    });
+}
+
+#[test]
 fn grad_layer_norm() {
     let x = rand(&[4, 6], -1.0, 1.0, "x");
     let g = rand(&[6], 0.5, 1.5, "g");

@@ -7,7 +7,7 @@
 //!   kept for a backward pass (evaluation paths use it).
 
 use super::ops::elementwise::{Binary, Unary};
-use super::ops::{cholesky, elementwise, matmul, norm, reduce, shape, softmax};
+use super::ops::{cholesky, elementwise, matmul, norm, reduce, segment, shape, softmax};
 use crate::float::Float;
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
@@ -58,6 +58,12 @@ pub enum Op<T: Float> {
     LogSumExp { x: Var },
     /// Softmax within CSR segments along axis 0.
     SegmentSoftmax { x: Var, offsets: Arc<[usize]> },
+    /// `out[v] = Σ_{e∈seg(v)} α_e x[src_e]` (fused edge aggregation).
+    SegmentWeightedSum {
+        alpha: Var,
+        x: Var,
+        idx: Arc<segment::SegmentIndex>,
+    },
     /// LayerNorm over the last axis.
     LayerNorm {
         x: Var,
@@ -164,6 +170,11 @@ impl<T: Float> Tape<T> {
         let a = self.value(v);
         assert_eq!(a.len(), 1, "scalar() on a node with {} elements", a.len());
         *a.iter().next().expect("one element")
+    }
+    /// Drop every node from `len` on, keeping the first `len` (e.g. a large constant input reused
+    /// across training steps without copying it into a fresh tape each step).
+    pub fn truncate(&mut self, len: usize) {
+        self.nodes.truncate(len);
     }
     /// A node (for printing or study).
     pub fn node(&self, v: Var) -> &Node<T> {
@@ -504,6 +515,29 @@ impl<T: Float> Tape<T> {
         self.push(out, Op::SegmentSoftmax { x, offsets }, &[x])
     }
 
+    /// Fused edge aggregation `out[v] = Σ_{e∈seg(v)} α_e x[src_e]` for `α` with one element per
+    /// edge and `x: [n_src, F]`; result `[n_dst, F]` (SPEC §3.3 Eq. 1).
+    pub fn segment_weighted_sum(
+        &mut self,
+        alpha: Var,
+        x: Var,
+        idx: Arc<segment::SegmentIndex>,
+    ) -> Var {
+        assert_eq!(self.value(alpha).len(), idx.n_edges(), "one α per edge");
+        assert_eq!(
+            self.shape(x).len(),
+            2,
+            "segment_weighted_sum: x must be 2-D"
+        );
+        assert_eq!(
+            self.shape(x)[0],
+            idx.n_src,
+            "segment_weighted_sum: source rows"
+        );
+        let out = segment::segment_weighted_sum(self.value(alpha), self.value(x), &idx);
+        self.push(out, Op::SegmentWeightedSum { alpha, x, idx }, &[alpha, x])
+    }
+
     // ---------------------------------------------------------------- normalisation
 
     /// LayerNorm over the last axis with affine `γ`, `β`.
@@ -766,6 +800,13 @@ impl<T: Float> Tape<T> {
                     *x,
                     Some(softmax::segment_softmax_backward(g, &node.value, offsets)),
                 );
+            }
+            Op::SegmentWeightedSum { alpha, x, idx } => {
+                let need = (self.needs(*alpha), self.needs(*x));
+                let (da, dx) =
+                    segment::segment_weighted_sum_backward(g, val(*alpha), val(*x), idx, need);
+                accumulate(grads, *alpha, da);
+                accumulate(grads, *x, dx);
             }
             Op::LayerNorm {
                 x,

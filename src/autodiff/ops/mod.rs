@@ -8,5 +8,6 @@ pub mod matmul;
 pub mod norm;
 pub mod par;
 pub mod reduce;
+pub mod segment;
 pub mod shape;
 pub mod softmax;
