@@ -27,13 +27,14 @@ pub fn sum_axis_backward<T: Float>(
         .to_owned()
 }
 
-/// Sum of all elements as a 0-d tensor (sequential, index order).
+/// Sum of all elements as a 0-d tensor: sequential in index order, accumulated in f64 (exact
+/// widening for f32, so a long f32 sum does not drift; identical to a plain sum for f64).
 pub fn sum_all<T: Float>(x: &ArrayD<T>) -> ArrayD<T> {
-    let mut acc = T::zero();
+    let mut acc = 0.0f64;
     for &v in x.iter() {
-        acc = acc + v;
+        acc += v.f64();
     }
-    ArrayD::from_elem(IxDyn(&[]), acc)
+    ArrayD::from_elem(IxDyn(&[]), T::of(acc))
 }
 
 /// Backward of [`sum_all`]: every input element gets the scalar gradient.
