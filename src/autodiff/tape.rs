@@ -7,7 +7,7 @@
 //!   kept for a backward pass (evaluation paths use it).
 
 use super::ops::elementwise::{Binary, Unary};
-use super::ops::{cholesky, elementwise, matmul, norm, reduce, shape, softmax};
+use super::ops::{attention, cholesky, elementwise, matmul, norm, reduce, shape, softmax};
 use crate::float::Float;
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
@@ -78,6 +78,8 @@ pub enum Op<T: Float> {
     TriSolveLower { l: Var, b: Var },
     /// `2 Σ ln L_jj`.
     LogDetChol { l: Var },
+    /// Fused multi-head attention on packed `qkv: [B, L, 3D]` (saved probabilities `[B, h, L, L]`).
+    Attention { qkv: Var, probs: Box<ArrayD<T>> },
 }
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
@@ -580,6 +582,33 @@ impl<T: Float> Tape<T> {
         self.push(out, Op::LogDetChol { l }, &[l])
     }
 
+    // ---------------------------------------------------------------- attention
+
+    /// Multi-head scaled dot-product attention on the packed projection `qkv: [B, L, 3D]`
+    /// (`[Q | K | V]`), `heads` heads; returns the head-merged `[B, L, D]` (SPEC §4.1 `MHSA`
+    /// before `W_o`).
+    pub fn attention(&mut self, qkv: Var, heads: usize) -> Var {
+        let x = self
+            .value(qkv)
+            .view()
+            .into_dimensionality::<Ix3>()
+            .expect("attention: qkv must be [B, L, 3D]");
+        let (out, probs) = attention::attention(x, heads);
+        let probs = if self.record && self.needs(qkv) {
+            probs.into_dyn()
+        } else {
+            ArrayD::zeros(IxDyn(&[0]))
+        };
+        self.push(
+            out.into_dyn(),
+            Op::Attention {
+                qkv,
+                probs: Box::new(probs),
+            },
+            &[qkv],
+        )
+    }
+
     // ---------------------------------------------------------------- backward
 
     /// Reverse pass from `root`, seeded with ones (for a scalar loss: `∂root/∂leaf`). Returns the
@@ -808,6 +837,14 @@ impl<T: Float> Tape<T> {
             }
             Op::LogDetChol { l } => {
                 accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
+            }
+            Op::Attention { qkv, probs } => {
+                let d = attention::attention_backward(
+                    g.view().into_dimensionality::<Ix3>().expect("3-D"),
+                    val(*qkv).view().into_dimensionality().expect("3-D"),
+                    probs.view().into_dimensionality().expect("4-D"),
+                );
+                accumulate(grads, *qkv, Some(d.into_dyn()));
             }
         }
     }
