@@ -7,7 +7,7 @@
 //!   kept for a backward pass (evaluation paths use it).
 
 use super::ops::elementwise::{Binary, Unary};
-use super::ops::{attention, cholesky, elementwise, matmul, norm, reduce, shape, softmax};
+use super::ops::{attention, cholesky, elementwise, linear, matmul, norm, reduce, shape, softmax};
 use crate::float::Float;
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
@@ -80,6 +80,8 @@ pub enum Op<T: Float> {
     LogDetChol { l: Var },
     /// Fused multi-head attention on packed `qkv: [B, L, 3D]` (saved probabilities `[B, h, L, L]`).
     Attention { qkv: Var, probs: Box<ArrayD<T>> },
+    /// `x W + b` for `x: [.., k]`, `W: [k, n]`, `b: [n]`.
+    Linear { x: Var, w: Var, b: Var },
 }
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
@@ -609,6 +611,28 @@ impl<T: Float> Tape<T> {
         )
     }
 
+    /// The affine layer `x W + b` (`x: [.., k]`, `W: [k, n]`, `b: [n]`) as one op.
+    pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Var {
+        let wv = self
+            .value(w)
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("linear: W must be 2-D");
+        let bv = self
+            .value(b)
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("linear: b must be 1-D");
+        assert_eq!(
+            self.shape(x).last(),
+            Some(&wv.dim().0),
+            "linear: input width and W rows differ"
+        );
+        assert_eq!(bv.len(), wv.dim().1, "linear: bias width");
+        let out = linear::linear(self.value(x), wv, bv);
+        self.push(out, Op::Linear { x, w, b }, &[x, w, b])
+    }
+
     // ---------------------------------------------------------------- backward
 
     /// Reverse pass from `root`, seeded with ones (for a scalar loss: `∂root/∂leaf`). Returns the
@@ -837,6 +861,17 @@ impl<T: Float> Tape<T> {
             }
             Op::LogDetChol { l } => {
                 accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
+            }
+            Op::Linear { x, w, b } => {
+                let (gx, gw, gb) = linear::linear_backward(
+                    g,
+                    val(*x),
+                    val(*w).view().into_dimensionality().expect("2-D"),
+                    (self.needs(*x), self.needs(*w), self.needs(*b)),
+                );
+                accumulate(grads, *x, gx);
+                accumulate(grads, *w, gw.map(|a| a.into_dyn()));
+                accumulate(grads, *b, gb.map(|a| a.into_dyn()));
             }
             Op::Attention { qkv, probs } => {
                 let d = attention::attention_backward(

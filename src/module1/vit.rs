@@ -73,8 +73,7 @@ pub fn sincos_pe(d: usize, gh: usize, gw: usize) -> Array2<f64> {
 
 /// `x W + b` (SPEC §0 row-vector convention), `x: [.., d_in]`.
 pub fn linear<T: Float>(t: &mut Tape<T>, x: Var, w: Var, b: Var) -> Var {
-    let y = t.matmul(x, w);
-    t.add(y, b)
+    t.linear(x, w, b)
 }
 
 /// `T⁰ = patch·W_pe + b_pe + PE` for `patches: [B, L, P]`, `pe: [L, D]` (SPEC §4.1 "Embedding").
