@@ -276,51 +276,17 @@ impl<T: Float> ModuleI<T> {
         t.constant(self.pe.clone().into_dyn())
     }
 
-    /// Record the full SSL forward of one batch (SPEC §4.5): masked encoder + decoder → `L_MIM`,
-    /// online encoder + `g_o` on `x` → `c`, target encoder + `g_t` on `x_s` → `c̃` (constant),
-    /// NT-Xent → `L_CL`, Eq. 11 → `L_SSL`. `visible` are the realised visible sets.
+    /// Record the full SSL forward of one batch (SPEC §4.5) on a fresh tape; see [`ssl_forward`].
     pub fn forward_step(
         &self,
         x: ArrayView4<T>,
         x_s: ArrayView4<T>,
         visible: &[Vec<usize>],
     ) -> StepGraph<T> {
-        let cfg = &self.cfg;
-        let b = x.dim().0;
         let mut t = Tape::new();
         let vars = self.leaves(&mut t, true);
         let ct = self.target_c(x_s);
-        let pe = self.pe_leaf(&mut t);
-        let patches = t.constant(vit::patchify(x, cfg.patch).into_dyn());
-        // T⁰ is shared by the masked and the online forward (same θ, same x).
-        let t0 = embed(&mut t, &vars, "vit", patches, pe);
-        // MIM branch.
-        let tv = gather_tokens(&mut t, t0, visible);
-        let ev = encode(&mut t, &vars, "vit", tv, cfg.blocks, cfg.heads);
-        let pe_sum = t.constant(self.pe.sum_axis(Axis(0)).into_dyn());
-        let u = decoder_input(&mut t, ev, pv(&vars, "dec.m_tok"), pe_sum, cfg.tokens());
-        let yhat = decoder(&mut t, &vars, u);
-        let xflat = t.constant(
-            x.as_standard_layout()
-                .into_owned()
-                .into_shape_with_order(IxDyn(&[b, cfg.pixels()]))
-                .expect("flatten"),
-        );
-        let w = mim_weights(visible, cfg.channels, cfg.height, cfg.width, cfg.patch);
-        let l_mim = mim_loss(&mut t, yhat, xflat, &w);
-        // Contrastive branch.
-        let e = encode(&mut t, &vars, "vit", t0, cfg.blocks, cfg.heads);
-        let h = mean_pool(&mut t, e);
-        let c = linear(&mut t, h, pv(&vars, "g_o.W"), pv(&vars, "g_o.b"));
-        let ctv = t.constant(ct);
-        let l_cl = nt_xent(&mut t, c, ctv, cfg.tau);
-        let l_ssl = uwl(
-            &mut t,
-            l_mim,
-            l_cl,
-            pv(&vars, "uwl.sigma1"),
-            pv(&vars, "uwl.sigma2"),
-        );
+        let (l_ssl, l_mim, l_cl) = ssl_forward(&mut t, &vars, &self.cfg, &self.pe, x, ct, visible);
         StepGraph {
             tape: t,
             vars,
@@ -439,6 +405,54 @@ impl<T: Float> ModuleI<T> {
             }
         }
     }
+}
+
+/// The SSL forward of one batch on `t` (SPEC §4.5): masked encoder + decoder → `L_MIM` (Eq. 7),
+/// online encoder + `g_o` on `x` → `c`, NT-Xent against the constant target vectors `c_t` → `L_CL`
+/// (Eq. 10), Eq. 11 → `L_SSL`. `vars` holds every trainable parameter by name; `visible` are the
+/// realised visible sets. Returns `(L_SSL, L_MIM, L_CL)`.
+pub fn ssl_forward<T: Float>(
+    t: &mut Tape<T>,
+    vars: &ParamVars,
+    cfg: &Config,
+    pe: &Array2<T>,
+    x: ArrayView4<T>,
+    c_t: ArrayD<T>,
+    visible: &[Vec<usize>],
+) -> (Var, Var, Var) {
+    let b = x.dim().0;
+    let pe_v = t.constant(pe.clone().into_dyn());
+    let patches = t.constant(vit::patchify(x, cfg.patch).into_dyn());
+    // T⁰ is shared by the masked and the online forward (same θ, same x).
+    let t0 = embed(t, vars, "vit", patches, pe_v);
+    // MIM branch.
+    let tv = gather_tokens(t, t0, visible);
+    let ev = encode(t, vars, "vit", tv, cfg.blocks, cfg.heads);
+    let pe_sum = t.constant(pe.sum_axis(Axis(0)).into_dyn());
+    let u = decoder_input(t, ev, pv(vars, "dec.m_tok"), pe_sum, cfg.tokens());
+    let yhat = decoder(t, vars, u);
+    let xflat = t.constant(
+        x.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(&[b, cfg.pixels()]))
+            .expect("flatten"),
+    );
+    let w = mim_weights(visible, cfg.channels, cfg.height, cfg.width, cfg.patch);
+    let l_mim = mim_loss(t, yhat, xflat, &w);
+    // Contrastive branch.
+    let e = encode(t, vars, "vit", t0, cfg.blocks, cfg.heads);
+    let h = mean_pool(t, e);
+    let c = linear(t, h, pv(vars, "g_o.W"), pv(vars, "g_o.b"));
+    let ctv = t.constant(c_t);
+    let l_cl = nt_xent(t, c, ctv, cfg.tau);
+    let l_ssl = uwl(
+        t,
+        l_mim,
+        l_cl,
+        pv(vars, "uwl.sigma1"),
+        pv(vars, "uwl.sigma2"),
+    );
+    (l_ssl, l_mim, l_cl)
 }
 
 /// `ξ ← m ξ + (1 − m) θ` elementwise (Eq. 8). `m = 0` copies exactly, `m = 1` freezes exactly.

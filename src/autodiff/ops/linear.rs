@@ -111,7 +111,10 @@ pub fn linear_backward<T: Float>(
     let g2 = gs.view().into_shape_with_order((rows, n)).expect("flatten");
     let (gx, _) = matmul_backward(g2, x2, w, false, false, (need.0, false));
     let gw = need.1.then(|| weight_grad(x2, g2));
-    let gx = gx.map(|a| a.into_shape_with_order(IxDyn(x.shape())).expect("unflatten"));
+    let gx = gx.map(|a| {
+        a.into_shape_with_order(IxDyn(x.shape()))
+            .expect("unflatten")
+    });
     let gb = need.2.then(|| column_sums(g2));
     (gx, gw, gb)
 }
