@@ -14,9 +14,12 @@
 
 pub mod augment;
 pub mod autodiff;
+pub mod bench;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod fixtures;
 pub mod float;
 pub mod io;
 pub mod module1;

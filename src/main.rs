@@ -16,17 +16,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Golden fixtures: regenerate or check (SPEC §18).
+    Fixtures(darlc::fixtures::cli::FixturesArgs),
+    /// Compare another backend's outputs with a reference golden set.
+    Verify(darlc::fixtures::cli::VerifyArgs),
+    /// Performance figures (prints, does not assert).
+    Bench(darlc::bench::cli::BenchArgs),
+    /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
+    /// genes.csv, spots.csv, report.json.
+    Images(darlc::data::cli::ImagesArgs),
+    /// Write a synthetic Visium section with known gene patterns (10x layout + truth.csv).
+    Simulate(darlc::data::cli::SimulateArgs),
+    /// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM; optional gene-family benchmark.
+    Eval(darlc::eval::cli::EvalArgs),
+    /// Leiden communities of a kNN graph of embeddings.
+    Leiden(darlc::eval::cli::LeidenArgs),
     /// Module I warm-up: images → smoothing → ViT SSL → representations h (SPEC §4).
     Embed(darlc::module1::cli::EmbedArgs),
-    /// Benchmark: Module I training step at paper size (temporary name until `bench` exists).
-    BenchSslStep(darlc::module1::bench::SslStepArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: darlc::Result<()> = match cli.command {
+        Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
+        Command::Verify(a) => darlc::fixtures::cli::verify(a),
+        Command::Bench(a) => darlc::bench::cli::bench(a),
+        Command::Images(a) => darlc::data::cli::run_images(a),
+        Command::Simulate(a) => darlc::data::cli::run_simulate(a),
+        Command::Eval(args) => darlc::eval::cli::eval(args),
+        Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
         Command::Embed(a) => darlc::module1::cli::embed(a),
-        Command::BenchSslStep(a) => darlc::module1::bench::ssl_step(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,1 +1,339 @@
 //! Everything before the first image: readers, preprocessing, rasterisation, simulation (SPEC §2).
+//!
+//! [`load`] sniffs what a path holds and returns an [`ImageSet`]:
+//!
+//! | input | recognised by | result |
+//! |---|---|---|
+//! | Space Ranger `outs/` (or its parent) | `filtered_feature_bc_matrix/` folder | Visium hex section |
+//! | flat 10x folder (`../shared/data/dlpfc_*`) | `matrix.mtx[.gz]` + `tissue_positions[_list].csv` | Visium hex section |
+//! | legacy ST folder (`mob_st_rep11`) | matrix + `spots.csv` with `x`,`y`, or `XxY` barcodes | square lattice |
+//! | cell-level folder (`osmfish_sscortex`) | matrix + `cells.csv` (id column `cell_id`) | bins on a square grid |
+//! | dense counts CSV/TSV | spot names `XxY` in the first column or the header | square lattice |
+//! | MSI table CSV/TSV | header with `x` and `y` columns, other columns m/z | square lattice, TIC |
+//! | image stack | `.safetensors` `[N,C,H,W]`, or CSV `label,pixel…` | images, no section |
+//!
+//! Spatial inputs are preprocessed per SPEC §2.1 (MSI per §2.3) and rasterised per §2.2. The
+//! coordinate rules per lattice are in [`raster`]; the bin rule for cell-level data is
+//! [`raster::bin_points`].
+
+pub mod bench;
+pub mod cli;
+pub mod mtx;
+pub mod preprocess;
+pub mod raster;
+pub mod simulate;
+pub mod source;
+pub mod tables;
+
+mod msi;
+mod st;
+mod stack;
+
+use crate::error::{DarlcError, Result};
+use ndarray::{Array2, Array4};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub use preprocess::GeneFilterReport;
+pub use raster::Canvas;
+
+/// The lattice the spots of a section lie on; it decides the graph of SPEC §3.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Lattice {
+    /// Visium hexagonal array: radius 1.1 in spot pitches.
+    Hex,
+    /// Square grid (legacy ST, MSI): radius 1.5 (8-neighbourhood).
+    Square,
+    /// Free coordinates (binned cells, re-centred ST): symmetrised kNN, k = 6.
+    Arbitrary,
+}
+
+/// A tissue section as spots × genes: the GAT's input (SPEC §3.1: nodes = spots, channels = genes).
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// `[n_spots, G]` preprocessed values (after §2.1 filter/normalise/log1p, or §2.3 TIC), same
+    /// gene order as the images.
+    pub expr: Array2<f32>,
+    /// Graph coordinates per SPEC §3.2: Visium `(array_col/2, array_row·√3/2)`; square lattice
+    /// `(row, col)` of the lattice point; arbitrary: the raw `(x, y)` (for bins: the mean of the
+    /// binned points).
+    pub coords: Vec<[f64; 2]>,
+    pub lattice: Lattice,
+    /// `(row, col)` of each spot on the image canvas.
+    pub pixel: Vec<(usize, usize)>,
+    /// Spot ids (barcodes, `XxY` names, `bin_r<row>_c<col>` for bins, `px_<x>_<y>` for MSI).
+    pub spot_ids: Vec<String>,
+}
+
+/// The images to cluster, with everything known about them.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    /// `[N, C, H, W]` raw images, H and W multiples of the patch size.
+    pub images: Array4<f32>,
+    /// `[H, W]` tissue mask (1 = tissue).
+    pub mask: Array2<u8>,
+    /// Per image: gene id (ST), m/z label (MSI) or image index.
+    pub ids: Vec<String>,
+    /// Per image: gene symbol (ST) or the same as `ids`.
+    pub symbols: Vec<String>,
+    /// Ground truth per image where known (digit label, simulation pattern).
+    pub labels: Option<Vec<String>>,
+    /// Some for ST / MSI / cell inputs.
+    pub section: Option<Section>,
+    pub report: PreprocessReport,
+}
+
+/// How binning was done (cell-level / free coordinates).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BinReport {
+    pub bin_size: f64,
+    pub points: usize,
+    pub bins: usize,
+    pub max_points_per_bin: usize,
+}
+
+/// What loading did: input kind, genes kept/dropped per rule, spots, canvas, sparsity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PreprocessReport {
+    pub input: String,
+    /// `visium`, `legacy-st`, `cells-binned`, `dense-st`, `msi`, `image-stack`.
+    pub kind: String,
+    /// Files read, in order.
+    pub files: Vec<String>,
+    pub genes: Option<GeneFilterReport>,
+    /// Matrix columns (barcodes / cells / pixels / images) in the input.
+    pub items_in: usize,
+    /// Spots (nodes) of the section after the tissue / section selection (bins when binned).
+    pub spots: usize,
+    pub section_selected: Option<String>,
+    pub binning: Option<BinReport>,
+    pub canvas: Option<Canvas>,
+    pub tic_median: Option<f64>,
+    pub images: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Fraction of non-zero values over the tissue pixels of all images.
+    pub nonzero_fraction: f64,
+    pub sparsify: Option<f64>,
+}
+
+/// How to treat spot coordinates that are not a Visium array.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoordMode {
+    /// Cell tables are binned; spot tables and `XxY` names are rounded to the integer lattice.
+    #[default]
+    Auto,
+    /// Round to the nearest integer lattice point (SPEC §2.2 legacy ST); a collision is an error.
+    Lattice,
+    /// Bin onto a square grid ([`raster::bin_points`]); points in one bin are summed.
+    Bin,
+}
+
+/// Options of [`load`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Patch side p: H and W are padded to multiples of it (SPEC §2.2). Default 5.
+    pub patch: usize,
+    /// `(H, W, C)` of image-stack rows (CSV) or the expected shape (safetensors).
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Fraction of pixels zeroed per image in image stacks (SPEC §2.3), stream `data.sparsify`.
+    pub sparsify: Option<f64>,
+    pub seed: u64,
+    /// Gene filter of SPEC §2.1: keep genes expressed in at least this many spots. Default 10.
+    pub min_spots: usize,
+    /// Minimum canvas side (SPEC §2.2). Default 75.
+    pub canvas: usize,
+    /// Which section of a multi-section spot table (its `section` column) to use.
+    pub section: Option<String>,
+    pub coords: CoordMode,
+    /// Bin side for [`CoordMode::Bin`], in input units; default from [`raster::bin_points`].
+    pub bin_size: Option<f64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            patch: 5,
+            image_shape: None,
+            sparsify: None,
+            seed: 0,
+            min_spots: 10,
+            canvas: 75,
+            section: None,
+            coords: CoordMode::Auto,
+            bin_size: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    fn validate(&self) -> Result<()> {
+        if self.patch == 0 || self.patch > 1024 {
+            return Err(DarlcError::param(
+                "patch",
+                format!("{} must be in 1..=1024", self.patch),
+            ));
+        }
+        if self.canvas > 100_000 {
+            return Err(DarlcError::param(
+                "canvas",
+                format!("{} is too large", self.canvas),
+            ));
+        }
+        if let Some(f) = self.sparsify {
+            if !(0.0..1.0).contains(&f) {
+                return Err(DarlcError::param(
+                    "sparsify",
+                    format!("{f} must be in [0, 1)"),
+                ));
+            }
+        }
+        if let Some((h, w, c)) = self.image_shape {
+            if h == 0 || w == 0 || c == 0 {
+                return Err(DarlcError::param(
+                    "image-shape",
+                    "every dimension must be ≥ 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The embedded default data set: the mouse olfactory bulb ST section (Ståhl 2016, replicate 11)
+/// shipped under `fixtures/mob_st_rep11`, so that every command runs without user data.
+pub fn default_input() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("mob_st_rep11")
+}
+
+/// Load any supported input (see the module table), preprocess (SPEC §2.1 / §2.3) and rasterise
+/// (SPEC §2.2) it. Bad input is an error naming the file and line or field.
+pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
+    opts.validate()?;
+    let kind = sniff(input)?;
+    check_options(kind.clone(), opts)?;
+    let mut set = match kind {
+        Kind::Folder(dir) => st::load_dir(&dir, opts)?,
+        Kind::Safetensors => stack::load_safetensors(input, opts)?,
+        Kind::ImageCsv => stack::load_csv(input, opts)?,
+        Kind::Msi => msi::load(input, opts)?,
+        Kind::Dense => st::load_dense(input, opts)?,
+    };
+    set.report.input = input.display().to_string();
+    finish_report(&mut set);
+    Ok(set)
+}
+
+/// What an input path holds, sniffed from the file system and the first line of a file.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// A count-matrix folder (10x, legacy ST, cells); a `.mtx[.gz]` path resolves to its folder.
+    Folder(PathBuf),
+    Safetensors,
+    /// CSV whose header starts with `label`.
+    ImageCsv,
+    /// CSV/TSV whose header has `x` and `y`.
+    Msi,
+    /// Any other table: dense counts with `XxY` spot names.
+    Dense,
+}
+
+fn sniff(input: &Path) -> Result<Kind> {
+    let meta = std::fs::metadata(input).map_err(|e| DarlcError::io(input, e))?;
+    if meta.is_dir() {
+        return Ok(Kind::Folder(input.to_path_buf()));
+    }
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
+        let mut dir = input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if dir.ends_with("filtered_feature_bc_matrix") || dir.ends_with("raw_feature_bc_matrix") {
+            dir = dir.parent().unwrap_or(dir);
+        }
+        return Ok(Kind::Folder(dir.to_path_buf()));
+    }
+    if name.ends_with(".safetensors") {
+        return Ok(Kind::Safetensors);
+    }
+    let first =
+        source::first_line(input)?.ok_or_else(|| DarlcError::format(input, None, "empty file"))?;
+    let delim = source::sniff_delimiter(&first) as char;
+    let fields: Vec<String> = first
+        .split(delim)
+        .map(|f| f.trim().trim_matches('"').to_lowercase())
+        .collect();
+    Ok(if fields.first().is_some_and(|f| f == "label") {
+        Kind::ImageCsv
+    } else if fields.iter().any(|f| f == "x") && fields.iter().any(|f| f == "y") {
+        Kind::Msi
+    } else {
+        Kind::Dense
+    })
+}
+
+/// Options that do not apply to the input are an error rather than silently ignored.
+fn check_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
+    let stack = matches!(kind, Kind::Safetensors | Kind::ImageCsv);
+    let unused = |name: &str, what: &str| {
+        Err(DarlcError::param(
+            name,
+            format!("applies to {what} only, not to this input"),
+        ))
+    };
+    if !stack && opts.sparsify.is_some() {
+        return unused("sparsify", "image stacks");
+    }
+    if !stack && opts.image_shape.is_some() {
+        return unused("image-shape", "image stacks");
+    }
+    let free = matches!(kind, Kind::Folder(_) | Kind::Dense);
+    if !free && opts.coords != CoordMode::Auto {
+        return unused("coords", "spot or cell coordinates");
+    }
+    if !free && opts.bin_size.is_some() {
+        return unused("bin-size", "spot or cell coordinates");
+    }
+    if !matches!(kind, Kind::Folder(_)) && opts.section.is_some() {
+        return unused("section", "spot tables with a `section` column");
+    }
+    Ok(())
+}
+
+/// Fill the shape and sparsity fields of the report.
+fn finish_report(set: &mut ImageSet) {
+    let (n, c, h, w) = set.images.dim();
+    let r = &mut set.report;
+    r.images = n;
+    r.channels = c;
+    r.height = h;
+    r.width = w;
+    let tissue: Vec<usize> = set
+        .mask
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m != 0)
+        .map(|(k, _)| k)
+        .collect();
+    let hw = h * w;
+    let flat = set.images.as_slice();
+    let mut nz = 0usize;
+    if let Some(flat) = flat {
+        for img in flat.chunks(hw.max(1)) {
+            nz += tissue.iter().filter(|&&k| img[k] != 0.0).count();
+        }
+    }
+    let total = n * c * tissue.len();
+    r.nonzero_fraction = if total > 0 {
+        nz as f64 / total as f64
+    } else {
+        0.0
+    };
+}

@@ -1,2 +1,17 @@
 //! Judging results: metrics, Hungarian matching, Leiden, downstream probes (SPEC §12).
+//!
+//! * [`metrics`]: DBIE, DBIP, NMI, ARI, ACC, SAM (SPEC §12.1–12.3).
+//! * [`hungarian`]: optimal assignment, used by ACC.
+//! * [`knn`] + [`leiden`]: community detection on embeddings (Traag et al. 2019).
+//! * [`families`]: the gene-family benchmark ([P] §4.3.2).
+//! * [`input`], [`report`], [`cli`]: `darlc eval` and `darlc leiden`.
+
+pub mod cli;
+pub mod families;
+pub mod hungarian;
+pub mod input;
+pub mod knn;
+pub mod leiden;
+pub mod metrics;
 pub mod moran;
+pub mod report;

@@ -4,6 +4,7 @@
 //! the same folder, which is renamed over the final name only when complete, so an interrupted run
 //! never leaves a file that looks finished.
 
+pub mod picture;
 pub mod tensors;
 
 pub use tensors::{TensorData, TensorFile};

@@ -92,6 +92,7 @@ pub fn synthetic_pool(n: usize, s: usize, seed: u64) -> (Array4<f32>, Array4<f32
 
 /// Run the benchmark and print images/s (min / median / max) and peak RSS.
 pub fn ssl_step(args: SslStepArgs) -> Result<()> {
+    crate::bench::alloc::retain_freed_memory();
     let threads = args.threads;
     super::cli::with_threads(threads, move || run(&args))?
 }

@@ -227,6 +227,7 @@ pub fn write_outputs(
 
 /// `darlc embed`: load → smooth (GKS, SPEC §15) → warm-up (SPEC §4.5) → write outputs.
 pub fn embed(args: EmbedArgs) -> Result<()> {
+    crate::bench::alloc::retain_freed_memory();
     let threads = args.threads;
     with_threads(threads, move || embed_inner(&args))?
 }

@@ -1,1 +1,32 @@
-//! Layers built on the tape and training utilities (Linear, LayerNorm, BatchNorm, attention, Adam, EMA, parameter store).
+//! Layers built on the tape and training utilities (SPEC §4.1, §4.3, §4.5, §5, §18).
+//!
+//! * [`params`]: the parameter store with dotted names, tape binding, safetensors save/load.
+//! * [`init`]: Xavier and normal initialisers from named streams.
+//! * [`linear`], [`layernorm`], [`batchnorm`], [`attention`], [`mlp`], [`block`]: layers; each
+//!   registers its parameters in a [`ParamStore`] at construction and has a `forward` on a
+//!   [`crate::autodiff::Tape`] given the store's [`Bound`] leaves.
+//! * [`adam`], [`clip`], [`ema`]: the training utilities.
+
+pub mod adam;
+pub mod clip;
+pub mod ema;
+pub mod init;
+pub mod linear;
+pub mod params;
+
+pub use adam::Adam;
+pub use clip::clip_grad_norm;
+pub use ema::{ema_update, ema_update_within};
+pub use linear::Linear;
+pub use params::{Bound, ParamId, ParamStore};
+pub mod attention;
+pub mod batchnorm;
+pub mod block;
+pub mod layernorm;
+pub mod mlp;
+
+pub use attention::MultiHeadAttention;
+pub use batchnorm::BatchNorm1d;
+pub use block::Block;
+pub use layernorm::LayerNorm;
+pub use mlp::Mlp;

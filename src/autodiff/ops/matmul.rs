@@ -31,7 +31,12 @@ pub fn gemm_once<T: Float>(
         return;
     }
     if k == 0 {
-        c.mapv_inplace(|x| beta * x);
+        // β = 0 must not read `c` (it may be uninitialised, as matrixmultiply allows).
+        if beta == T::zero() {
+            c.fill(T::zero());
+        } else {
+            c.mapv_inplace(|x| beta * x);
+        }
         return;
     }
     let (sa, sb, sc) = (
@@ -61,13 +66,33 @@ pub fn gemm_once<T: Float>(
     }
 }
 
+/// A new `[d0, d1, …]` array whose every element `fill` overwrites without reading it first.
+///
+/// The output of a product is written with β = 0, so zero-initialising it would be a wasted pass
+/// over memory (and, for large blocks, the dominant cost after the GEMM itself).
+fn new_output<T: Float, D: ndarray::Dimension>(
+    shape: D,
+    fill: impl FnOnce(ndarray::ArrayViewMut<T, D>),
+) -> ndarray::Array<T, D> {
+    let mut out = ndarray::Array::<T, D>::uninit(shape);
+    let dim = out.raw_dim();
+    // SAFETY: `out` is a fresh standard-layout allocation of `dim`; `MaybeUninit<T>` has `T`'s
+    // layout. The view is only written through (gemm with β = 0, which matrixmultiply documents
+    // as not reading C, and explicit fills), never read before written, and every element is
+    // written by `fill` (callers pass kernels that cover the whole output), so `assume_init` is
+    // sound afterwards.
+    unsafe {
+        let view = ndarray::ArrayViewMut::from_shape_ptr(dim, out.as_mut_ptr() as *mut T);
+        fill(view);
+        out.assume_init()
+    }
+}
+
 /// `a·b` into a new array, parallel over output blocks (or fixed `k` chunks).
 pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
     let m = a.dim().0;
     let n = b.dim().1;
-    let mut c = Array2::<T>::zeros((m, n));
-    gemm_par(a, b, c.view_mut());
-    c
+    new_output(ndarray::Ix2(m, n), |c| gemm_par(a, b, c))
 }
 
 /// `c ← a·b` (overwrites `c`), parallel as described in the module doc.
@@ -170,12 +195,12 @@ pub fn batch_matmul<T: Float>(a: ArrayView3<T>, b: ArrayView3<T>, ta: bool, tb: 
         bt == 0 || opb(0).dim().0 == k,
         "batched matmul inner dimensions differ"
     );
-    let mut c = Array3::<T>::zeros((bt, m, n));
-    let tasks: Vec<_> = c.outer_iter_mut().enumerate().collect();
-    tasks.into_par_iter().for_each(|(i, ci)| {
-        gemm_once(T::one(), opa(i), opb(i), T::zero(), ci);
-    });
-    c
+    new_output(ndarray::Ix3(bt, m, n), |mut c| {
+        let tasks: Vec<_> = c.outer_iter_mut().enumerate().collect();
+        tasks.into_par_iter().for_each(|(i, ci)| {
+            gemm_once(T::one(), opa(i), opb(i), T::zero(), ci);
+        });
+    })
 }
 
 /// Gradients of the batched product (same rules as [`matmul_backward`], per batch item).
@@ -240,5 +265,20 @@ mod tests {
                 (m, k, n)
             );
         }
+    }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros_in_uninitialised_outputs() {
+        // Outputs are allocated uninitialised; with k = 0 every element must still be written
+        // (an empty sum is 0).
+        let a = Array2::<f64>::zeros((3, 0));
+        let b = Array2::<f64>::zeros((0, 4));
+        assert_eq!(matmul(a.view(), b.view()), Array2::<f64>::zeros((3, 4)));
+        let a3 = Array3::<f32>::zeros((2, 3, 0));
+        let b3 = Array3::<f32>::zeros((2, 0, 5));
+        assert_eq!(
+            batch_matmul(a3.view(), b3.view(), false, false),
+            Array3::<f32>::zeros((2, 3, 5))
+        );
     }
 }

@@ -92,7 +92,7 @@ pub fn rows_map<T: Float, F>(input: &[T], width: usize, out: &mut [T], out_width
 where
     F: Fn(usize, &[T], &mut [T]) + Sync,
 {
-    let rows = if width == 0 { 0 } else { input.len() / width };
+    let rows = input.len().checked_div(width).unwrap_or(0);
     let chunk_rows = (CHUNK / width.max(1)).max(1);
     if rows == 0 {
         return;

@@ -5,9 +5,12 @@ use crate::float::Float;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use rayon::prelude::*;
 
-/// Reshape (row-major); the input is made contiguous first.
+/// Reshape (row-major); a contiguous input is copied in one block, any other in logical order.
 pub fn reshape<T: Float>(x: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
-    let v: Vec<T> = x.iter().copied().collect();
+    let v: Vec<T> = match x.as_slice() {
+        Some(s) => s.to_vec(),
+        None => x.iter().copied().collect(),
+    };
     ArrayD::from_shape_vec(IxDyn(shape), v).expect("reshape element count checked by the tape")
 }
 

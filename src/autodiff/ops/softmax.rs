@@ -105,7 +105,7 @@ pub fn lse_row<T: Float>(r: &[T]) -> T {
 pub fn logsumexp<T: Float>(x: &ArrayD<T>) -> ArrayD<T> {
     let w = last_width(x);
     let xs = par::std_slice(x);
-    let rows = if w == 0 { 0 } else { xs.len() / w };
+    let rows = xs.len().checked_div(w).unwrap_or(0);
     let mut out = vec![T::zero(); rows];
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     out.par_chunks_mut(chunk_rows)

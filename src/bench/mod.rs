@@ -1,0 +1,7 @@
+//! Benchmarks that print figures (not timed tests): `darlc bench ops` measures the f32 tape's
+//! matmul throughput against raw matrixmultiply GEMM on the paper-size ViT shapes (SPEC §0) and the
+//! fixed cost of recording one tiny op.
+
+pub mod alloc;
+pub mod cli;
+pub mod ops;

@@ -1,0 +1,448 @@
+//! Run configuration: every hyperparameter of SPEC §14 with its default, named presets, and a
+//! check that turns an unchecked [`Config`] (as read from JSON or flags) into one darlc can run,
+//! with errors that name the parameter and say what is allowed (after linfa's checked/unchecked
+//! hyperparameters).
+
+use crate::error::{DarlcError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How the positive views are made (SPEC §3, §15 "GAT→GKS").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Smoothing {
+    Gat,
+    Gks,
+}
+
+/// How the number of clusters is chosen (SPEC §10, [P] §4.1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "rule", content = "k")]
+pub enum Clusters {
+    /// `round(N/30)`, the paper's default for spatial transcriptomics.
+    St,
+    /// Eigengap of the enhanced similarity Laplacian (Eq. 23–25).
+    Auto,
+    /// A given K.
+    Fixed(usize),
+}
+
+/// Which clustering method produces the outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Darlc,
+    /// k-means on the raw image vectors.
+    Kmeans,
+    /// Gaussian mixture on a PCA of the images.
+    GmmPca,
+}
+
+/// GAT autoencoder settings (SPEC §3.4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmoothingConfig {
+    pub method: Smoothing,
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub clip: f64,
+    pub hidden: usize,
+    pub latent: usize,
+}
+
+/// ViT and Module I settings (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModuleIConfig {
+    pub patch: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub mlp_ratio: usize,
+    pub mask_ratio: f64,
+    pub contrastive_dim: usize,
+    pub tau: f64,
+    pub ema: f64,
+    pub warmup_epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+}
+
+/// Module II settings (SPEC §5–§10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModuleIIConfig {
+    pub dim: usize,
+    pub clusters: Clusters,
+    pub joint_epochs: usize,
+    pub lr_epoch: f64,
+    pub lr_batch: f64,
+    pub lambda0: f64,
+    pub em_iters_init: usize,
+    pub em_iters_epoch: usize,
+    pub em_iters_final: usize,
+    pub em_tol: f64,
+    pub alpha: f64,
+    pub kappa0: f64,
+    pub nu_init: f64,
+    /// `"default"` (SPEC §6.2) or `"within"` (pooled within-cluster scale prior).
+    pub scale_prior: String,
+    pub knn: usize,
+}
+
+/// The ablation switches of SPEC §15.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ablations {
+    /// `w/o CLR`: drop the contrastive loss.
+    pub no_clr: bool,
+    /// `SMM→GMM`: Gaussian components.
+    pub gmm: bool,
+    /// `w/o L_LH`.
+    pub no_lh: bool,
+    /// `w/o L_size`.
+    pub no_size: bool,
+    /// `w/o SMM` (DARLC-C1): stop after warm-up.
+    pub no_smm: bool,
+}
+
+/// Everything a run needs. Field defaults are the paper preset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub seed: u64,
+    pub method: Method,
+    pub min_spots: usize,
+    pub smoothing: SmoothingConfig,
+    pub module1: ModuleIConfig,
+    pub module2: ModuleIIConfig,
+    pub ablations: Ablations,
+}
+
+impl Default for SmoothingConfig {
+    fn default() -> Self {
+        SmoothingConfig {
+            method: Smoothing::Gat,
+            epochs: 1000,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            clip: 5.0,
+            hidden: 512,
+            latent: 30,
+        }
+    }
+}
+
+impl Default for ModuleIConfig {
+    fn default() -> Self {
+        ModuleIConfig {
+            patch: 5,
+            dim: 64,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 4,
+            mask_ratio: 0.8,
+            contrastive_dim: 64,
+            tau: 0.5,
+            ema: 0.999,
+            warmup_epochs: 50,
+            batch: 256,
+            lr: 1e-3,
+        }
+    }
+}
+
+impl Default for ModuleIIConfig {
+    fn default() -> Self {
+        ModuleIIConfig {
+            dim: 32,
+            clusters: Clusters::St,
+            joint_epochs: 50,
+            lr_epoch: 1e-3,
+            lr_batch: 1e-5,
+            lambda0: 0.5,
+            em_iters_init: 100,
+            em_iters_epoch: 20,
+            em_iters_final: 100,
+            em_tol: 1e-6,
+            alpha: 2.0,
+            kappa0: 0.01,
+            nu_init: 3.0,
+            scale_prior: "default".into(),
+            knn: 15,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            method: Method::Darlc,
+            min_spots: 10,
+            smoothing: SmoothingConfig::default(),
+            module1: ModuleIConfig::default(),
+            module2: ModuleIIConfig::default(),
+            ablations: Ablations::default(),
+        }
+    }
+}
+
+/// Names of the presets, for `--preset` help and errors.
+pub const PRESETS: &[&str] = &["paper", "fast", "tiny"];
+
+impl Config {
+    /// A named preset:
+    /// * `paper` — SPEC §14 exactly (the default);
+    /// * `fast` — for trying things out: 200 GAT epochs, 10 warm-up and 10 joint epochs, EM caps
+    ///   50/10/50; same model sizes;
+    /// * `tiny` — the SPEC §18 tiny configuration's training lengths and model sizes, for tests.
+    pub fn preset(name: &str) -> Result<Config> {
+        let mut c = Config::default();
+        match name {
+            "paper" => {}
+            "fast" => {
+                c.smoothing.epochs = 200;
+                c.module1.warmup_epochs = 10;
+                c.module2.joint_epochs = 10;
+                c.module2.em_iters_init = 50;
+                c.module2.em_iters_epoch = 10;
+                c.module2.em_iters_final = 50;
+            }
+            "tiny" => {
+                c.smoothing.epochs = 5;
+                c.smoothing.hidden = 5;
+                c.smoothing.latent = 3;
+                c.module1.dim = 8;
+                c.module1.depth = 2;
+                c.module1.heads = 2;
+                c.module1.contrastive_dim = 4;
+                c.module1.warmup_epochs = 2;
+                c.module1.batch = 6;
+                c.module1.mask_ratio = 0.5;
+                c.module2.dim = 3;
+                c.module2.clusters = Clusters::Fixed(3);
+                c.module2.joint_epochs = 2;
+                c.module2.em_iters_init = 5;
+                c.module2.em_iters_epoch = 5;
+                c.module2.em_iters_final = 5;
+                c.module2.knn = 3;
+            }
+            other => {
+                return Err(DarlcError::param(
+                    "--preset",
+                    format!(
+                        "unknown preset `{other}`; choose one of: {}",
+                        PRESETS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Read a JSON config file; keys left out keep their defaults, unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid config: {e}")))
+    }
+
+    /// Check every value; the error names the first offending key and what is allowed.
+    // `!(x > 0.0)` is deliberate: it also rejects NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    pub fn check(self) -> Result<CheckedConfig> {
+        let m1 = &self.module1;
+        let m2 = &self.module2;
+        let sm = &self.smoothing;
+        let p = |name: &str, msg: String| Err(DarlcError::param(name, msg));
+        if m1.patch == 0 {
+            return p("module1.patch", "must be ≥ 1".into());
+        }
+        if m1.dim == 0 || m1.dim % 4 != 0 {
+            return p(
+                "module1.dim",
+                format!(
+                    "must be a positive multiple of 4 (2-D sin-cos positions, SPEC §4.1); got {}",
+                    m1.dim
+                ),
+            );
+        }
+        if m1.heads == 0 || m1.dim % m1.heads != 0 {
+            return p(
+                "module1.heads",
+                format!("must divide module1.dim = {}; got {}", m1.dim, m1.heads),
+            );
+        }
+        if !(0.0..1.0).contains(&m1.mask_ratio) {
+            return p(
+                "module1.mask_ratio",
+                format!("must be in [0, 1); got {}", m1.mask_ratio),
+            );
+        }
+        if m1.batch < 2 {
+            return p(
+                "module1.batch",
+                format!(
+                    "must be ≥ 2 (NT-Xent and BatchNorm need two items); got {}",
+                    m1.batch
+                ),
+            );
+        }
+        if !(m1.tau > 0.0) {
+            return p("module1.tau", format!("must be > 0; got {}", m1.tau));
+        }
+        if !(0.0..=1.0).contains(&m1.ema) {
+            return p("module1.ema", format!("must be in [0, 1]; got {}", m1.ema));
+        }
+        for (name, v) in [
+            ("module1.lr", m1.lr),
+            ("module2.lr_epoch", m2.lr_epoch),
+            ("module2.lr_batch", m2.lr_batch),
+            ("smoothing.lr", sm.lr),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return p(name, format!("must be a positive finite number; got {v}"));
+            }
+        }
+        if sm.hidden == 0 || sm.latent == 0 {
+            return p("smoothing.hidden", "GAT widths must be ≥ 1".into());
+        }
+        if m2.dim == 0 {
+            return p("module2.dim", "must be ≥ 1".into());
+        }
+        if let Clusters::Fixed(k) = m2.clusters {
+            if k < 2 {
+                return p("module2.clusters", format!("K must be ≥ 2; got {k}"));
+            }
+        }
+        if !(m2.alpha >= 1.0) {
+            return p(
+                "module2.alpha",
+                format!("Dirichlet α must be ≥ 1 (SPEC §6.2); got {}", m2.alpha),
+            );
+        }
+        if !(m2.kappa0 > 0.0) {
+            return p("module2.kappa0", format!("must be > 0; got {}", m2.kappa0));
+        }
+        if !(1.0..=200.0).contains(&m2.nu_init) {
+            return p(
+                "module2.nu_init",
+                format!("must lie in the ν bounds [1, 200]; got {}", m2.nu_init),
+            );
+        }
+        if m2.scale_prior != "default" && m2.scale_prior != "within" {
+            return p(
+                "module2.scale_prior",
+                format!(
+                    "must be \"default\" or \"within\"; got {:?}",
+                    m2.scale_prior
+                ),
+            );
+        }
+        if m2.knn == 0 {
+            return p("module2.knn", "must be ≥ 1".into());
+        }
+        if self.min_spots == 0 {
+            return p("min_spots", "must be ≥ 1".into());
+        }
+        Ok(CheckedConfig(self))
+    }
+}
+
+/// A configuration that passed [`Config::check`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckedConfig(Config);
+
+impl CheckedConfig {
+    /// The checked values.
+    pub fn get(&self) -> &Config {
+        &self.0
+    }
+    /// The cluster count for `n` images when the rule does not need data (ST rule or fixed):
+    /// errors if K > N.
+    pub fn clusters_for(&self, n: usize) -> Result<Option<usize>> {
+        let k = match self.0.module2.clusters {
+            Clusters::St => crate::module2::k_default_st(n),
+            Clusters::Fixed(k) => k,
+            Clusters::Auto => return Ok(None),
+        };
+        if k > n {
+            return Err(DarlcError::param(
+                "module2.clusters",
+                format!("K = {k} is larger than the number of images N = {n}; choose K ≤ N"),
+            ));
+        }
+        Ok(Some(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_check_and_unknown_preset_is_named() {
+        for p in PRESETS {
+            Config::preset(p).unwrap().check().unwrap();
+        }
+        let e = Config::preset("fastest").unwrap_err().to_string();
+        assert!(e.contains("--preset") && e.contains("fast"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = Config::default();
+        c.module1.heads = 3;
+        assert!(c.check().unwrap_err().to_string().contains("module1.heads"));
+        let mut c = Config::default();
+        c.module1.mask_ratio = 1.0;
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("module1.mask_ratio")
+        );
+        let mut c = Config::default();
+        c.module2.lr_batch = f64::NAN;
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("module2.lr_batch")
+        );
+    }
+
+    #[test]
+    fn k_larger_than_n_is_an_error_and_st_rule_rounds() {
+        let c = Config::default().check().unwrap();
+        // round(18000/30) = 600 (SPEC §14); tiny N keeps K ≥ 2.
+        assert_eq!(c.clusters_for(18000).unwrap(), Some(600));
+        assert_eq!(c.clusters_for(40).unwrap(), Some(2));
+        let mut raw = Config::default();
+        raw.module2.clusters = Clusters::Fixed(50);
+        let e = raw
+            .check()
+            .unwrap()
+            .clusters_for(10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("K = 50") && e.contains("N = 10"), "{e}");
+    }
+
+    #[test]
+    fn json_roundtrip_and_unknown_key_error_has_a_line() {
+        let c = Config::preset("fast").unwrap();
+        let s = serde_json::to_string_pretty(&c).unwrap();
+        let back: Config = serde_json::from_str(&s).unwrap();
+        assert_eq!(c, back);
+        let dir = std::env::temp_dir().join(format!("darlc-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.json");
+        std::fs::write(&f, "{\n  \"seed\": 1,\n  \"modul1\": {}\n}\n").unwrap();
+        let e = Config::from_file(&f).unwrap_err().to_string();
+        assert!(e.contains("c.json:3") && e.contains("modul1"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

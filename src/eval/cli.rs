@@ -1,0 +1,242 @@
+//! `darlc eval` and `darlc leiden`: argument structs and the library functions `main` calls.
+
+use crate::error::{DarlcError, Result};
+use crate::eval::families::{family_benchmark, read_family_file, select_by_file, select_by_rules};
+use crate::eval::input::{Matrix, load_embeddings, load_images, read_two_column_csv};
+use crate::eval::knn::{Metric, knn_graph};
+use crate::eval::leiden::{LeidenParams, Quality, leiden};
+use crate::eval::report::{LabelTable, evaluate, format_families, format_table};
+use std::path::{Path, PathBuf};
+
+/// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM (SPEC §12), optionally the gene-family
+/// benchmark ([P] §4.3.2).
+///
+/// Either `--run DIR` (reads DIR/clusters.csv, DIR/embeddings.safetensors and, if present,
+/// DIR/images.safetensors) or `--labels FILE` with `--embeddings FILE` and/or `--images FILE`.
+/// `--embeddings FILE --families [FILE]` without labels runs only the gene-family benchmark.
+/// Ids are matched by name (see the id rules in `darlc::eval::input`).
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A finished `darlc run` output folder.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["embeddings", "labels"])]
+    pub run: Option<PathBuf>,
+    /// Embeddings: safetensors (tensor `z`, else `h`, else the only one) or CSV (id, vector…).
+    #[arg(long, value_name = "FILE")]
+    pub embeddings: Option<PathBuf>,
+    /// Predicted labels: CSV with a header, id first, label second (e.g. clusters.csv).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// True labels, same format; without it NMI, ARI and ACC print "n/a".
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Raw images for DBIE/DBIP/SAM: images.safetensors (`images` [N,1,H,W], `mask` [H,W]),
+    /// rows named by the genes.csv beside it. Without images the embeddings are used.
+    #[arg(long, value_name = "FILE")]
+    pub images: Option<PathBuf>,
+    /// Embedding tensor to read from a safetensors file (default: z, else h, else the only one).
+    #[arg(long, value_name = "NAME")]
+    pub tensor: Option<String>,
+    /// Also write the table as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Gene-family benchmark: built-in prefix rules (HLA/H2-, GABR/Gabr, RPL/Rpl, MT/Mt), or a
+    /// CSV file (header; gene, family) when a FILE is given.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub families: Option<Option<PathBuf>>,
+    /// Neighbours of the family benchmark's kNN graph (capped at genes − 1).
+    #[arg(long, default_value_t = 5)]
+    pub family_k: usize,
+    /// Distance of the family benchmark's kNN graph.
+    #[arg(long, value_enum, default_value_t = Metric::Euclidean)]
+    pub metric: Metric,
+    /// Leiden resolution for the family benchmark.
+    #[arg(long, default_value_t = 1.0)]
+    pub resolution: f64,
+    /// Leiden quality function for the family benchmark.
+    #[arg(long, value_enum, default_value_t = Quality::Modularity)]
+    pub quality: Quality,
+    /// Seed of the family benchmark's Leiden run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Run `darlc eval`.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let (labels_path, emb_path, images_path) = match &args.run {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(DarlcError::param(
+                    "run",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+            let emb = dir.join("embeddings.safetensors");
+            let img = args
+                .images
+                .clone()
+                .or_else(|| Some(dir.join("images.safetensors")).filter(|p| p.is_file()));
+            (dir.join("clusters.csv"), emb.is_file().then_some(emb), img)
+        }
+        None if args.labels.is_none() && args.families.is_some() => {
+            return families_only(&args);
+        }
+        None => {
+            let labels = args.labels.clone().ok_or_else(|| {
+                DarlcError::param(
+                    "labels",
+                    "give --run DIR, --labels FILE, or --embeddings FILE --families [FILE]",
+                )
+            })?;
+            (labels, args.embeddings.clone(), args.images.clone())
+        }
+    };
+    let labels = read_two_column_csv(&labels_path)?;
+    let label_ids: Vec<String> = labels.iter().map(|(id, _)| id.clone()).collect();
+    let run_fallback = args.run.as_ref().map(|_| label_ids.as_slice());
+    let embeddings = emb_path
+        .as_deref()
+        .map(|p| load_embeddings(p, args.tensor.as_deref(), run_fallback))
+        .transpose()?;
+    let images = images_path.as_deref().map(load_images).transpose()?;
+    let truth_rows = args.truth.as_deref().map(read_two_column_csv).transpose()?;
+    let truth = match (&truth_rows, &args.truth) {
+        (Some(rows), Some(path)) => Some(LabelTable { rows, path }),
+        _ => None,
+    };
+    let mut report = evaluate(
+        &LabelTable {
+            rows: &labels,
+            path: &labels_path,
+        },
+        truth.as_ref(),
+        embeddings.as_ref(),
+        images.as_ref(),
+    )?;
+    if let Some(fam) = &args.families {
+        let emb = embeddings.as_ref().ok_or_else(|| {
+            DarlcError::param("families", "the gene-family benchmark needs embeddings")
+        })?;
+        report.families = Some(run_families(emb, fam.as_deref(), &args)?);
+    }
+    print!("{}", format_table(&report));
+    if let Some(j) = &args.json {
+        crate::io::write_json(j, &report)?;
+    }
+    Ok(())
+}
+
+/// `darlc eval --embeddings FILE --families [FILE]` without labels: only the family benchmark.
+fn families_only(args: &EvalArgs) -> Result<()> {
+    let path = args.embeddings.as_deref().ok_or_else(|| {
+        DarlcError::param(
+            "embeddings",
+            "the gene-family benchmark needs --embeddings FILE",
+        )
+    })?;
+    let emb = load_embeddings(path, args.tensor.as_deref(), None)?;
+    let fam = args.families.as_ref().and_then(|f| f.as_deref());
+    let rep = run_families(&emb, fam, args)?;
+    print!("{}", format_families(&rep));
+    if let Some(j) = &args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            families: &'a crate::eval::families::FamilyReport,
+        }
+        crate::io::write_json(j, &Out { families: &rep })?;
+    }
+    Ok(())
+}
+
+fn run_families(
+    emb: &Matrix,
+    file: Option<&Path>,
+    args: &EvalArgs,
+) -> Result<crate::eval::families::FamilyReport> {
+    let names = emb.ids.names();
+    let (selection, missing) = match file {
+        Some(f) => select_by_file(&names, &read_family_file(f)?),
+        None => (select_by_rules(&names), vec![]),
+    };
+    let params = LeidenParams {
+        quality: args.quality,
+        resolution: args.resolution,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut rep = family_benchmark(
+        &names,
+        emb.x.view(),
+        &selection,
+        args.family_k,
+        args.metric,
+        &params,
+    )?;
+    rep.missing = missing;
+    Ok(rep)
+}
+
+/// Leiden communities of a kNN graph of embeddings (Traag et al. 2019), written as CSV `id,cluster`.
+#[derive(clap::Args, Debug)]
+pub struct LeidenArgs {
+    /// Embeddings: safetensors (tensor `z`, else `h`, else the only one) or CSV (id, vector…).
+    #[arg(long, value_name = "FILE")]
+    pub embeddings: PathBuf,
+    /// Embedding tensor to read from a safetensors file.
+    #[arg(long, value_name = "NAME")]
+    pub tensor: Option<String>,
+    /// Neighbours per item in the kNN graph.
+    #[arg(long, default_value_t = 15)]
+    pub k: usize,
+    /// kNN distance.
+    #[arg(long, value_enum, default_value_t = Metric::Euclidean)]
+    pub metric: Metric,
+    /// Resolution γ.
+    #[arg(long, default_value_t = 1.0)]
+    pub resolution: f64,
+    /// Quality function.
+    #[arg(long, value_enum, default_value_t = Quality::Modularity)]
+    pub quality: Quality,
+    /// Refinement randomness θ.
+    #[arg(long, default_value_t = 0.01)]
+    pub theta: f64,
+    /// Seed of the named stream "leiden".
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output CSV (header `id,cluster`; clusters numbered by decreasing size).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Run `darlc leiden`.
+pub fn leiden_cmd(args: LeidenArgs) -> Result<()> {
+    let emb = load_embeddings(&args.embeddings, args.tensor.as_deref(), None)?;
+    let g = knn_graph(emb.x.view(), args.k, args.metric)?;
+    let params = LeidenParams {
+        quality: args.quality,
+        resolution: args.resolution,
+        theta: args.theta,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let r = leiden(&g, &params)?;
+    crate::io::atomic_write_with(&args.out, |w| {
+        let mut wr = csv::Writer::from_writer(w);
+        wr.write_record(["id", "cluster"])?;
+        for (id, c) in emb.ids.ids.iter().zip(&r.membership) {
+            wr.write_record([id.as_str(), &c.to_string()])?;
+        }
+        wr.flush()
+    })?;
+    println!(
+        "{} items, k = {}, {:?} γ = {}: {} communities, quality {:.6} ({} passes) → {}",
+        emb.x.nrows(),
+        args.k,
+        args.quality,
+        args.resolution,
+        r.n_communities,
+        r.quality,
+        r.passes,
+        args.out.display()
+    );
+    Ok(())
+}

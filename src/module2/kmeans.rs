@@ -1,0 +1,327 @@
+//! k-means++ seeding and Lloyd iterations for the SMM initialisation (SPEC §6.5 step 1, [KM++]).
+//!
+//! Deterministic: all randomness comes from the caller's named stream, distances are computed from
+//! differences (never the `‖a‖² + ‖b‖² − 2a·b` expansion), argmins break ties by the lower index,
+//! and the parallel assignment step works on fixed row chunks whose results do not depend on the
+//! number of threads.
+
+use crate::error::{DarlcError, Result};
+use crate::rng::Stream;
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use rand::Rng;
+use rayon::prelude::*;
+
+/// Rows per task in the parallel assignment step (fixed, so results never depend on threads).
+const CHUNK: usize = 256;
+/// Lloyd iteration cap (SPEC §6.5).
+pub const LLOYD_MAX_ITER: usize = 300;
+
+/// The result of k-means++ + Lloyd.
+#[derive(Debug, Clone)]
+pub struct KMeansResult {
+    /// Final label of each row, in `0..k`.
+    pub labels: Vec<usize>,
+    /// Final centres `[k, d]` (the means of the final partition).
+    pub centres: Array2<f64>,
+    /// The realised k-means++ picks (row indices, in draw order) — recorded by fixtures (§18).
+    pub picks: Vec<usize>,
+    /// Lloyd assignment passes performed.
+    pub iters: usize,
+    /// Whether Lloyd stopped because no assignment changed (false = hit the 300 cap).
+    pub converged: bool,
+    /// Empty-cluster re-seeds: (Lloyd pass, cluster, row).
+    pub reseeds: Vec<(usize, usize, usize)>,
+}
+
+#[inline]
+fn sq_dist(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
+    match (a.as_slice(), b.as_slice()) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .fold(0.0, |s, v| s + v),
+        _ => a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| (x - y) * (x - y))
+            .fold(0.0, |s, v| s + v),
+    }
+}
+
+/// k-means++ seeding (SPEC §6.5): the first centre uniform over rows, each next centre one draw
+/// with probability ∝ squared distance to the nearest chosen centre. Returns the picked rows.
+///
+/// A draw is `u = U[0,1)·Σ D²`, the pick the first row whose running sum of `D²` exceeds `u`
+/// (rows with `D² = 0` are never picked). If every row coincides with a chosen centre
+/// (`Σ D² = 0`), the lowest-index row not yet picked is taken.
+pub fn kmeans_pp(z: ArrayView2<f64>, k: usize, rng: &mut Stream) -> Result<Vec<usize>> {
+    let n = z.nrows();
+    check_input(z, k)?;
+    let first = rng.random_range(0..n);
+    let mut picks = vec![first];
+    let mut dmin: Vec<f64> = par_map_rows(z, |row| sq_dist(row, z.row(first)));
+    while picks.len() < k {
+        let total: f64 = dmin.iter().fold(0.0, |s, v| s + v);
+        let next = if total > 0.0 {
+            let u = rng.random::<f64>() * total;
+            let mut acc = 0.0;
+            let mut pick = None;
+            for (i, &di) in dmin.iter().enumerate() {
+                acc += di;
+                if di > 0.0 && acc > u {
+                    pick = Some(i);
+                    break;
+                }
+            }
+            // Rounding can leave u ≥ the final running sum: take the last row with D² > 0.
+            pick.unwrap_or_else(|| dmin.iter().rposition(|&v| v > 0.0).unwrap_or(0))
+        } else {
+            (0..n).find(|i| !picks.contains(i)).unwrap_or(0)
+        };
+        picks.push(next);
+        let c = z.row(next);
+        let dnew = par_map_rows(z, |row| sq_dist(row, c));
+        for (a, b) in dmin.iter_mut().zip(dnew) {
+            if b < *a {
+                *a = b;
+            }
+        }
+    }
+    Ok(picks)
+}
+
+fn check_input(z: ArrayView2<f64>, k: usize) -> Result<()> {
+    let n = z.nrows();
+    if k == 0 {
+        return Err(DarlcError::param("clusters", "K must be at least 1"));
+    }
+    if k > n {
+        return Err(DarlcError::Data(format!(
+            "cannot form K = {k} clusters from N = {n} embeddings"
+        )));
+    }
+    if z.iter().any(|v| !v.is_finite()) {
+        return Err(DarlcError::Numerical(
+            "k-means input contains a non-finite embedding value".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Evaluate `f` on every row, in parallel over fixed chunks, results in row order.
+fn par_map_rows<F, R>(z: ArrayView2<f64>, f: F) -> Vec<R>
+where
+    F: Fn(ArrayView1<f64>) -> R + Sync,
+    R: Send,
+{
+    let n = z.nrows();
+    let chunks: Vec<Vec<R>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            (c * CHUNK..((c + 1) * CHUNK).min(n))
+                .map(|i| f(z.row(i)))
+                .collect()
+        })
+        .collect();
+    chunks.into_iter().flatten().collect()
+}
+
+/// Nearest centre of each row (ties → lower centre index) and its squared distance.
+pub fn assign(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)> {
+    par_map_rows(z, |row| {
+        let mut best = (0usize, f64::INFINITY);
+        for (j, c) in centres.axis_iter(Axis(0)).enumerate() {
+            let dist = sq_dist(row, c);
+            if dist < best.1 {
+                best = (j, dist);
+            }
+        }
+        best
+    })
+}
+
+/// k-means++ then Lloyd until no assignment changes or 300 passes (SPEC §6.5).
+///
+/// After each assignment pass the centres become the means of their clusters; an empty cluster is
+/// re-seeded (in ascending cluster order) with the row farthest from its current centre (ties →
+/// lowest index), which moves to the empty cluster before the means are taken.
+pub fn kmeans(z: ArrayView2<f64>, k: usize, rng: &mut Stream) -> Result<KMeansResult> {
+    let picks = kmeans_pp(z, k, rng)?;
+    let mut centres = Array2::<f64>::zeros((k, z.ncols()));
+    for (j, &p) in picks.iter().enumerate() {
+        centres.row_mut(j).assign(&z.row(p));
+    }
+    let mut r = lloyd(z, centres)?;
+    r.picks = picks;
+    Ok(r)
+}
+
+/// Lloyd iterations from given initial centres `[k, d]` (the second half of [`kmeans`]; `picks`
+/// of the result is empty).
+pub fn lloyd(z: ArrayView2<f64>, centres: Array2<f64>) -> Result<KMeansResult> {
+    let n = z.nrows();
+    let k = centres.nrows();
+    check_input(z, k)?;
+    let mut centres = centres;
+    let mut labels: Vec<usize> = vec![usize::MAX; n];
+    let mut reseeds = Vec::new();
+    let mut iters = 0;
+    let mut converged = false;
+    while iters < LLOYD_MAX_ITER {
+        let assigned = assign(z, centres.view());
+        iters += 1;
+        let changed = assigned.iter().zip(&labels).any(|(&(a, _), &b)| a != b);
+        if !changed {
+            converged = true;
+            break;
+        }
+        let mut dist: Vec<f64> = assigned.iter().map(|&(_, dd)| dd).collect();
+        labels = assigned.iter().map(|&(a, _)| a).collect();
+        let mut counts = vec![0usize; k];
+        for &l in &labels {
+            counts[l] += 1;
+        }
+        // Lowest-index empty cluster first; a donor emptied by a re-seed is handled in turn
+        // (at most k re-seeds per pass, so degenerate data cannot loop forever).
+        let mut budget = k;
+        while let Some(j) = (0..k).find(|&j| counts[j] == 0) {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            // Farthest row from its current centre, ties → lowest index.
+            let mut far = 0;
+            for i in 1..n {
+                if dist[i] > dist[far] {
+                    far = i;
+                }
+            }
+            counts[labels[far]] -= 1;
+            labels[far] = j;
+            counts[j] = 1;
+            dist[far] = 0.0;
+            reseeds.push((iters, j, far));
+        }
+        centres = means(z, &labels, k);
+    }
+    Ok(KMeansResult {
+        labels,
+        centres,
+        picks: Vec::new(),
+        iters,
+        converged,
+        reseeds,
+    })
+}
+
+/// Cluster means (rows summed in index order); an empty cluster's mean is 0 (never used by
+/// `kmeans`, which re-seeds empties first).
+pub fn means(z: ArrayView2<f64>, labels: &[usize], k: usize) -> Array2<f64> {
+    let d = z.ncols();
+    let mut sums = Array2::<f64>::zeros((k, d));
+    let mut counts = vec![0usize; k];
+    for (i, &l) in labels.iter().enumerate() {
+        counts[l] += 1;
+        let mut s = sums.row_mut(l);
+        s += &z.row(i);
+    }
+    for (mut row, &cnt) in sums.axis_iter_mut(Axis(0)).zip(&counts) {
+        if cnt > 0 {
+            let c = cnt as f64;
+            row.mapv_inplace(|v| v / c);
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    fn blobs(seed: u64, per: usize, centres: &[[f64; 2]]) -> Array2<f64> {
+        let mut rng = stream(seed, "test.blobs");
+        let n = per * centres.len();
+        Array2::from_shape_fn((n, 2), |(i, j)| {
+            centres[i / per][j] + 0.3 * (rng.random::<f64>() - 0.5)
+        })
+    }
+
+    #[test]
+    fn recovers_separated_blobs_and_is_deterministic() {
+        let z = blobs(3, 50, &[[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]]);
+        let a = kmeans(z.view(), 4, &mut stream(9, "kmeans++")).unwrap();
+        let b = kmeans(z.view(), 4, &mut stream(9, "kmeans++")).unwrap();
+        assert_eq!(a.picks, b.picks);
+        assert_eq!(a.labels, b.labels);
+        assert!(a.converged);
+        // Each true blob maps to one label, and the four labels are distinct.
+        let mut seen = Vec::new();
+        for blob in 0..4 {
+            let l = a.labels[blob * 50];
+            assert!(a.labels[blob * 50..(blob + 1) * 50].iter().all(|&x| x == l));
+            seen.push(l);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 4);
+        // k-means++ picked one point from each blob (D² sampling with well-separated blobs picks
+        // a new blob with probability > 0.999 each time).
+        let mut blob_of_pick: Vec<usize> = a.picks.iter().map(|&p| p / 50).collect();
+        blob_of_pick.sort();
+        assert_eq!(blob_of_pick, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn identical_points_and_k_equals_n() {
+        // All rows equal: Σ D² = 0 after the first pick, the lowest unpicked rows are taken.
+        let z = Array2::<f64>::ones((5, 3));
+        let r = kmeans(z.view(), 3, &mut stream(1, "kmeans++")).unwrap();
+        assert_eq!(r.picks.len(), 3);
+        let mut p = r.picks.clone();
+        p.sort();
+        p.dedup();
+        assert_eq!(p.len(), 3);
+        // K = N on distinct points: every row its own cluster.
+        let z = blobs(5, 1, &[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]);
+        let r = kmeans(z.view(), 3, &mut stream(1, "kmeans++")).unwrap();
+        let mut l = r.labels.clone();
+        l.sort();
+        assert_eq!(l, vec![0, 1, 2]);
+        assert!(kmeans(z.view(), 4, &mut stream(1, "kmeans++")).is_err());
+    }
+
+    #[test]
+    fn more_clusters_than_distinct_points_terminates() {
+        // Two distinct values, K = 3: a duplicate must serve as a centre; assignment ties go to
+        // the lower centre, so a cluster empties and is re-seeded every pass. Lloyd must still
+        // stop (no change or the 300-pass cap) with valid labels and finite centres.
+        let z = ndarray::array![[0.0], [0.0], [0.0], [1.0], [1.0]];
+        let r = kmeans(z.view(), 3, &mut stream(2, "kmeans++")).unwrap();
+        assert!(r.iters <= LLOYD_MAX_ITER);
+        assert!(r.labels.iter().all(|&l| l < 3));
+        assert!(r.centres.iter().all(|v| v.is_finite()));
+        let r2 = kmeans(z.view(), 3, &mut stream(2, "kmeans++")).unwrap();
+        assert_eq!(r.labels, r2.labels);
+    }
+
+    #[test]
+    fn empty_cluster_is_reseeded_with_farthest_point() {
+        // Hand-made start: centres 0 and 100; all rows go to centre 0, cluster 1 is empty, and the
+        // row farthest from its centre (row 3, distance² 25) re-seeds it. The next pass keeps the
+        // partition {0,1,2} / {3} (means 0 and 5), so Lloyd stops after 2 passes.
+        let z = ndarray::array![[0.0], [0.1], [-0.1], [5.0]];
+        let r = lloyd(z.view(), ndarray::array![[0.0], [100.0]]).unwrap();
+        assert_eq!(r.reseeds, vec![(1, 1, 3)]);
+        assert_eq!(r.labels, vec![0, 0, 0, 1]);
+        assert_eq!(r.iters, 2);
+        assert!(r.converged);
+        assert!((r.centres[[1, 0]] - 5.0).abs() < 1e-15);
+        // Ties in the farthest distance go to the lowest index: rows 0 and 1 are both at
+        // distance² 1 from centre 0; row 0 re-seeds cluster 1.
+        let z = ndarray::array![[-1.0], [1.0]];
+        let r = lloyd(z.view(), ndarray::array![[0.0], [50.0]]).unwrap();
+        assert_eq!(r.reseeds[0], (1, 1, 0));
+    }
+}
