@@ -9,6 +9,7 @@
 //! * [`cli`]: `darlc embed`; [`bench`]: `darlc bench ssl-step`.
 
 pub mod bench;
+pub mod cases;
 pub mod cli;
 pub mod contrastive;
 pub mod mim;
