@@ -43,12 +43,17 @@ fn module1_digits_h_beats_raw_pixels_in_nmi() {
     let xs = gks_smooth_images(x.view()).unwrap();
     let n = x.dim().0;
     let raw: Array2<f64> = x.to_shape((n, 64)).unwrap().mapv(|v| v as f64);
+    // Patch side from M1_PATCH (default 4; 2 gives 16 tokens).
+    let patch: usize = std::env::var("M1_PATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let (mut nmi_raw, mut nmi_h) = (0.0, 0.0);
     for seed in 0..3u64 {
         let kr = kmeans(raw.view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
         let a = nmi(&y, &kr.labels).unwrap();
         let mut cfg = Config::paper(1, 8, 8);
-        cfg.patch = 4;
+        cfg.patch = patch;
         let mut m = ModuleI::<f32>::new(cfg, seed).unwrap();
         let opts = WarmupOptions {
             seed,

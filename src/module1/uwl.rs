@@ -28,7 +28,7 @@ pub fn uwl<T: Float>(t: &mut Tape<T>, l_mim: Var, l_cl: Var, sigma1: Var, sigma2
 pub fn check_sigmas(sigma1: f64, sigma2: f64) -> Result<()> {
     for (name, s) in [("uwl.sigma1", sigma1), ("uwl.sigma2", sigma2)] {
         let s2 = s * s;
-        if !(s2 >= SIGMA2_MIN) || !s2.is_finite() {
+        if s2.is_nan() || s2 < SIGMA2_MIN || !s2.is_finite() {
             return Err(DarlcError::Numerical(format!(
                 "{name}² = {s2:e} fell below {SIGMA2_MIN:e} (or is not finite): the uncertainty \
                  weighting diverged (SPEC §16); lower the learning rate or check the inputs"
