@@ -1,7 +1,8 @@
 //! `darlc embed`: images → smoothing → Module I warm-up → representations `h` (the paper's
 //! "DARLC-C1", SPEC §4.5 and §13).
 //!
-//! Inputs read here (compact readers until the `data` branch's loader is wired in):
+//! Inputs: anything [`crate::data::load`] reads (10x folders, …; ids = its item ids), plus two
+//! compact readers:
 //! * `*.safetensors` with `images` `[N, C, H, W]` (any float dtype); gene ids are `img{i}`.
 //! * `*.csv` / `*.csv.gz` with a header; a first column named `label` is skipped; the remaining
 //!   columns are the pixels of one `H×W` image per row (`--image-shape HxW`), ids are `img{i}`.
@@ -140,8 +141,9 @@ pub fn read_csv_images(path: &Path, h: usize, w: usize) -> Result<Array4<f32>> {
         .map_err(|e| DarlcError::format(path, None, e.to_string()))
 }
 
-/// Load the input image stack `[N, C, H, W]` (see the module doc for formats).
-pub fn load_images(args: &EmbedArgs) -> Result<Array4<f32>> {
+/// Load the input image stack `[N, C, H, W]` and the item ids (see the module doc for formats;
+/// any other input — a 10x folder, an `.h5ad`, … — goes through [`crate::data::load`]).
+pub fn load_images(args: &EmbedArgs) -> Result<(Array4<f32>, Vec<String>)> {
     let path = args.input.as_ref().ok_or_else(|| {
         DarlcError::param(
             "--input",
@@ -149,6 +151,18 @@ pub fn load_images(args: &EmbedArgs) -> Result<Array4<f32>> {
         )
     })?;
     let name = path.to_string_lossy();
+    let compact = name.ends_with(".safetensors")
+        || ((name.ends_with(".csv") || name.ends_with(".csv.gz")) && args.image_shape.is_some());
+    if !compact {
+        let opts = crate::data::LoadOptions {
+            patch: args.patch,
+            sparsify: (args.sparsify > 0.0).then_some(args.sparsify),
+            seed: args.seed,
+            ..crate::data::LoadOptions::default()
+        };
+        let set = crate::data::load(path, &opts)?;
+        return Ok((set.images, set.ids));
+    }
     let mut x = if name.ends_with(".safetensors") {
         let tf = TensorFile::load(path)?;
         let a: ArrayD<f32> = tf.get("images", path)?.to_float();
@@ -165,7 +179,8 @@ pub fn load_images(args: &EmbedArgs) -> Result<Array4<f32>> {
     if args.sparsify > 0.0 {
         sparsify(&mut x, args.sparsify, args.seed)?;
     }
-    Ok(x)
+    let ids = (0..x.dim().0).map(|i| format!("img{i}")).collect();
+    Ok((x, ids))
 }
 
 /// Zero `round(f·C·H·W)`… per image: each pixel position (all channels) is dropped independently
@@ -233,7 +248,7 @@ pub fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn embed_inner(args: &EmbedArgs) -> Result<()> {
-    let x = load_images(args)?;
+    let (x, ids) = load_images(args)?;
     let (n, c, h, w) = x.dim();
     if n < 2 {
         return Err(DarlcError::Data(format!("need at least 2 images, got {n}")));
@@ -253,7 +268,6 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
     };
     warmup(&mut model, x.view(), xs.view(), &opts)?;
     let hrep = model.embed(x.view(), 256);
-    let ids: Vec<String> = (0..n).map(|i| format!("img{i}")).collect();
     let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
     write_outputs(&args.out, &ids, &hrep, &model, &cfg_json)?;
     Ok(())
