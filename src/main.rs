@@ -38,6 +38,8 @@ enum Command {
     Smooth(darlc::augment::cli::SmoothArgs),
     /// Gene-pair interaction probe: k-fold accuracy of an MLP on labelled gene pairs.
     Probe(darlc::eval::probe::ProbeArgs),
+    /// Module I warm-up: images → smoothing → ViT SSL → representations h (SPEC §4).
+    Embed(darlc::module1::cli::EmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Leiden(args) => darlc::eval::cli::leiden_cmd(args),
         Command::Smooth(a) => darlc::augment::cli::run_smooth(a),
         Command::Probe(args) => darlc::eval::probe::probe_cmd(args),
+        Command::Embed(a) => darlc::module1::cli::embed(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

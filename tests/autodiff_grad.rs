@@ -437,3 +437,33 @@ mod random_shapes {
         }
     }
 }
+
+#[test]
+fn grad_fused_attention_and_linear() {
+    // Fused multi-head attention on packed qkv [B=2, L=3, 3D=12] with 2 heads (d_h = 2).
+    let qkv = rand(&[2, 3, 12], -1.0, 1.0, "qkv");
+    assert_grad("attention", &[qkv.clone()], |t, v| t.attention(v[0], 2));
+    // Its value equals the composed definition softmax(Q_h K_hᵀ/√d_h) V_h, heads concatenated.
+    let mut t = Tape::<f64>::no_grad();
+    let x = t.constant(qkv);
+    let fused = t.attention(x, 2);
+    let mut heads = Vec::new();
+    for h in 0..2 {
+        let q = t.slice(x, 2, 2 * h, 2 * h + 2);
+        let k = t.slice(x, 2, 4 + 2 * h, 4 + 2 * h + 2);
+        let v = t.slice(x, 2, 8 + 2 * h, 8 + 2 * h + 2);
+        let s = t.batch_matmul(q, k, false, true);
+        let s = t.scale(s, 1.0 / 2f64.sqrt());
+        let a = t.softmax(s);
+        heads.push(t.batch_matmul(a, v, false, false));
+    }
+    let composed = t.concat(&heads, 2);
+    for (a, b) in t.value(fused).iter().zip(t.value(composed).iter()) {
+        assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+    }
+    // Affine layer x W + b with leading axes.
+    let x = rand(&[2, 3, 4], -1.0, 1.0, "lx");
+    let w = rand(&[4, 5], -1.0, 1.0, "lw");
+    let b = rand(&[5], -1.0, 1.0, "lb");
+    assert_grad("linear", &[x, w, b], |t, v| t.linear(v[0], v[1], v[2]));
+}

@@ -7,7 +7,9 @@
 //!   kept for a backward pass (evaluation paths use it).
 
 use super::ops::elementwise::{Binary, Unary};
-use super::ops::{cholesky, elementwise, matmul, norm, reduce, segment, shape, softmax};
+use super::ops::{
+    attention, cholesky, elementwise, linear, matmul, norm, reduce, segment, shape, softmax,
+};
 use crate::float::Float;
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
@@ -84,6 +86,10 @@ pub enum Op<T: Float> {
     TriSolveLower { l: Var, b: Var },
     /// `2 Σ ln L_jj`.
     LogDetChol { l: Var },
+    /// Fused multi-head attention on packed `qkv: [B, L, 3D]` (saved probabilities `[B, h, L, L]`).
+    Attention { qkv: Var, probs: Box<ArrayD<T>> },
+    /// `x W + b` for `x: [.., k]`, `W: [k, n]`, `b: [n]`.
+    Linear { x: Var, w: Var, b: Var },
 }
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
@@ -614,6 +620,55 @@ impl<T: Float> Tape<T> {
         self.push(out, Op::LogDetChol { l }, &[l])
     }
 
+    // ---------------------------------------------------------------- attention
+
+    /// Multi-head scaled dot-product attention on the packed projection `qkv: [B, L, 3D]`
+    /// (`[Q | K | V]`), `heads` heads; returns the head-merged `[B, L, D]` (SPEC §4.1 `MHSA`
+    /// before `W_o`).
+    pub fn attention(&mut self, qkv: Var, heads: usize) -> Var {
+        let x = self
+            .value(qkv)
+            .view()
+            .into_dimensionality::<Ix3>()
+            .expect("attention: qkv must be [B, L, 3D]");
+        let (out, probs) = attention::attention(x, heads);
+        let probs = if self.record && self.needs(qkv) {
+            probs.into_dyn()
+        } else {
+            ArrayD::zeros(IxDyn(&[0]))
+        };
+        self.push(
+            out.into_dyn(),
+            Op::Attention {
+                qkv,
+                probs: Box::new(probs),
+            },
+            &[qkv],
+        )
+    }
+
+    /// The affine layer `x W + b` (`x: [.., k]`, `W: [k, n]`, `b: [n]`) as one op.
+    pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Var {
+        let wv = self
+            .value(w)
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("linear: W must be 2-D");
+        let bv = self
+            .value(b)
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("linear: b must be 1-D");
+        assert_eq!(
+            self.shape(x).last(),
+            Some(&wv.dim().0),
+            "linear: input width and W rows differ"
+        );
+        assert_eq!(bv.len(), wv.dim().1, "linear: bias width");
+        let out = linear::linear(self.value(x), wv, bv);
+        self.push(out, Op::Linear { x, w, b }, &[x, w, b])
+    }
+
     // ---------------------------------------------------------------- backward
 
     /// Reverse pass from `root`, seeded with ones (for a scalar loss: `∂root/∂leaf`). Returns the
@@ -849,6 +904,25 @@ impl<T: Float> Tape<T> {
             }
             Op::LogDetChol { l } => {
                 accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
+            }
+            Op::Linear { x, w, b } => {
+                let (gx, gw, gb) = linear::linear_backward(
+                    g,
+                    val(*x),
+                    val(*w).view().into_dimensionality().expect("2-D"),
+                    (self.needs(*x), self.needs(*w), self.needs(*b)),
+                );
+                accumulate(grads, *x, gx);
+                accumulate(grads, *w, gw.map(|a| a.into_dyn()));
+                accumulate(grads, *b, gb.map(|a| a.into_dyn()));
+            }
+            Op::Attention { qkv, probs } => {
+                let d = attention::attention_backward(
+                    g.view().into_dimensionality::<Ix3>().expect("3-D"),
+                    val(*qkv).view().into_dimensionality().expect("3-D"),
+                    probs.view().into_dimensionality().expect("4-D"),
+                );
+                accumulate(grads, *qkv, Some(d.into_dyn()));
             }
         }
     }

@@ -30,6 +30,9 @@ pub enum BenchWhich {
         #[arg(long, default_value = "target/bench-ingest")]
         dir: std::path::PathBuf,
     },
+    /// Module I warm-up step at paper size (75×75, p 5, D 64, 4 blocks, 4 heads, B 256, f32):
+    /// images/s and peak RSS (same step as the PyTorch peer `darlc_module1_torch.py`).
+    SslStep(crate::module1::bench::SslStepArgs),
 }
 
 /// Run `darlc bench …`.
@@ -62,5 +65,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             );
             Ok(())
         }
+        BenchWhich::SslStep(a) => crate::module1::bench::ssl_step(a),
     }
 }

@@ -2,8 +2,10 @@
 //! side, the forward computation of an op and the vector–Jacobian product its backward needs; the
 //! tape's single `match` in [`crate::autodiff::Tape::backward`] dispatches to them.
 
+pub mod attention;
 pub mod cholesky;
 pub mod elementwise;
+pub mod linear;
 pub mod matmul;
 pub mod norm;
 pub mod par;

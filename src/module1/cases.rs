@@ -1,0 +1,95 @@
+//! Golden fixture of one complete Module I training step in the tiny configuration (SPEC §18),
+//! registered in [`crate::fixtures::registry`] as `module1.tiny.step`.
+//!
+//! Inputs: every trainable parameter by its dotted name (moved away from the init, see
+//! [`tiny_state`]), the EMA targets `target.*`, the raw batch `x [6, 1, 10, 10]`, the smoothed batch
+//! `x_s`, and the realised visible-index lists `mask.visible` (I64, row-major `[6, n_keep = 2]`).
+//! Outputs: `c_t` (target head output), `l_ssl`, `l_mim`, `l_cl`, `grad.<name>` (∂L_SSL for every
+//! trainable parameter), and `after.<name>` / `after.target.*` after Adam (lr 1e-3, t = 1) + EMA
+//! (m = 0.999).
+
+use super::mim::draw_visible;
+use super::model::{Adam, Config, ModuleI};
+use crate::fixtures::case::{Builder, CaseData};
+use crate::rng;
+use ndarray::{ArrayD, IxDyn};
+use rand::Rng;
+
+/// Tiny-config parameters and targets with every tensor moved by `U(−0.1, 0.1)` (targets by
+/// `U(−0.02, 0.02)` more, so they differ from the online weights as after some steps);
+/// σ₁ = 0.9, σ₂ = 1.2.
+pub fn tiny_state(seed: u64) -> ModuleI<f64> {
+    let mut m = ModuleI::<f64>::new(Config::tiny(), seed).expect("tiny config is valid");
+    let mut r = rng::stream(seed, "fixture.perturb");
+    for (n, a) in m.params.iter_mut() {
+        match n.as_str() {
+            "uwl.sigma1" => a.fill(0.9),
+            "uwl.sigma2" => a.fill(1.2),
+            _ => a.mapv_inplace(|v| v + r.random_range(-0.1..0.1)),
+        }
+    }
+    let online = m.params.clone();
+    for (n, a) in m.target.iter_mut() {
+        let src = n
+            .strip_prefix("target.")
+            .map(|s| s.replace("g_t.", "g_o."))
+            .and_then(|s| online.get(&s).cloned());
+        if let Some(o) = src {
+            *a = o.mapv(|v| v + r.random_range(-0.02..0.02));
+        }
+    }
+    m
+}
+
+/// `module1.tiny.step` (see the module doc).
+pub fn step(mut b: Builder) -> CaseData {
+    let m = tiny_state(18);
+    let cfg = m.cfg.clone();
+    b.config("config", serde_json::to_value(&cfg).unwrap_or_default())
+        .config("mask.visible_shape", vec![6, cfg.n_keep()])
+        .config(
+            "adam",
+            "lr 1e-3, betas (0.9, 0.999), eps 1e-8, t = 1, zero moments",
+        )
+        .config("ema_momentum", cfg.momentum)
+        .config("ln_eps", 1e-5)
+        .config("tau", cfg.tau);
+    for (n, a) in m.params.iter().chain(m.target.iter()) {
+        b.constant(n, a.clone());
+    }
+    let x = b
+        .uniform("x", &[6, 1, 10, 10], 0.0, 2.0)
+        .mapv(|v| if v < 1.0 { 0.0 } else { v });
+    let xs = b.uniform("x_s", &[6, 1, 10, 10], 0.0, 1.0);
+    b.constant("x", x.clone());
+    b.constant("x_s", xs.clone());
+    let vis = draw_visible(&mut b.stream("mask"), 6, cfg.tokens(), cfg.n_keep());
+    let flat: Vec<usize> = vis.iter().flatten().copied().collect();
+    b.ints("mask.visible", &flat);
+    let x4 = x.into_dimensionality().expect("4-D");
+    let xs4 = xs.into_dimensionality().expect("4-D");
+    let g = m.forward_step(x4.view(), xs4.view(), &vis);
+    let s = |v: f64| ArrayD::from_elem(IxDyn(&[]), v);
+    let mut outputs = vec![
+        ("c_t".to_string(), m.target_c(xs4.view())),
+        ("l_ssl".to_string(), s(g.tape.scalar(g.l_ssl))),
+        ("l_mim".to_string(), s(g.tape.scalar(g.l_mim))),
+        ("l_cl".to_string(), s(g.tape.scalar(g.l_cl))),
+    ];
+    let grads = g.tape.backward(g.l_ssl);
+    for (n, a) in &m.params {
+        outputs.push((
+            format!("grad.{n}"),
+            grads.get_or_zeros(g.vars[n], a.shape()),
+        ));
+    }
+    let mut after = m.clone();
+    let mut adam = Adam::new(1e-3);
+    after
+        .train_step(&mut adam, x4.view(), xs4.view(), &vis)
+        .expect("finite tiny step");
+    for (n, a) in after.params.iter().chain(after.target.iter()) {
+        outputs.push((format!("after.{n}"), a.clone()));
+    }
+    b.finish(outputs)
+}

@@ -1,0 +1,274 @@
+//! `darlc embed`: images → smoothing → Module I warm-up → representations `h` (the paper's
+//! "DARLC-C1", SPEC §4.5 and §13).
+//!
+//! Inputs: anything [`crate::data::load`] reads (10x folders, …; ids = its item ids), plus two
+//! compact readers:
+//! * `*.safetensors` with `images` `[N, C, H, W]` (any float dtype); gene ids are `img{i}`.
+//! * `*.csv` / `*.csv.gz` with a header; a first column named `label` is skipped; the remaining
+//!   columns are the pixels of one `H×W` image per row (`--image-shape HxW`), ids are `img{i}`.
+//!   `--sparsify f` zeroes a fraction `f` of each image's pixels (SPEC §2.3 CHOICE 7; stream
+//!   `"sparsify"`).
+//!
+//! Smoothing: Gaussian kernel smoothing on the pixel grid (`augment::gks`, SPEC §15) until the GAT
+//! of SPEC §3 is available.
+
+use super::model::{Config, ModuleI};
+use super::warmup::{WarmupOptions, warmup};
+use crate::error::{DarlcError, Result};
+use crate::io::TensorFile;
+use ndarray::{Array4, ArrayD};
+use rand::Rng;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `darlc embed`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmbedArgs {
+    /// Input image stack (`.safetensors` with `images` [N,C,H,W], or `.csv[.gz]` rows of pixels).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Warm-up epochs (SPEC §4.5).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Batch size (SPEC §4.5).
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Seed of every named random stream.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Patch side p (SPEC §4.1; images must be multiples of it).
+    #[arg(long, default_value_t = 5)]
+    pub patch: usize,
+    /// Image shape `HxW` for CSV input.
+    #[arg(long)]
+    pub image_shape: Option<String>,
+    /// Fraction of pixels zeroed per image after loading (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub sparsify: f64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Run `f` with `threads` rayon workers: the global pool is configured on first use (so `f` runs
+/// on the calling thread), otherwise a dedicated pool is installed. `None` keeps the default.
+pub fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err(DarlcError::param("--threads", "must be at least 1")),
+        Some(n) => {
+            if rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .is_ok()
+                || rayon::current_num_threads() == n
+            {
+                return Ok(f());
+            }
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| DarlcError::param("--threads", e.to_string()))?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+/// Parse `HxW`.
+fn parse_shape(s: &str) -> Result<(usize, usize)> {
+    let bad = || DarlcError::param("--image-shape", format!("expected HxW, got {s:?}"));
+    let (h, w) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok((
+        h.trim().parse().map_err(|_| bad())?,
+        w.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Read a CSV (optionally gzipped) of pixel rows into `[N, 1, H, W]`.
+pub fn read_csv_images(path: &Path, h: usize, w: usize) -> Result<Array4<f32>> {
+    let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
+    let mut text = String::new();
+    let is_gz = path.extension().is_some_and(|e| e == "gz");
+    if is_gz {
+        flate2::read::GzDecoder::new(f)
+            .read_to_string(&mut text)
+            .map_err(|e| DarlcError::io(path, e))?;
+    } else {
+        std::io::BufReader::new(f)
+            .read_to_string(&mut text)
+            .map_err(|e| DarlcError::io(path, e))?;
+    }
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| DarlcError::format(path, Some(1), "empty file"))?;
+    let skip = usize::from(header.split(',').next().map(str::trim) == Some("label"));
+    let mut data = Vec::new();
+    let mut n = 0;
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let vals: Vec<&str> = line.split(',').skip(skip).collect();
+        if vals.len() != h * w {
+            return Err(DarlcError::format(
+                path,
+                Some(i + 1),
+                format!(
+                    "{} pixel columns, expected {}×{} = {}",
+                    vals.len(),
+                    h,
+                    w,
+                    h * w
+                ),
+            ));
+        }
+        for v in vals {
+            let x: f32 = v.trim().parse().map_err(|_| {
+                DarlcError::format(path, Some(i + 1), format!("not a number: {v:?}"))
+            })?;
+            data.push(x);
+        }
+        n += 1;
+    }
+    Array4::from_shape_vec((n, 1, h, w), data)
+        .map_err(|e| DarlcError::format(path, None, e.to_string()))
+}
+
+/// Load the input image stack `[N, C, H, W]` and the item ids (see the module doc for formats;
+/// any other input — a 10x folder, an `.h5ad`, … — goes through [`crate::data::load`]).
+pub fn load_images(args: &EmbedArgs) -> Result<(Array4<f32>, Vec<String>)> {
+    let path = args.input.as_ref().ok_or_else(|| {
+        DarlcError::param(
+            "--input",
+            "required until the data loader (branch `data`) provides the embedded section",
+        )
+    })?;
+    let name = path.to_string_lossy();
+    let compact = name.ends_with(".safetensors")
+        || ((name.ends_with(".csv") || name.ends_with(".csv.gz")) && args.image_shape.is_some());
+    if !compact {
+        let opts = crate::data::LoadOptions {
+            patch: args.patch,
+            sparsify: (args.sparsify > 0.0).then_some(args.sparsify),
+            seed: args.seed,
+            ..crate::data::LoadOptions::default()
+        };
+        let set = crate::data::load(path, &opts)?;
+        return Ok((set.images, set.ids));
+    }
+    let mut x = if name.ends_with(".safetensors") {
+        let tf = TensorFile::load(path)?;
+        let a: ArrayD<f32> = tf.get("images", path)?.to_float();
+        a.into_dimensionality()
+            .map_err(|_| DarlcError::format(path, None, "tensor `images` must be [N, C, H, W]"))?
+    } else {
+        let shape = args
+            .image_shape
+            .as_deref()
+            .ok_or_else(|| DarlcError::param("--image-shape", "needed for CSV input (e.g. 8x8)"))?;
+        let (h, w) = parse_shape(shape)?;
+        read_csv_images(path, h, w)?
+    };
+    if args.sparsify > 0.0 {
+        sparsify(&mut x, args.sparsify, args.seed)?;
+    }
+    let ids = (0..x.dim().0).map(|i| format!("img{i}")).collect();
+    Ok((x, ids))
+}
+
+/// Zero `round(f·C·H·W)`… per image: each pixel position (all channels) is dropped independently
+/// with probability `f` from the stream `"sparsify"` (SPEC §2.3 CHOICE 7).
+pub fn sparsify(x: &mut Array4<f32>, f: f64, seed: u64) -> Result<()> {
+    if !(0.0..1.0).contains(&f) {
+        return Err(DarlcError::param("--sparsify", "must be in [0, 1)"));
+    }
+    let mut r = crate::rng::stream(seed, "sparsify");
+    let (_, c, h, w) = x.dim();
+    for mut img in x.outer_iter_mut() {
+        for i in 0..h {
+            for j in 0..w {
+                if r.random::<f64>() < f {
+                    for ch in 0..c {
+                        img[[ch, i, j]] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write `embeddings.safetensors` (`h` [N, D]), `embeddings.csv` (`gene,h0,…`) and
+/// `model.safetensors` (every parameter by dotted name, targets included).
+pub fn write_outputs(
+    out: &Path,
+    ids: &[String],
+    h: &ndarray::Array2<f32>,
+    model: &ModuleI<f32>,
+    cfg_json: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
+    let mut tf = TensorFile::new();
+    tf.insert_float("h", h.clone().into_dyn());
+    tf.metadata.insert("config".into(), cfg_json.to_string());
+    tf.save(&out.join("embeddings.safetensors"))?;
+    let mut csv = String::from("gene");
+    for k in 0..h.dim().1 {
+        csv.push_str(&format!(",h{k}"));
+    }
+    csv.push('\n');
+    for (id, row) in ids.iter().zip(h.outer_iter()) {
+        csv.push_str(id);
+        for v in row {
+            csv.push_str(&format!(",{v:e}"));
+        }
+        csv.push('\n');
+    }
+    crate::io::atomic_write(&out.join("embeddings.csv"), csv.as_bytes())?;
+    let mut mf = TensorFile::new();
+    for (n, a) in model.params.iter().chain(model.target.iter()) {
+        mf.insert_float(n.clone(), a.clone());
+    }
+    mf.metadata.insert("config".into(), cfg_json.to_string());
+    mf.save(&out.join("model.safetensors"))
+}
+
+/// `darlc embed`: load → smooth (GKS, SPEC §15) → warm-up (SPEC §4.5) → write outputs.
+pub fn embed(args: EmbedArgs) -> Result<()> {
+    crate::bench::alloc::retain_freed_memory();
+    let threads = args.threads;
+    with_threads(threads, move || embed_inner(&args))?
+}
+
+fn embed_inner(args: &EmbedArgs) -> Result<()> {
+    let (x, ids) = load_images(args)?;
+    let (n, c, h, w) = x.dim();
+    if n < 2 {
+        return Err(DarlcError::Data(format!("need at least 2 images, got {n}")));
+    }
+    let xs = crate::augment::gks::gks_smooth_images(x.view())?;
+    let mut cfg = Config::paper(c, h, w);
+    cfg.patch = args.patch;
+    let mut model = ModuleI::<f32>::new(cfg.clone(), args.seed)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| DarlcError::io(&args.out, e))?;
+    let opts = WarmupOptions {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: 1e-3,
+        seed: args.seed,
+        progress: !args.quiet,
+        log: Some(args.out.join("warmup.jsonl")),
+    };
+    warmup(&mut model, x.view(), xs.view(), &opts)?;
+    let hrep = model.embed(x.view(), 256);
+    let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
+    write_outputs(&args.out, &ids, &hrep, &model, &cfg_json)?;
+    Ok(())
+}

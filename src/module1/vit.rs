@@ -1,0 +1,223 @@
+//! The ViT encoder of Module I (SPEC §4.1): patchify, fixed 2-D sin-cos positions, pre-LN blocks
+//! with multi-head self-attention and an exact-GELU MLP, final LayerNorm and mean pooling.
+//!
+//! Every function builds on a [`Tape`]; parameters are looked up by their dotted names (e.g.
+//! `vit.block0.attn.W_q`) in a [`ParamVars`] map, with a `prefix` (`"vit"` for the online/masked
+//! encoder θ, `"target.vit"` for the EMA target ξ).
+
+use crate::autodiff::{Tape, Var};
+use crate::float::Float;
+use ndarray::{Array2, Array3, ArrayView4};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// LayerNorm epsilon everywhere in Module I (SPEC §4.1, §4.2).
+pub const LN_EPS: f64 = 1e-5;
+
+/// Tape leaves by parameter name.
+pub type ParamVars = BTreeMap<String, Var>;
+
+/// The leaf of parameter `name` (a missing name is a programming error, not user input).
+pub fn pv(vars: &ParamVars, name: &str) -> Var {
+    match vars.get(name) {
+        Some(v) => *v,
+        None => panic!("module1: parameter {name} is not on the tape"),
+    }
+}
+
+/// Patch vectors `[B, L, P]` of images `[B, C, H, W]` (SPEC §4.1 "Patchify"):
+/// `patch_l(x)[(i·p + j)·C + c] = x[c, a·p + i, b·p + j]`, `l = a·gw + b`.
+/// `H` and `W` must be multiples of `p` (checked by the caller's config).
+pub fn patchify<T: Float>(x: ArrayView4<T>, p: usize) -> Array3<T> {
+    let (b, c, h, w) = x.dim();
+    let (gh, gw) = (h / p, w / p);
+    let pl = c * p * p;
+    let mut out = Array3::<T>::zeros((b, gh * gw, pl));
+    for n in 0..b {
+        for a in 0..gh {
+            for bb in 0..gw {
+                let l = a * gw + bb;
+                for i in 0..p {
+                    for j in 0..p {
+                        for ch in 0..c {
+                            out[[n, l, (i * p + j) * c + ch]] = x[[n, ch, a * p + i, bb * p + j]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The fixed 2-D sin-cos table `PE [L, D]` (SPEC §4.1): `ω_k = 10000^{−k/(D/4)}`,
+/// `PE[l] = [sin(b·ω), cos(b·ω), sin(a·ω), cos(a·ω)]` for `l = a·gw + b`. Needs `D % 4 = 0`.
+pub fn sincos_pe(d: usize, gh: usize, gw: usize) -> Array2<f64> {
+    assert!(d % 4 == 0, "sin-cos positions need D % 4 = 0");
+    let q = d / 4;
+    let mut pe = Array2::<f64>::zeros((gh * gw, d));
+    for a in 0..gh {
+        for b in 0..gw {
+            let l = a * gw + b;
+            for k in 0..q {
+                let om = 10000f64.powf(-(k as f64) / q as f64);
+                pe[[l, k]] = (b as f64 * om).sin();
+                pe[[l, q + k]] = (b as f64 * om).cos();
+                pe[[l, 2 * q + k]] = (a as f64 * om).sin();
+                pe[[l, 3 * q + k]] = (a as f64 * om).cos();
+            }
+        }
+    }
+    pe
+}
+
+/// `x W + b` (SPEC §0 row-vector convention), `x: [.., d_in]`.
+pub fn linear<T: Float>(t: &mut Tape<T>, x: Var, w: Var, b: Var) -> Var {
+    t.linear(x, w, b)
+}
+
+/// `T⁰ = patch·W_pe + b_pe + PE` for `patches: [B, L, P]`, `pe: [L, D]` (SPEC §4.1 "Embedding").
+pub fn embed<T: Float>(t: &mut Tape<T>, v: &ParamVars, prefix: &str, patches: Var, pe: Var) -> Var {
+    let w = pv(v, &format!("{prefix}.W_pe"));
+    let b = pv(v, &format!("{prefix}.b_pe"));
+    let y = linear(t, patches, w, b);
+    t.add(y, pe)
+}
+
+/// `MHSA(Y) = [A_1 V_1 | … ] W_o + b_o` with `Q, K, V = Y W_{q,k,v} + b_{q,k,v}` (SPEC §4.1), for
+/// `y: [B, L, D]`. The three projections run as one GEMM on `[W_q | W_k | W_v]`.
+pub fn mhsa<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, y: Var, heads: usize) -> Var {
+    let w = [
+        pv(v, &format!("{p}.W_q")),
+        pv(v, &format!("{p}.W_k")),
+        pv(v, &format!("{p}.W_v")),
+    ];
+    let b = [
+        pv(v, &format!("{p}.b_q")),
+        pv(v, &format!("{p}.b_k")),
+        pv(v, &format!("{p}.b_v")),
+    ];
+    let w = t.concat(&w, 1);
+    let b = t.concat(&b, 0);
+    let qkv = linear(t, y, w, b);
+    let o = t.attention(qkv, heads);
+    linear(t, o, pv(v, &format!("{p}.W_o")), pv(v, &format!("{p}.b_o")))
+}
+
+/// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, SPEC §4.1).
+pub fn mlp<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, y: Var) -> Var {
+    let h = linear(t, y, pv(v, &format!("{p}.W_1")), pv(v, &format!("{p}.b_1")));
+    let h = t.gelu(h);
+    linear(t, h, pv(v, &format!("{p}.W_2")), pv(v, &format!("{p}.b_2")))
+}
+
+/// LayerNorm `{p}.gamma`, `{p}.beta` over the last axis, eps 1e-5.
+pub fn layer_norm<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var) -> Var {
+    let g = pv(v, &format!("{p}.gamma"));
+    let b = pv(v, &format!("{p}.beta"));
+    t.layer_norm(x, g, b, LN_EPS)
+}
+
+/// One pre-LN block (SPEC §4.1): `U = T + MHSA(LN₁(T))`, `T ← U + MLP(LN₂(U))`.
+pub fn block<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var, heads: usize) -> Var {
+    let y = layer_norm(t, v, &format!("{p}.ln1"), x);
+    let a = mhsa(t, v, &format!("{p}.attn"), y, heads);
+    let u = t.add(x, a);
+    let y = layer_norm(t, v, &format!("{p}.ln2"), u);
+    let m = mlp(t, v, &format!("{p}.mlp"), y);
+    t.add(u, m)
+}
+
+/// The blocks and the final LayerNorm on tokens `[B, L', D]`: `E = LN_f(blocks(T))` (SPEC §4.1).
+pub fn encode<T: Float>(
+    t: &mut Tape<T>,
+    v: &ParamVars,
+    prefix: &str,
+    tokens: Var,
+    blocks: usize,
+    heads: usize,
+) -> Var {
+    let mut x = tokens;
+    for b in 0..blocks {
+        x = block(t, v, &format!("{prefix}.block{b}"), x, heads);
+    }
+    layer_norm(t, v, &format!("{prefix}.ln_f"), x)
+}
+
+/// Mean pooling over tokens: `h = (1/L) Σ_l E[l]`, `[B, L, D] → [B, D]` (SPEC §4.1).
+pub fn mean_pool<T: Float>(t: &mut Tape<T>, e: Var) -> Var {
+    t.mean_axis(e, 1, false)
+}
+
+/// Tokens `[B, n_keep, D]` of `t0: [B, L, D]` at each image's visible indices (SPEC §4.2
+/// "Masked encoder": positions are added before tokens are dropped).
+pub fn gather_tokens<T: Float>(t: &mut Tape<T>, t0: Var, visible: &[Vec<usize>]) -> Var {
+    let s = t.shape(t0).to_vec();
+    let (b, l, d) = (s[0], s[1], s[2]);
+    let nk = visible.first().map_or(0, |v| v.len());
+    let idx: Vec<usize> = visible
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| {
+            assert_eq!(v.len(), nk, "every image keeps n_keep tokens");
+            v.iter().map(move |&l_| i * l + l_)
+        })
+        .collect();
+    assert_eq!(visible.len(), b, "one visible list per image");
+    let flat = t.reshape(t0, &[b * l, d]);
+    let g = t.gather_rows(flat, Arc::from(idx));
+    t.reshape(g, &[b, nk, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    #[test]
+    fn patchify_follows_the_spec_index_formula() {
+        // C = 3, 4×6 image, p = 2: check every element against the SPEC §4.1 formula directly.
+        let x = Array4::from_shape_fn((2, 3, 4, 6), |(n, c, i, j)| {
+            (n * 1000 + c * 100 + i * 10 + j) as f64
+        });
+        let p = patchify(x.view(), 2);
+        assert_eq!(p.dim(), (2, 6, 12));
+        for n in 0..2 {
+            for a in 0..2 {
+                for b in 0..3 {
+                    for i in 0..2 {
+                        for j in 0..2 {
+                            for c in 0..3 {
+                                assert_eq!(
+                                    p[[n, a * 3 + b, (i * 2 + j) * 3 + c]],
+                                    x[[n, c, a * 2 + i, b * 2 + j]]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pe_layout_column_half_first() {
+        // D = 8 (q = 2), grid 2×3; token l = 1·3 + 2 is row a = 1, column b = 2.
+        // ω = [1, 10000^{-1/2} = 0.01] (hand computation).
+        let pe = sincos_pe(8, 2, 3);
+        let row = pe.row(5);
+        let expect = [
+            2f64.sin(),
+            0.02f64.sin(),
+            2f64.cos(),
+            0.02f64.cos(),
+            1f64.sin(),
+            0.01f64.sin(),
+            1f64.cos(),
+            0.01f64.cos(),
+        ];
+        for (a, b) in row.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+        }
+    }
+}

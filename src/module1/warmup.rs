@@ -1,0 +1,191 @@
+//! Warm-up training of Module I (SPEC §4.5): Adam, consecutive batches of a fresh per-epoch
+//! permutation, a fresh mask per batch, EMA after every step; a progress bar and a JSON-lines log.
+
+use super::mim::draw_visible;
+use super::model::{Adam, ModuleI, StepLosses};
+use crate::error::Result;
+use crate::float::Float;
+use crate::rng;
+use ndarray::{ArrayView4, Axis};
+use rand::Rng;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of the warm-up (defaults: SPEC §4.5).
+#[derive(Clone, Debug)]
+pub struct WarmupOptions {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Write one JSON line per epoch here (rewritten atomically after each epoch).
+    pub log: Option<PathBuf>,
+}
+
+impl Default for WarmupOptions {
+    fn default() -> Self {
+        WarmupOptions {
+            epochs: 50,
+            batch: 256,
+            lr: 1e-3,
+            seed: 0,
+            progress: false,
+            log: None,
+        }
+    }
+}
+
+/// Per-epoch means of the step losses (weighted by batch size) and timing.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub steps: usize,
+    pub images: usize,
+    pub l_ssl: f64,
+    pub l_mim: f64,
+    pub l_cl: f64,
+    /// σ₁, σ₂ at the end of the epoch.
+    pub sigma1: f64,
+    pub sigma2: f64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+}
+
+/// A permutation of `0..n` from a stream (Fisher–Yates).
+pub fn permutation<R: Rng>(r: &mut R, n: usize) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = r.random_range(0..=i);
+        p.swap(i, j);
+    }
+    p
+}
+
+/// Batches of an epoch: consecutive slices of `perm` of size `batch`; a final batch of size 1 is
+/// dropped (SPEC §4.5), smaller ones are kept.
+pub fn batches(perm: &[usize], batch: usize) -> Vec<&[usize]> {
+    perm.chunks(batch.max(1)).filter(|c| c.len() >= 2).collect()
+}
+
+/// Train `model` for `opts.epochs` epochs on raw images `x` and their smoothed twins `x_s`
+/// (`[N, C, H, W]`). Permutations come from the stream `"warmup.perm.epoch{e}"`, masks from
+/// `"warmup.mask.epoch{e}"` (drawn batch after batch).
+pub fn warmup<T: Float>(
+    model: &mut ModuleI<T>,
+    x: ArrayView4<T>,
+    x_s: ArrayView4<T>,
+    opts: &WarmupOptions,
+) -> Result<Vec<EpochLog>> {
+    let n = x.dim().0;
+    let mut adam = Adam::<T>::new(opts.lr);
+    let steps_per_epoch = {
+        let full = n / opts.batch.max(1);
+        full + usize::from(n % opts.batch.max(1) >= 2)
+    };
+    let total = (steps_per_epoch * opts.epochs) as u64;
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        b.set_style(style);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut logs = Vec::new();
+    let mut lines = String::new();
+    let (l, nk) = (model.cfg.tokens(), model.cfg.n_keep());
+    for e in 0..opts.epochs {
+        let start = Instant::now();
+        bar.set_prefix(format!("epoch {}/{}", e + 1, opts.epochs));
+        let perm = permutation(
+            &mut rng::stream(opts.seed, &format!("warmup.perm.epoch{e}")),
+            n,
+        );
+        let mut mask_rng = rng::stream(opts.seed, &format!("warmup.mask.epoch{e}"));
+        let mut sum = StepLosses::default();
+        let mut images = 0usize;
+        let mut steps = 0usize;
+        let mut last = StepLosses::default();
+        for idx in batches(&perm, opts.batch) {
+            let xb = x.select(Axis(0), idx);
+            let xsb = x_s.select(Axis(0), idx);
+            let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
+            let s = model.train_step(&mut adam, xb.view(), xsb.view(), &vis)?;
+            let w = idx.len() as f64;
+            sum.l_ssl += w * s.l_ssl;
+            sum.l_mim += w * s.l_mim;
+            sum.l_cl += w * s.l_cl;
+            images += idx.len();
+            steps += 1;
+            last = s;
+            let secs = start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "L_SSL {:.4} L_MIM {:.4} L_CL {:.4}  {:.1} img/s",
+                s.l_ssl,
+                s.l_mim,
+                s.l_cl,
+                images as f64 / secs.max(1e-9)
+            ));
+            bar.inc(1);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let d = images.max(1) as f64;
+        let sig = |name: &str| {
+            model.params[name]
+                .iter()
+                .next()
+                .map_or(f64::NAN, |v| v.f64())
+        };
+        let _ = last;
+        let log = EpochLog {
+            epoch: e,
+            steps,
+            images,
+            l_ssl: sum.l_ssl / d,
+            l_mim: sum.l_mim / d,
+            l_cl: sum.l_cl / d,
+            sigma1: sig("uwl.sigma1"),
+            sigma2: sig("uwl.sigma2"),
+            seconds: secs,
+            images_per_s: images as f64 / secs.max(1e-9),
+        };
+        if let Some(path) = &opts.log {
+            lines.push_str(&serde_json::to_string(&log).unwrap_or_default());
+            lines.push('\n');
+            crate::io::atomic_write(path, lines.as_bytes())?;
+        }
+        logs.push(log);
+    }
+    bar.finish_and_clear();
+    Ok(logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_drop_only_a_final_singleton() {
+        let p: Vec<usize> = (0..13).collect();
+        let b = batches(&p, 6);
+        assert_eq!(b.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![6, 6]);
+        let p: Vec<usize> = (0..14).collect();
+        assert_eq!(
+            batches(&p, 6).iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![6, 6, 2]
+        );
+    }
+
+    #[test]
+    fn permutation_is_a_permutation() {
+        let mut p = permutation(&mut rng::stream(1, "x"), 50);
+        p.sort_unstable();
+        assert_eq!(p, (0..50).collect::<Vec<_>>());
+    }
+}
