@@ -16,15 +16,14 @@ use super::model::{Config, ModuleI};
 use super::warmup::{WarmupOptions, warmup};
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
-use ndarray::{Array4, ArrayD};
-use rand::Rng;
-use std::io::Read;
+use ndarray::Array4;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `darlc embed`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EmbedArgs {
-    /// Input image stack (`.safetensors` with `images` [N,C,H,W], or `.csv[.gz]` rows of pixels).
+    /// Input: a spatial section, a safetensors stack (`images` [N,C,H,W]) or a CSV stack with
+    /// `--image-shape` (default: the embedded mouse olfactory bulb section).
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Output directory.
@@ -90,119 +89,24 @@ fn parse_shape(s: &str) -> Result<(usize, usize)> {
     ))
 }
 
-/// Read a CSV (optionally gzipped) of pixel rows into `[N, 1, H, W]`.
-pub fn read_csv_images(path: &Path, h: usize, w: usize) -> Result<Array4<f32>> {
-    let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    let mut text = String::new();
-    let is_gz = path.extension().is_some_and(|e| e == "gz");
-    if is_gz {
-        flate2::read::GzDecoder::new(f)
-            .read_to_string(&mut text)
-            .map_err(|e| DarlcError::io(path, e))?;
-    } else {
-        std::io::BufReader::new(f)
-            .read_to_string(&mut text)
-            .map_err(|e| DarlcError::io(path, e))?;
-    }
-    let mut lines = text.lines().enumerate();
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| DarlcError::format(path, Some(1), "empty file"))?;
-    let skip = usize::from(header.split(',').next().map(str::trim) == Some("label"));
-    let mut data = Vec::new();
-    let mut n = 0;
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let vals: Vec<&str> = line.split(',').skip(skip).collect();
-        if vals.len() != h * w {
-            return Err(DarlcError::format(
-                path,
-                Some(i + 1),
-                format!(
-                    "{} pixel columns, expected {}×{} = {}",
-                    vals.len(),
-                    h,
-                    w,
-                    h * w
-                ),
-            ));
-        }
-        for v in vals {
-            let x: f32 = v.trim().parse().map_err(|_| {
-                DarlcError::format(path, Some(i + 1), format!("not a number: {v:?}"))
-            })?;
-            data.push(x);
-        }
-        n += 1;
-    }
-    Array4::from_shape_vec((n, 1, h, w), data)
-        .map_err(|e| DarlcError::format(path, None, e.to_string()))
-}
-
-/// Load the input image stack `[N, C, H, W]` and the item ids (see the module doc for formats;
-/// any other input — a 10x folder, an `.h5ad`, … — goes through [`crate::data::load`]).
+/// The images to embed: any input `darlc::data::load` reads (a spatial section, a safetensors
+/// stack, or a CSV stack with `--image-shape`), defaulting to the embedded section; `--sparsify`
+/// masks pixels as in SPEC §2.3 (stream `data.sparsify`).
 pub fn load_images(args: &EmbedArgs) -> Result<(Array4<f32>, Vec<String>)> {
-    let path = args.input.as_ref().ok_or_else(|| {
-        DarlcError::param(
-            "--input",
-            "required until the data loader (branch `data`) provides the embedded section",
-        )
-    })?;
-    let name = path.to_string_lossy();
-    let compact = name.ends_with(".safetensors")
-        || ((name.ends_with(".csv") || name.ends_with(".csv.gz")) && args.image_shape.is_some());
-    if !compact {
-        let opts = crate::data::LoadOptions {
-            patch: args.patch,
-            sparsify: (args.sparsify > 0.0).then_some(args.sparsify),
-            seed: args.seed,
-            ..crate::data::LoadOptions::default()
-        };
-        let set = crate::data::load(path, &opts)?;
-        return Ok((set.images, set.ids));
-    }
-    let mut x = if name.ends_with(".safetensors") {
-        let tf = TensorFile::load(path)?;
-        let a: ArrayD<f32> = tf.get("images", path)?.to_float();
-        a.into_dimensionality()
-            .map_err(|_| DarlcError::format(path, None, "tensor `images` must be [N, C, H, W]"))?
-    } else {
-        let shape = args
-            .image_shape
-            .as_deref()
-            .ok_or_else(|| DarlcError::param("--image-shape", "needed for CSV input (e.g. 8x8)"))?;
-        let (h, w) = parse_shape(shape)?;
-        read_csv_images(path, h, w)?
+    let path = args
+        .input
+        .clone()
+        .unwrap_or_else(crate::data::default_input);
+    let image_shape = args.image_shape.as_deref().map(parse_shape).transpose()?;
+    let opts = crate::data::LoadOptions {
+        patch: args.patch,
+        image_shape: image_shape.map(|(h, w)| (h, w, 1)),
+        sparsify: (args.sparsify > 0.0).then_some(args.sparsify),
+        seed: args.seed,
+        ..crate::data::LoadOptions::default()
     };
-    if args.sparsify > 0.0 {
-        sparsify(&mut x, args.sparsify, args.seed)?;
-    }
-    let ids = (0..x.dim().0).map(|i| format!("img{i}")).collect();
-    Ok((x, ids))
-}
-
-/// Zero `round(f·C·H·W)`… per image: each pixel position (all channels) is dropped independently
-/// with probability `f` from the stream `"sparsify"` (SPEC §2.3 CHOICE 7).
-pub fn sparsify(x: &mut Array4<f32>, f: f64, seed: u64) -> Result<()> {
-    if !(0.0..1.0).contains(&f) {
-        return Err(DarlcError::param("--sparsify", "must be in [0, 1)"));
-    }
-    let mut r = crate::rng::stream(seed, "sparsify");
-    let (_, c, h, w) = x.dim();
-    for mut img in x.outer_iter_mut() {
-        for i in 0..h {
-            for j in 0..w {
-                if r.random::<f64>() < f {
-                    for ch in 0..c {
-                        img[[ch, i, j]] = 0.0;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    let set = crate::data::load(&path, &opts)?;
+    Ok((set.images, set.ids))
 }
 
 /// Write `embeddings.safetensors` (`h` [N, D]), `embeddings.csv` (`gene,h0,…`) and
