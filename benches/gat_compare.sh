@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side GAT training epoch: darlc (f32, examples/gat_bench.rs) vs PyTorch (benches/gat_torch.py),
 # same data, same graph, same initial parameters, same thread count, in one run (issue 4 item 7).
-# Usage: benches/gat_compare.sh   Env: PY=/work/venv/bin/python THREADS=2 EPOCHS=3 SPOTS=4000 GENES=15000
+# Usage: benches/gat_compare.sh   Env: PY=python3 THREADS=2 EPOCHS=3 SPOTS=4000 GENES=15000
 # Prints one JSON line per run and the per-epoch speed ratio torch_time / darlc_time (bar: >= 0.8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-/work/venv/bin/python}; T=${THREADS:-2}; EP=${EPOCHS:-3}
+PY=${PY:-python3}; T=${THREADS:-2}; EP=${EPOCHS:-3}
 SPOTS=${SPOTS:-4000}; GENES=${GENES:-15000}
 DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
 cargo build --release --example gat_bench >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent check of the gat.tiny.* golden cases with PyTorch autograd (f64), using the model of
-benches/gat_torch.py. Run from the crate root: /work/venv/bin/python benches/gat_fixture_check.py"""
+benches/gat_torch.py. Run from the crate root: python3 benches/gat_fixture_check.py (with torch installed)"""
 import sys; sys.path.insert(0, "benches")
 import torch, numpy as np, gat_torch as g
 from safetensors.numpy import load_file

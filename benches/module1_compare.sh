@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS="${1:-5}"
-PY="${PY:-/work/venv/bin/python}"
-PEER="${PEER:-/work/shared/peer/darlc_module1_torch.py}"
+PY="${PY:-python3}"
+PEER="${PEER:-../shared/peer/darlc_module1_torch.py}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 cargo build --release --locked --quiet

@@ -1,15 +1,15 @@
 """Cross-check the golden fixture fixtures/golden/module1.tiny.step.safetensors against the PyTorch
-peer (/work/shared/peer/darlc_module1_torch.py, an independent SPEC §4 implementation) in float64:
+peer (../shared/peer/darlc_module1_torch.py, an independent SPEC §4 implementation) in float64:
 losses, every gradient, and the parameters after Adam + EMA. Not part of the crate's tests.
 
-Usage: /work/venv/bin/python benches/module1_fixture_check.py [FIXTURE] [PEER]
+Usage: python3 benches/module1_fixture_check.py [FIXTURE] [PEER]
 """
 import importlib.util, json, struct, sys
 import numpy as np
 import torch
 
 fx = sys.argv[1] if len(sys.argv) > 1 else "fixtures/golden/module1.tiny.step.safetensors"
-peer = sys.argv[2] if len(sys.argv) > 2 else "/work/shared/peer/darlc_module1_torch.py"
+peer = sys.argv[2] if len(sys.argv) > 2 else "../shared/peer/darlc_module1_torch.py"
 spec = importlib.util.spec_from_file_location("peer", peer)
 P = importlib.util.module_from_spec(spec); spec.loader.exec_module(P)
 

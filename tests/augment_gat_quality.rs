@@ -29,7 +29,7 @@ fn epochs() -> usize {
 fn shared() -> PathBuf {
     std::env::var_os("DARLC_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
 }
 
 fn pearson(a: &[f64], b: &[f64]) -> f64 {

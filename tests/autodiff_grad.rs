@@ -146,7 +146,7 @@ fn grad_elementwise_functions() {
         ("clamp", Unary::Clamp(-0.5, 0.5), &clamp_in),
     ];
     for (name, op, x) in cases {
-        assert_grad(name, &[x.clone()], |t, v| t.unary(op, v[0]));
+        assert_grad(name, std::slice::from_ref(x), |t, v| t.unary(op, v[0]));
     }
 }
 
@@ -157,20 +157,28 @@ fn grad_reductions_and_layout() {
         for keep in [false, true] {
             assert_grad(
                 &format!("sum axis {axis} keep {keep}"),
-                &[x.clone()],
+                std::slice::from_ref(&x),
                 |t, v| t.sum_axis(v[0], axis, keep),
             );
         }
-        assert_grad(&format!("mean axis {axis}"), &[x.clone()], |t, v| {
-            t.mean_axis(v[0], axis, false)
-        });
+        assert_grad(
+            &format!("mean axis {axis}"),
+            std::slice::from_ref(&x),
+            |t, v| t.mean_axis(v[0], axis, false),
+        );
     }
-    assert_grad("sum all", &[x.clone()], |t, v| t.sum(v[0]));
-    assert_grad("mean all", &[x.clone()], |t, v| t.mean(v[0]));
-    assert_grad("reshape", &[x.clone()], |t, v| t.reshape(v[0], &[6, 4]));
-    assert_grad("permute", &[x.clone()], |t, v| t.permute(v[0], &[2, 0, 1]));
+    assert_grad("sum all", std::slice::from_ref(&x), |t, v| t.sum(v[0]));
+    assert_grad("mean all", std::slice::from_ref(&x), |t, v| t.mean(v[0]));
+    assert_grad("reshape", std::slice::from_ref(&x), |t, v| {
+        t.reshape(v[0], &[6, 4])
+    });
+    assert_grad("permute", std::slice::from_ref(&x), |t, v| {
+        t.permute(v[0], &[2, 0, 1])
+    });
     let m = rand(&[3, 5], -1.0, 1.0, "m");
-    assert_grad("transpose", &[m.clone()], |t, v| t.transpose(v[0]));
+    assert_grad("transpose", std::slice::from_ref(&m), |t, v| {
+        t.transpose(v[0])
+    });
     let m2 = rand(&[2, 5], -1.0, 1.0, "m2");
     assert_grad("concat axis 0", &[m.clone(), m2], |t, v| {
         t.concat(&[v[0], v[1]], 0)
@@ -179,7 +187,9 @@ fn grad_reductions_and_layout() {
     assert_grad("concat axis 1", &[m.clone(), m3], |t, v| {
         t.concat(&[v[0], v[1]], 1)
     });
-    assert_grad("slice", &[x.clone()], |t, v| t.slice(v[0], 2, 1, 3));
+    assert_grad("slice", std::slice::from_ref(&x), |t, v| {
+        t.slice(v[0], 2, 1, 3)
+    });
 }
 
 #[test]
@@ -187,7 +197,7 @@ fn grad_gather_and_scatter_add() {
     let x = rand(&[5, 3], -1.0, 1.0, "x");
     // Token selection with a repeated index (gradients must add) and unshuffle order.
     let idx: Arc<[usize]> = Arc::from(vec![4usize, 0, 2, 2, 1]);
-    assert_grad("gather rows", &[x.clone()], |t, v| {
+    assert_grad("gather rows", std::slice::from_ref(&x), |t, v| {
         t.gather_rows(v[0], idx.clone())
     });
     let e = rand(&[6, 3], -1.0, 1.0, "e");
@@ -200,9 +210,13 @@ fn grad_gather_and_scatter_add() {
 #[test]
 fn grad_softmax_family() {
     let x = rand(&[3, 5], -2.0, 2.0, "x");
-    assert_grad("softmax", &[x.clone()], |t, v| t.softmax(v[0]));
-    assert_grad("log_softmax", &[x.clone()], |t, v| t.log_softmax(v[0]));
-    assert_grad("logsumexp", &[x.clone()], |t, v| t.logsumexp(v[0]));
+    assert_grad("softmax", std::slice::from_ref(&x), |t, v| t.softmax(v[0]));
+    assert_grad("log_softmax", std::slice::from_ref(&x), |t, v| {
+        t.log_softmax(v[0])
+    });
+    assert_grad("logsumexp", std::slice::from_ref(&x), |t, v| {
+        t.logsumexp(v[0])
+    });
     let x3 = rand(&[2, 3, 4], -2.0, 2.0, "x3");
     assert_grad("softmax 3-d", &[x3], |t, v| t.softmax(v[0]));
 }
@@ -327,7 +341,7 @@ fn grad_cholesky_pieces() {
         let l = lower(t, v[0]);
         t.tri_solve_lower(l, v[1])
     });
-    assert_grad("log det chol", &[l.clone()], |t, v| {
+    assert_grad("log det chol", std::slice::from_ref(&l), |t, v| {
         let l = lower(t, v[0]);
         t.log_det_chol(l)
     });
@@ -442,7 +456,9 @@ mod random_shapes {
 fn grad_fused_attention_and_linear() {
     // Fused multi-head attention on packed qkv [B=2, L=3, 3D=12] with 2 heads (d_h = 2).
     let qkv = rand(&[2, 3, 12], -1.0, 1.0, "qkv");
-    assert_grad("attention", &[qkv.clone()], |t, v| t.attention(v[0], 2));
+    assert_grad("attention", std::slice::from_ref(&qkv), |t, v| {
+        t.attention(v[0], 2)
+    });
     // Its value equals the composed definition softmax(Q_h K_hᵀ/√d_h) V_h, heads concatenated.
     let mut t = Tape::<f64>::no_grad();
     let x = t.constant(qkv);

@@ -10,44 +10,43 @@
 
 use darlc::augment::gks::gks_smooth_images;
 use darlc::eval::metrics::nmi;
-use darlc::module1::cli::{read_csv_images, sparsify};
 use darlc::module1::model::{Config, ModuleI};
 use darlc::module1::warmup::{WarmupOptions, warmup};
 use darlc::module2::kmeans::kmeans;
 use darlc::rng;
 use ndarray::Array2;
-use std::io::Read;
-use std::path::Path;
+use std::path::PathBuf;
 
-const DIGITS: &str = "/work/shared/data/digits_8x8/digits.csv.gz";
-
-fn labels(path: &Path) -> Vec<usize> {
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').next().unwrap().trim().parse().unwrap())
-        .collect()
+/// `$DARLC_SHARED/data/digits_8x8/digits.csv.gz` (default `<crate>/../shared`).
+fn digits_path() -> PathBuf {
+    std::env::var_os("DARLC_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("data/digits_8x8/digits.csv.gz")
 }
 
 #[test]
 #[ignore]
 fn module1_digits_h_beats_raw_pixels_in_nmi() {
-    let path = Path::new(DIGITS);
-    let y = labels(path);
-    let mut x = read_csv_images(path, 8, 8).unwrap();
-    sparsify(&mut x, 0.9, 0).unwrap();
-    let xs = gks_smooth_images(x.view()).unwrap();
-    let n = x.dim().0;
-    let raw: Array2<f64> = x.to_shape((n, 64)).unwrap().mapv(|v| v as f64);
     // Patch side from M1_PATCH (default 4; 2 gives 16 tokens).
     let patch: usize = std::env::var("M1_PATCH")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    // SPEC §2.3 sparsification through the data reader (stream `data.sparsify`, seed 0).
+    let opts = darlc::data::LoadOptions {
+        patch,
+        image_shape: Some((8, 8, 1)),
+        sparsify: Some(0.9),
+        seed: 0,
+        ..Default::default()
+    };
+    let set = darlc::data::load(&digits_path(), &opts).unwrap();
+    let y = darlc::eval::metrics::dense_labels(set.labels.as_ref().unwrap()).0;
+    let x = set.images;
+    let xs = gks_smooth_images(x.view()).unwrap();
+    let n = x.dim().0;
+    let raw: Array2<f64> = x.to_shape((n, 64)).unwrap().mapv(|v| v as f64);
     let (mut nmi_raw, mut nmi_h) = (0.0, 0.0);
     for seed in 0..3u64 {
         let kr = kmeans(raw.view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();

@@ -127,7 +127,7 @@ fn grad_lh_size_and_laplacian_losses() {
     let c = consts(3);
     let mu_c = mu.clone();
     let l_c = l.clone();
-    assert_grad("L_LH wrt Z", &[z.clone()], |t, v| {
+    assert_grad("L_LH wrt Z", std::slice::from_ref(&z), |t, v| {
         let (m, lv) = (t.constant(mu_c.clone()), t.constant(l_c.clone()));
         let lr = losses::log_rho(t, v[0], m, lv, &c);
         losses::lh_loss(t, lr)
@@ -160,7 +160,7 @@ fn grad_lh_size_and_laplacian_losses() {
         f_check.iter().any(|&f| f > tau * 1.01),
         "need one cluster above τ"
     );
-    assert_grad("L_size wrt Z", &[z.clone()], |t, v| {
+    assert_grad("L_size wrt Z", std::slice::from_ref(&z), |t, v| {
         let (m, lv) = (t.constant(mu_far_c.clone()), t.constant(l_c.clone()));
         let lr = losses::log_rho(t, v[0], m, lv, &c);
         let lq = losses::log_responsibilities(t, lr);

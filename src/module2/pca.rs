@@ -149,8 +149,8 @@ pub fn pca(x: ArrayView2<f64>, q: usize, rng: &mut Stream) -> Result<Pca> {
     let (vals, u) = jacobi_eigh(&c);
     let mut components = Array2::zeros((q, p));
     let mut explained = Vec::with_capacity(q);
-    for k in 0..q {
-        let lam = vals[k].max(0.0);
+    for (k, &val) in vals.iter().enumerate().take(q) {
+        let lam = val.max(0.0);
         let mut row = u.column(k).dot(&b);
         let nr = row.dot(&row).sqrt();
         if nr > 0.0 {
@@ -224,10 +224,10 @@ mod tests {
         let xc = &x - &mean.view().insert_axis(Axis(0));
         let cov = xc.t().dot(&xc) / (n - 1) as f64;
         let (vals, vecs) = jacobi_eigh(&cov);
-        for k in 0..2 {
+        for (k, &val) in vals.iter().enumerate().take(2) {
             let dot = fit.components.row(k).dot(&vecs.column(k)).abs();
             assert!(dot > 1.0 - 1e-10, "component {k}: |cos| = {dot}");
-            assert!((fit.explained_variance[k] - vals[k]).abs() < 1e-9 * vals[k]);
+            assert!((fit.explained_variance[k] - val).abs() < 1e-9 * val);
         }
         // The planted directions are recovered up to sampling error.
         assert!(fit.components.row(0).dot(&d1).abs() > 0.999);
