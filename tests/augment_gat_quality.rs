@@ -69,14 +69,14 @@ fn gat_smoothing_recovers_simulated_templates() {
     simulate(&dir, &cfg).unwrap();
     let set = load(&dir, &LoadOptions::default()).unwrap();
     let sec = set.section.as_ref().unwrap();
-    // gene id → pattern from truth.csv (gene_id,symbol,pattern,family,mean).
+    // gene id → pattern from truth.csv (gene_id,pattern,symbol,family,mean).
     let truth = std::fs::read_to_string(dir.join("truth.csv")).unwrap();
     let pattern: std::collections::BTreeMap<String, String> = truth
         .lines()
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_string(), f[2].to_string())
+            (f[0].to_string(), f[1].to_string())
         })
         .collect();
     let gcfg = GatConfig {

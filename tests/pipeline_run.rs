@@ -86,6 +86,26 @@ fn baselines_write_every_output_and_a_complete_marker() {
         let csv = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
         assert!(csv.starts_with("gene,cluster,confidence\n"));
         assert_eq!(csv.lines().count(), 288);
+        // `darlc eval` scores the finished run folder with the simulator's truth file and agrees
+        // with the run's own metrics.
+        let j = out.join("eval.json");
+        let e = darlc()
+            .args(["eval", "--run"])
+            .arg(&out)
+            .arg("--truth")
+            .arg(input.join("truth.csv"))
+            .arg("--json")
+            .arg(&j)
+            .output()
+            .unwrap();
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+        let ev: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+        for key in ["nmi", "ari", "acc", "dbie", "dbip"] {
+            assert_eq!(
+                ev[key], m[key],
+                "{method}: eval --run disagrees with metrics.json on {key}"
+            );
+        }
         if method == "gmm-pca" {
             assert!(out.join("smm.safetensors").is_file());
             assert!(out.join("embeddings.safetensors").is_file());

@@ -347,10 +347,11 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary> {
         Ok(())
     })?;
     atomic_write_with(&out.join("truth.csv"), |w| {
-        writeln!(w, "gene_id,symbol,pattern,family,mean")?;
+        // Id first and label second: the `--truth` convention of `darlc eval` and `darlc run`.
+        writeln!(w, "gene_id,pattern,symbol,family,mean")?;
         for (g, &(t, m)) in genes.iter().enumerate() {
             let (p, f) = t.map_or(("mt", "mt"), |t| PATTERNS[t]);
-            writeln!(w, "{},{},{},{},{}", gene_id(g), symbol(g), p, f, m)?;
+            writeln!(w, "{},{},{},{},{}", gene_id(g), p, symbol(g), f, m)?;
         }
         Ok(())
     })?;
