@@ -1,22 +1,16 @@
 //! `darlc embed`: images → smoothing → Module I warm-up → representations `h` (the paper's
 //! "DARLC-C1", SPEC §4.5 and §13).
 //!
-//! Inputs: anything [`crate::data::load`] reads (10x folders, …; ids = its item ids), plus two
-//! compact readers:
-//! * `*.safetensors` with `images` `[N, C, H, W]` (any float dtype); gene ids are `img{i}`.
-//! * `*.csv` / `*.csv.gz` with a header; a first column named `label` is skipped; the remaining
-//!   columns are the pixels of one `H×W` image per row (`--image-shape HxW`), ids are `img{i}`.
-//!   `--sparsify f` zeroes a fraction `f` of each image's pixels (SPEC §2.3 CHOICE 7; stream
-//!   `"sparsify"`).
+//! Inputs: anything [`crate::data::load`] reads (10x folders, legacy ST, MSI, cell tables, image
+//! stacks; ids = its item ids); the embedded section when `--input` is omitted.
 //!
-//! Smoothing: Gaussian kernel smoothing on the pixel grid (`augment::gks`, SPEC §15) until the GAT
-//! of SPEC §3 is available.
+//! Smoothing (the positive views, SPEC §3): the tied GAT autoencoder by default (`--smoothing gat`,
+//! `--gat-epochs`), or Gaussian kernel smoothing (`--smoothing gks`, the GAT→GKS ablation of §15).
 
 use super::model::{Config, ModuleI};
 use super::warmup::{WarmupOptions, warmup};
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
-use ndarray::Array4;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `darlc embed`.
@@ -50,6 +44,13 @@ pub struct EmbedArgs {
     /// Fraction of pixels zeroed per image after loading (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub sparsify: f64,
+    /// Denoiser for the positive views: the GAT autoencoder (SPEC §3) or Gaussian kernel
+    /// smoothing (§15).
+    #[arg(long, value_enum, default_value_t = crate::augment::smooth::Method::Gat)]
+    pub smoothing: crate::augment::smooth::Method,
+    /// GAT training epochs (SPEC §3.4).
+    #[arg(long, default_value_t = 1000)]
+    pub gat_epochs: usize,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -92,7 +93,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize)> {
 /// The images to embed: any input `darlc::data::load` reads (a spatial section, a safetensors
 /// stack, or a CSV stack with `--image-shape`), defaulting to the embedded section; `--sparsify`
 /// masks pixels as in SPEC §2.3 (stream `data.sparsify`).
-pub fn load_images(args: &EmbedArgs) -> Result<(Array4<f32>, Vec<String>)> {
+pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
     let path = args
         .input
         .clone()
@@ -105,8 +106,7 @@ pub fn load_images(args: &EmbedArgs) -> Result<(Array4<f32>, Vec<String>)> {
         seed: args.seed,
         ..crate::data::LoadOptions::default()
     };
-    let set = crate::data::load(&path, &opts)?;
-    Ok((set.images, set.ids))
+    crate::data::load(&path, &opts)
 }
 
 /// Write `embeddings.safetensors` (`h` [N, D]), `embeddings.csv` (`gene,h0,…`) and
@@ -144,7 +144,7 @@ pub fn write_outputs(
     mf.save(&out.join("model.safetensors"))
 }
 
-/// `darlc embed`: load → smooth (GKS, SPEC §15) → warm-up (SPEC §4.5) → write outputs.
+/// `darlc embed`: load → smooth (GAT, SPEC §3; or GKS) → warm-up (SPEC §4.5) → write outputs.
 pub fn embed(args: EmbedArgs) -> Result<()> {
     crate::bench::alloc::retain_freed_memory();
     let threads = args.threads;
@@ -152,12 +152,19 @@ pub fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn embed_inner(args: &EmbedArgs) -> Result<()> {
-    let (x, ids) = load_images(args)?;
-    let (n, c, h, w) = x.dim();
+    let set = load_images(args)?;
+    let (n, c, h, w) = set.images.dim();
     if n < 2 {
         return Err(DarlcError::Data(format!("need at least 2 images, got {n}")));
     }
-    let xs = crate::augment::gks::gks_smooth_images(x.view())?;
+    let gat_cfg = crate::augment::gat::GatConfig {
+        epochs: args.gat_epochs,
+        seed: args.seed,
+        progress: !args.quiet,
+        ..crate::augment::gat::GatConfig::default()
+    };
+    let xs = crate::augment::smooth::smooth_image_set(&set, args.smoothing, &gat_cfg)?.images;
+    let (x, ids) = (set.images, set.ids);
     let mut cfg = Config::paper(c, h, w);
     cfg.patch = args.patch;
     let mut model = ModuleI::<f32>::new(cfg.clone(), args.seed)?;
