@@ -203,20 +203,25 @@ impl ComponentLaplacian {
     }
 }
 
-/// All eigenvalues (ascending) of a dense symmetric matrix by cyclic Jacobi rotations
-/// (sweeps until the off-diagonal norm is below 1e-15 of the Frobenius norm, at most 60).
-pub fn jacobi_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
+/// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations: eigenvalues in
+/// decreasing order and the matching eigenvectors as columns.
+pub fn jacobi_eigh(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let n = a.nrows();
     let mut m = a.clone();
-    let fro = m.iter().map(|v| v * v).sum::<f64>().sqrt();
-    for _sweep in 0..60 {
-        let mut off = 0.0;
-        for p in 0..n {
-            for q in p + 1..n {
-                off += 2.0 * m[[p, q]] * m[[p, q]];
-            }
-        }
-        if off.sqrt() <= 1e-15 * fro.max(f64::MIN_POSITIVE) {
+    let mut v = Array2::<f64>::eye(n);
+    let norm: f64 = m
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[[i, j]] * m[[i, j]])
+            .sum::<f64>()
+            .sqrt();
+        if off <= 1e-15 * norm {
             break;
         }
         for p in 0..n {
@@ -231,21 +236,36 @@ pub fn jacobi_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 for k in 0..n {
-                    let mkp = m[[k, p]];
-                    let mkq = m[[k, q]];
+                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
                     m[[k, p]] = c * mkp - s * mkq;
                     m[[k, q]] = s * mkp + c * mkq;
                 }
                 for k in 0..n {
-                    let mpk = m[[p, k]];
-                    let mqk = m[[q, k]];
+                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
                     m[[p, k]] = c * mpk - s * mqk;
                     m[[q, k]] = s * mpk + c * mqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
+                    v[[k, p]] = c * vkp - s * vkq;
+                    v[[k, q]] = s * vkp + c * vkq;
                 }
             }
         }
     }
-    let mut ev: Vec<f64> = (0..n).map(|i| m[[i, i]]).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| m[[j, j]].total_cmp(&m[[i, i]]).then(i.cmp(&j)));
+    let vals = order.iter().map(|&i| m[[i, i]]).collect();
+    let mut vecs = Array2::zeros((n, n));
+    for (c, &i) in order.iter().enumerate() {
+        vecs.column_mut(c).assign(&v.column(i));
+    }
+    (vals, vecs)
+}
+
+/// All eigenvalues (ascending) of a dense symmetric matrix, from [`jacobi_eigh`].
+pub fn jacobi_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
+    let mut ev = jacobi_eigh(a).0;
     ev.sort_by(f64::total_cmp);
     ev
 }

@@ -6,6 +6,7 @@
 //! modified Gram–Schmidt applied twice, the small eigenproblem is cyclic Jacobi, and each
 //! component's sign is fixed so that its largest-magnitude loading is positive.
 
+use super::k_infer::jacobi_eigh;
 use crate::error::{DarlcError, Result};
 use crate::rng::Stream;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -45,66 +46,6 @@ fn orthonormalise(a: &mut Array2<f64>) {
             }
         }
     }
-}
-
-/// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations: eigenvalues in
-/// decreasing order and the matching eigenvectors as columns.
-pub fn jacobi_eigh(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
-    let n = a.nrows();
-    let mut m = a.clone();
-    let mut v = Array2::<f64>::eye(n);
-    let norm: f64 = m
-        .iter()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .sqrt()
-        .max(f64::MIN_POSITIVE);
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[[i, j]] * m[[i, j]])
-            .sum::<f64>()
-            .sqrt();
-        if off <= 1e-15 * norm {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = m[[p, q]];
-                if apq == 0.0 {
-                    continue;
-                }
-                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
-                    m[[k, p]] = c * mkp - s * mkq;
-                    m[[k, q]] = s * mkp + c * mkq;
-                }
-                for k in 0..n {
-                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
-                    m[[p, k]] = c * mpk - s * mqk;
-                    m[[q, k]] = s * mpk + c * mqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
-                    v[[k, p]] = c * vkp - s * vkq;
-                    v[[k, q]] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| m[[j, j]].total_cmp(&m[[i, i]]).then(i.cmp(&j)));
-    let vals = order.iter().map(|&i| m[[i, i]]).collect();
-    let mut vecs = Array2::zeros((n, n));
-    for (c, &i) in order.iter().enumerate() {
-        vecs.column_mut(c).assign(&v.column(i));
-    }
-    (vals, vecs)
 }
 
 /// The top `q` principal components of the rows of `x: [N, P]` (randomized subspace iteration
