@@ -102,3 +102,28 @@ where
         .enumerate()
         .for_each(|(ci, (o, i))| f(ci * chunk_rows, i, o));
 }
+
+/// `f(a_row, b_row, out_row)` for every row of two `[rows, width]` row-major buffers of equal
+/// length, in parallel over fixed row chunks (rows are independent, so results do not depend on
+/// the thread count).
+pub fn rows_zip2<T: Float, F>(a: &[T], b: &[T], width: usize, out: &mut [T], f: F)
+where
+    F: Fn(&[T], &[T], &mut [T]) + Sync,
+{
+    assert_eq!(a.len(), b.len(), "rows_zip2 needs equal lengths");
+    if width == 0 || a.is_empty() {
+        return;
+    }
+    let chunk = (CHUNK / width).max(1) * width;
+    out.par_chunks_mut(chunk)
+        .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
+        .for_each(|(o, (ac, bc))| {
+            for ((or, ar), br) in o
+                .chunks_mut(width)
+                .zip(ac.chunks(width))
+                .zip(bc.chunks(width))
+            {
+                f(ar, br, or);
+            }
+        });
+}

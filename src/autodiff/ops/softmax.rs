@@ -33,23 +33,14 @@ pub fn softmax<T: Float>(x: &ArrayD<T>) -> ArrayD<T> {
 
 /// Backward of softmax given its output `y`: `∂x = y ⊙ (g − Σ g⊙y)` per row.
 pub fn softmax_backward<T: Float>(g: &ArrayD<T>, y: &ArrayD<T>) -> ArrayD<T> {
-    let w = last_width(y);
     let (gs, ys) = (par::std_slice(g), par::std_slice(y));
     let mut out = vec![T::zero(); ys.len()];
-    let chunk_rows = (par::CHUNK / w.max(1)).max(1);
-    out.par_chunks_mut(chunk_rows * w)
-        .enumerate()
-        .for_each(|(ci, o)| {
-            let base = ci * chunk_rows * w;
-            for (r, or) in o.chunks_mut(w).enumerate() {
-                let off = base + r * w;
-                let (gr, yr) = (&gs[off..off + w], &ys[off..off + w]);
-                let dot = gr.iter().zip(yr).fold(T::zero(), |a, (&g, &y)| a + g * y);
-                for ((o, &g), &y) in or.iter_mut().zip(gr).zip(yr) {
-                    *o = y * (g - dot);
-                }
-            }
-        });
+    par::rows_zip2(&gs, &ys, last_width(y), &mut out, |gr, yr, or| {
+        let dot = gr.iter().zip(yr).fold(T::zero(), |a, (&g, &y)| a + g * y);
+        for ((o, &g), &y) in or.iter_mut().zip(gr).zip(yr) {
+            *o = y * (g - dot);
+        }
+    });
     ArrayD::from_shape_vec(y.raw_dim(), out).expect("shape")
 }
 
@@ -71,23 +62,14 @@ pub fn log_softmax<T: Float>(x: &ArrayD<T>) -> ArrayD<T> {
 
 /// Backward of log-softmax given its output `y`: `∂x = g − softmax(x)·Σg`.
 pub fn log_softmax_backward<T: Float>(g: &ArrayD<T>, y: &ArrayD<T>) -> ArrayD<T> {
-    let w = last_width(y);
     let (gs, ys) = (par::std_slice(g), par::std_slice(y));
     let mut out = vec![T::zero(); ys.len()];
-    let chunk_rows = (par::CHUNK / w.max(1)).max(1);
-    out.par_chunks_mut(chunk_rows * w)
-        .enumerate()
-        .for_each(|(ci, o)| {
-            let base = ci * chunk_rows * w;
-            for (r, or) in o.chunks_mut(w).enumerate() {
-                let off = base + r * w;
-                let (gr, yr) = (&gs[off..off + w], &ys[off..off + w]);
-                let sg = gr.iter().fold(T::zero(), |a, &g| a + g);
-                for ((o, &g), &y) in or.iter_mut().zip(gr).zip(yr) {
-                    *o = g - y.exp() * sg;
-                }
-            }
-        });
+    par::rows_zip2(&gs, &ys, last_width(y), &mut out, |gr, yr, or| {
+        let sg = gr.iter().fold(T::zero(), |a, &g| a + g);
+        for ((o, &g), &y) in or.iter_mut().zip(gr).zip(yr) {
+            *o = g - y.exp() * sg;
+        }
+    });
     ArrayD::from_shape_vec(y.raw_dim(), out).expect("shape")
 }
 
