@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 fn tiny_model() -> ModuleI<f64> {
     let mut m = ModuleI::<f64>::new(Config::tiny(), 11).unwrap();
     let mut r = rng::stream(5, "test.perturb");
-    for (n, a) in m.params.iter_mut() {
+    for id in m.store.ids().collect::<Vec<_>>() {
+        let n = m.store.name(id).to_string();
+        let a = m.store.get_mut(id);
         if n == "uwl.sigma1" {
             a.fill(0.9);
         } else if n == "uwl.sigma2" {
@@ -27,8 +29,10 @@ fn tiny_model() -> ModuleI<f64> {
             a.mapv_inplace(|v| v + r.random_range(-0.1..0.1));
         }
     }
-    for a in m.target.values_mut() {
-        a.mapv_inplace(|v| v + r.random_range(-0.02..0.02));
+    for id in m.target.ids().collect::<Vec<_>>() {
+        m.target
+            .get_mut(id)
+            .mapv_inplace(|v| v + r.random_range(-0.02..0.02));
     }
     m
 }
@@ -52,10 +56,9 @@ fn rand(shape: &[usize], name: &str) -> ArrayD<f64> {
 
 /// Names and values of the parameters whose name starts with one of `prefixes`.
 fn select(m: &ModuleI<f64>, prefixes: &[&str]) -> (Vec<String>, Vec<ArrayD<f64>>) {
-    m.params
-        .iter()
+    m.named_tensors()
+        .into_iter()
         .filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p)))
-        .map(|(n, a)| (n.clone(), a.clone()))
         .unzip()
 }
 
@@ -131,7 +134,7 @@ fn grad_decoder_input_and_decoder() {
     let e_vis = rand(&[6, 2, 8], "ev");
     assert_grad(
         "decoder input u",
-        &[e_vis, m.params["dec.m_tok"].clone()],
+        &[e_vis, m.param("dec.m_tok").clone()],
         |t, v| {
             let ps = t.constant(pe_sum.clone());
             decoder_input(t, v[0], v[1], ps, 4)
@@ -155,10 +158,9 @@ fn loss_check(which: usize, prefixes: &[&str], label: &str) {
     let visible = draw_visible(&mut rng::stream(3, "mask"), 6, 4, 2);
     let (names, vals) = select(&m, prefixes);
     let fixed: BTreeMap<String, ArrayD<f64>> = m
-        .params
-        .iter()
-        .filter(|(n, _)| !names.contains(n))
-        .map(|(n, a)| (n.clone(), a.clone()))
+        .named_tensors()
+        .into_iter()
+        .filter(|(n, _)| !names.contains(n) && !n.starts_with("target."))
         .collect();
     assert_grad(label, &vals, |t, v| {
         let mut pv = vars_of(&names, v);

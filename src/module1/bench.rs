@@ -6,9 +6,10 @@
 //! of B; per-epoch permutations, consecutive batches, fresh masks.
 
 use super::mim::draw_visible;
-use super::model::{Adam, Config, ModuleI};
+use super::model::{Config, ModuleI};
 use super::warmup::permutation;
 use crate::error::Result;
+use crate::nn::adam::Adam;
 use crate::rng;
 use ndarray::{Array4, Axis};
 use rand::Rng;
@@ -130,10 +131,12 @@ fn run(args: &SslStepArgs) -> Result<()> {
                 let g = model.forward_step(xb.view(), xsb.view(), &vis);
                 let f = p0.elapsed().as_secs_f64();
                 let p1 = Instant::now();
-                let grads = g.tape.backward(g.l_ssl);
+                let mut grads = g.tape.backward(g.l_ssl);
                 let bw = p1.elapsed().as_secs_f64();
                 let p2 = Instant::now();
-                adam.step(&mut model.params, &grads, &g.vars);
+                let ids = model.ssl_ids().to_vec();
+                let gs = g.bound.take_grads(&mut grads, &model.store, &ids);
+                adam.step(&mut model.store, &ids, &gs);
                 model.ema(cfg.momentum);
                 let ad = p2.elapsed().as_secs_f64();
                 eprintln!(

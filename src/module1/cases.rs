@@ -9,8 +9,9 @@
 //! (m = 0.999).
 
 use super::mim::draw_visible;
-use super::model::{Adam, Config, ModuleI};
+use super::model::{Config, ModuleI};
 use crate::fixtures::case::{Builder, CaseData};
+use crate::nn::adam::Adam;
 use crate::rng;
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
@@ -21,21 +22,30 @@ use rand::Rng;
 pub fn tiny_state(seed: u64) -> ModuleI<f64> {
     let mut m = ModuleI::<f64>::new(Config::tiny(), seed).expect("tiny config is valid");
     let mut r = rng::stream(seed, "fixture.perturb");
-    for (n, a) in m.params.iter_mut() {
-        match n.as_str() {
+    // Draws are taken in sorted-name order (online, then targets).
+    let mut online: Vec<_> = m.store.ids().collect();
+    online.sort_by(|&a, &b| m.store.name(a).cmp(m.store.name(b)));
+    for id in online {
+        let name = m.store.name(id).to_string();
+        let a = m.store.get_mut(id);
+        match name.as_str() {
             "uwl.sigma1" => a.fill(0.9),
             "uwl.sigma2" => a.fill(1.2),
             _ => a.mapv_inplace(|v| v + r.random_range(-0.1..0.1)),
         }
     }
-    let online = m.params.clone();
-    for (n, a) in m.target.iter_mut() {
-        let src = n
+    let mut targets: Vec<_> = m.target.ids().collect();
+    targets.sort_by(|&a, &b| m.target.name(a).cmp(m.target.name(b)));
+    for id in targets {
+        let src = m
+            .target
+            .name(id)
             .strip_prefix("target.")
             .map(|s| s.replace("g_t.", "g_o."))
-            .and_then(|s| online.get(&s).cloned());
+            .and_then(|s| m.store.id(&s));
         if let Some(o) = src {
-            *a = o.mapv(|v| v + r.random_range(-0.02..0.02));
+            let v = m.store.get(o).mapv(|v| v + r.random_range(-0.02..0.02));
+            *m.target.get_mut(id) = v;
         }
     }
     m
@@ -54,8 +64,9 @@ pub fn step(mut b: Builder) -> CaseData {
         .config("ema_momentum", cfg.momentum)
         .config("ln_eps", 1e-5)
         .config("tau", cfg.tau);
-    for (n, a) in m.params.iter().chain(m.target.iter()) {
-        b.constant(n, a.clone());
+    // Listed in sorted-name order (online, then targets), as the manifest has always had them.
+    for (n, a) in sorted(m.named_tensors()) {
+        b.constant(&n, a);
     }
     let x = b
         .uniform("x", &[6, 1, 10, 10], 0.0, 2.0)
@@ -77,19 +88,33 @@ pub fn step(mut b: Builder) -> CaseData {
         ("l_cl".to_string(), s(g.tape.scalar(g.l_cl))),
     ];
     let grads = g.tape.backward(g.l_ssl);
-    for (n, a) in &m.params {
-        outputs.push((
-            format!("grad.{n}"),
-            grads.get_or_zeros(g.vars[n], a.shape()),
-        ));
-    }
+    let grad_list: Vec<_> = m
+        .store
+        .ids()
+        .map(|id| {
+            (
+                format!("grad.{}", m.store.name(id)),
+                grads.get_or_zeros(g.bound.var(id), m.store.get(id).shape()),
+            )
+        })
+        .collect();
+    outputs.extend(sorted(grad_list));
     let mut after = m.clone();
     let mut adam = Adam::new(1e-3);
     after
         .train_step(&mut adam, x4.view(), xs4.view(), &vis)
         .expect("finite tiny step");
-    for (n, a) in after.params.iter().chain(after.target.iter()) {
-        outputs.push((format!("after.{n}"), a.clone()));
+    for (n, a) in sorted(after.named_tensors()) {
+        outputs.push((format!("after.{n}"), a));
     }
     b.finish(outputs)
+}
+
+/// Sort named tensors by name, keeping online names before `target.*` ones.
+fn sorted(mut v: Vec<(String, ArrayD<f64>)>) -> Vec<(String, ArrayD<f64>)> {
+    v.sort_by(|a, b| {
+        let key = |n: &str| (n.starts_with("target."), n.to_string());
+        key(&a.0).cmp(&key(&b.0))
+    });
+    v
 }

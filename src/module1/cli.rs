@@ -137,8 +137,8 @@ pub fn write_outputs(
     }
     crate::io::atomic_write(&out.join("embeddings.csv"), csv.as_bytes())?;
     let mut mf = TensorFile::new();
-    for (n, a) in model.params.iter().chain(model.target.iter()) {
-        mf.insert_float(n.clone(), a.clone());
+    for (n, a) in model.named_tensors() {
+        mf.insert_float(n, a);
     }
     mf.metadata.insert("config".into(), cfg_json.to_string());
     mf.save(&out.join("model.safetensors"))

@@ -18,4 +18,4 @@ pub mod uwl;
 pub mod vit;
 pub mod warmup;
 
-pub use model::{Adam, Config, ModuleI, StepLosses};
+pub use model::{Config, ModuleI, StepLosses};

@@ -10,13 +10,15 @@ use super::contrastive::{TAU, nt_xent};
 use super::mim::{decoder, decoder_input, mim_loss, mim_weights, n_keep};
 use super::uwl::{check_sigmas, uwl};
 use super::vit::{self, ParamVars, embed, encode, gather_tokens, linear, mean_pool, pv};
-use crate::autodiff::{Grads, Tape, Var};
+use crate::autodiff::{Tape, Var};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
+use crate::nn::adam::Adam;
+use crate::nn::ema::ema_update;
+use crate::nn::params::{Bound, ParamId, ParamStore};
 use crate::rng;
 use ndarray::{Array2, ArrayD, ArrayView4, Axis, IxDyn};
 use rand::Rng;
-use std::collections::BTreeMap;
 
 /// Architecture of Module I (defaults: SPEC §4 / §14; [`Config::tiny`]: SPEC §18).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -187,15 +189,23 @@ pub fn target_name(name: &str) -> Option<String> {
     }
 }
 
-/// Module I's parameters: trainable (`vit.*`, `dec.*`, `g_o.*`, `uwl.*`) and EMA targets
-/// (`target.vit.*`, `target.g_t.*`), plus the fixed positional table.
+/// Module I's parameters: trainable (`vit.*`, `dec.*`, `g_o.*`, `uwl.*`) in one [`ParamStore`]
+/// and the EMA targets (`target.vit.*`, `target.g_t.*`) in another, plus the fixed positional table.
+///
+/// The joint phase (SPEC §9) registers further trainable tensors (`proj.*`, `smm.*`) in the same
+/// `store`, so one optimiser state covers every parameter; [`ModuleI::ssl_ids`] are Module I's own.
 #[derive(Clone, Debug)]
 pub struct ModuleI<T: Float> {
     pub cfg: Config,
-    pub params: BTreeMap<String, ArrayD<T>>,
-    pub target: BTreeMap<String, ArrayD<T>>,
+    pub store: ParamStore<T>,
+    pub target: ParamStore<T>,
     /// `PE [L, D]` (fixed, not trained; SPEC §4.1).
     pub pe: Array2<T>,
+    /// Module I's trainable parameters (θ, θ_dec, φ_o, σ₁, σ₂) in [`Config::trainable_shapes`] order.
+    ssl_ids: Vec<ParamId>,
+    /// `(online, target)` twins for the EMA (Eq. 8).
+    ema_online: Vec<ParamId>,
+    ema_target: Vec<ParamId>,
 }
 
 /// One step's scalars (f64 for logs).
@@ -211,6 +221,9 @@ pub struct StepLosses {
 /// The nodes of one recorded training forward (for tests and fixtures).
 pub struct StepGraph<T: Float> {
     pub tape: Tape<T>,
+    /// Every parameter of [`ModuleI::store`] as a leaf (index = `ParamId.0`).
+    pub bound: Bound,
+    /// The same leaves by dotted name.
     pub vars: ParamVars,
     pub l_ssl: Var,
     pub l_mim: Var,
@@ -228,7 +241,7 @@ impl<T: Float> ModuleI<T> {
     pub fn new(cfg: Config, seed: u64) -> Result<Self> {
         cfg.validate()?;
         let mut r = rng::stream(seed, "module1.init");
-        let mut params = BTreeMap::new();
+        let mut store = ParamStore::new();
         for (name, shape) in cfg.trainable_shapes() {
             let last = name.rsplit('.').next().unwrap_or("");
             let a: ArrayD<f64> = if name == "dec.m_tok" {
@@ -241,35 +254,63 @@ impl<T: Float> ModuleI<T> {
             } else {
                 ArrayD::zeros(IxDyn(&shape))
             };
-            params.insert(name, to_t(&a));
+            store.add(&name, to_t(&a));
         }
-        let target = params
-            .iter()
-            .filter_map(|(n, a)| target_name(n).map(|t| (t, a.clone())))
-            .collect();
+        let ssl_ids: Vec<ParamId> = store.ids().collect();
+        let mut target = ParamStore::new();
+        let (mut ema_online, mut ema_target) = (Vec::new(), Vec::new());
+        for &id in &ssl_ids {
+            if let Some(tn) = target_name(store.name(id)) {
+                ema_target.push(target.add(&tn, store.get(id).clone()));
+                ema_online.push(id);
+            }
+        }
         let (gh, gw) = (cfg.height / cfg.patch, cfg.width / cfg.patch);
         let pe = vit::sincos_pe(cfg.dim, gh, gw).mapv(T::of);
         Ok(ModuleI {
             cfg,
-            params,
+            store,
             target,
             pe,
+            ssl_ids,
+            ema_online,
+            ema_target,
         })
     }
 
-    /// Put every trainable parameter on `t` as a leaf (`param` or `constant`).
-    pub fn leaves(&self, t: &mut Tape<T>, trainable: bool) -> ParamVars {
-        self.params
-            .iter()
-            .map(|(n, a)| {
-                let v = if trainable {
-                    t.param(a.clone())
-                } else {
-                    t.constant(a.clone())
-                };
-                (n.clone(), v)
-            })
-            .collect()
+    /// Module I's own trainable parameters (θ, θ_dec, φ_o, σ₁, σ₂), the set the warm-up trains.
+    pub fn ssl_ids(&self) -> &[ParamId] {
+        &self.ssl_ids
+    }
+
+    /// The value of the trainable parameter `name` (online store).
+    ///
+    /// # Panics
+    /// If no parameter has this name (names are fixed by the code, SPEC §18).
+    pub fn param(&self, name: &str) -> &ArrayD<T> {
+        let id = self
+            .store
+            .id(name)
+            .unwrap_or_else(|| panic!("Module I has no parameter `{name}`"));
+        self.store.get(id)
+    }
+
+    /// The current σ₁, σ₂ of Eq. 11.
+    pub fn sigmas(&self) -> (f64, f64) {
+        let s = |n: &str| self.param(n).iter().next().map_or(f64::NAN, |v| v.f64());
+        (s("uwl.sigma1"), s("uwl.sigma2"))
+    }
+
+    /// Put every parameter of the store on `t` as a leaf (`param` or `constant`); returns the
+    /// leaves by id and by dotted name.
+    pub fn leaves(&self, t: &mut Tape<T>, trainable: bool) -> (Bound, ParamVars) {
+        let bound = if trainable {
+            self.store.bind(t)
+        } else {
+            self.store.bind_frozen(t)
+        };
+        let vars = names_of(&self.store, &bound);
+        (bound, vars)
     }
 
     fn pe_leaf(&self, t: &mut Tape<T>) -> Var {
@@ -284,11 +325,12 @@ impl<T: Float> ModuleI<T> {
         visible: &[Vec<usize>],
     ) -> StepGraph<T> {
         let mut t = Tape::new();
-        let vars = self.leaves(&mut t, true);
+        let (bound, vars) = self.leaves(&mut t, true);
         let ct = self.target_c(x_s);
         let (l_ssl, l_mim, l_cl) = ssl_forward(&mut t, &vars, &self.cfg, &self.pe, x, ct, visible);
         StepGraph {
             tape: t,
+            bound,
             vars,
             l_ssl,
             l_mim,
@@ -299,11 +341,8 @@ impl<T: Float> ModuleI<T> {
     /// `c̃ = g_t(f_t(x_s))` with the target parameters, no gradient (Eq. 9).
     pub fn target_c(&self, x_s: ArrayView4<T>) -> ArrayD<T> {
         let mut t = Tape::no_grad();
-        let vars: ParamVars = self
-            .target
-            .iter()
-            .map(|(n, a)| (n.clone(), t.constant(a.clone())))
-            .collect();
+        let bound = self.target.bind_frozen(&mut t);
+        let vars = names_of(&self.target, &bound);
         let pe = self.pe_leaf(&mut t);
         let patches = t.constant(vit::patchify(x_s, self.cfg.patch).into_dyn());
         let t0 = embed(&mut t, &vars, "target.vit", patches, pe);
@@ -334,7 +373,7 @@ impl<T: Float> ModuleI<T> {
         for s in (0..n).step_by(chunk) {
             let e = (s + chunk).min(n);
             let mut t = Tape::no_grad();
-            let vars = self.leaves(&mut t, false);
+            let (_, vars) = self.leaves(&mut t, false);
             let pe = self.pe_leaf(&mut t);
             let xb = x.slice(ndarray::s![s..e, .., .., ..]);
             let patches = t.constant(vit::patchify(xb, self.cfg.patch).into_dyn());
@@ -351,8 +390,8 @@ impl<T: Float> ModuleI<T> {
         out
     }
 
-    /// One warm-up step (SPEC §4.5): forward, backward, Adam on all trainable parameters, then EMA.
-    /// Errors if σ² falls below 1e-12 or a loss is not finite.
+    /// One warm-up step (SPEC §4.5): forward, backward, Adam on Module I's parameters
+    /// ([`Self::ssl_ids`]), then EMA. Errors if σ² falls below 1e-12 or a loss is not finite.
     pub fn train_step(
         &mut self,
         adam: &mut Adam<T>,
@@ -361,18 +400,13 @@ impl<T: Float> ModuleI<T> {
         visible: &[Vec<usize>],
     ) -> Result<StepLosses> {
         let g = self.forward_step(x, x_s, visible);
+        let (sigma1, sigma2) = self.sigmas();
         let losses = StepLosses {
             l_ssl: g.tape.scalar(g.l_ssl).f64(),
             l_mim: g.tape.scalar(g.l_mim).f64(),
             l_cl: g.tape.scalar(g.l_cl).f64(),
-            sigma1: self.params["uwl.sigma1"]
-                .iter()
-                .next()
-                .map_or(0.0, |v| v.f64()),
-            sigma2: self.params["uwl.sigma2"]
-                .iter()
-                .next()
-                .map_or(0.0, |v| v.f64()),
+            sigma1,
+            sigma2,
         };
         if !losses.l_ssl.is_finite() {
             return Err(DarlcError::Numerical(format!(
@@ -380,16 +414,11 @@ impl<T: Float> ModuleI<T> {
                 losses.l_mim, losses.l_cl
             )));
         }
-        let grads = g.tape.backward(g.l_ssl);
-        adam.step(&mut self.params, &grads, &g.vars);
-        let s1 = self.params["uwl.sigma1"]
-            .iter()
-            .next()
-            .map_or(0.0, |v| v.f64());
-        let s2 = self.params["uwl.sigma2"]
-            .iter()
-            .next()
-            .map_or(0.0, |v| v.f64());
+        let mut grads = g.tape.backward(g.l_ssl);
+        let ids = self.ssl_ids.clone();
+        let gs = g.bound.take_grads(&mut grads, &self.store, &ids);
+        adam.step(&mut self.store, &ids, &gs);
+        let (s1, s2) = self.sigmas();
         check_sigmas(s1, s2)?;
         let m = self.cfg.momentum;
         self.ema(m);
@@ -398,13 +427,33 @@ impl<T: Float> ModuleI<T> {
 
     /// EMA (Eq. 8): `ξ ← mξ + (1−m)θ`, `φ_t ← mφ_t + (1−m)φ_o`.
     pub fn ema(&mut self, m: f64) {
-        for (name, a) in &self.params {
-            if let Some(tn) = target_name(name) {
-                let tg = self.target.get_mut(&tn).expect("target twin exists");
-                ema_update(tg, a, m);
+        ema_update(
+            &mut self.target,
+            &self.ema_target,
+            &self.store,
+            &self.ema_online,
+            m,
+        );
+    }
+
+    /// Every online parameter and EMA target by dotted name (for `model.safetensors`).
+    pub fn named_tensors(&self) -> Vec<(String, ArrayD<T>)> {
+        let mut v: Vec<(String, ArrayD<T>)> = Vec::new();
+        for s in [&self.store, &self.target] {
+            for id in s.ids() {
+                v.push((s.name(id).to_string(), s.get(id).clone()));
             }
         }
+        v
     }
+}
+
+/// The leaves of `bound` by the dotted names of `store`.
+pub fn names_of<T: Float>(store: &ParamStore<T>, bound: &Bound) -> ParamVars {
+    store
+        .ids()
+        .map(|id| (store.name(id).to_string(), bound.var(id)))
+        .collect()
 }
 
 /// The SSL forward of one batch on `t` (SPEC §4.5): masked encoder + decoder → `L_MIM` (Eq. 7),
@@ -455,12 +504,6 @@ pub fn ssl_forward<T: Float>(
     (l_ssl, l_mim, l_cl)
 }
 
-/// `ξ ← m ξ + (1 − m) θ` elementwise (Eq. 8). `m = 0` copies exactly, `m = 1` freezes exactly.
-pub fn ema_update<T: Float>(target: &mut ArrayD<T>, online: &ArrayD<T>, m: f64) {
-    let (mt, om) = (T::of(m), T::of(1.0 - m));
-    target.zip_mut_with(online, |x, &y| *x = mt * *x + om * y);
-}
-
 fn std_normal<R: Rng>(r: &mut R) -> f64 {
     // Box–Muller (one of the pair); u1 ∈ (0, 1].
     let u1: f64 = 1.0 - r.random::<f64>();
@@ -468,100 +511,30 @@ fn std_normal<R: Rng>(r: &mut R) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
-/// Adam with PyTorch semantics (SPEC §4.5): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-/// `θ ← θ − lr·(m/(1−β₁ᵗ))/(sqrt(v/(1−β₂ᵗ)) + ε)`; no weight decay.
-#[derive(Clone, Debug)]
-pub struct Adam<T: Float> {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub t: u64,
-    pub m: BTreeMap<String, ArrayD<T>>,
-    pub v: BTreeMap<String, ArrayD<T>>,
-}
-
-impl<T: Float> Adam<T> {
-    /// Adam with `β = (0.9, 0.999)`, `ε = 1e-8`.
-    pub fn new(lr: f64) -> Self {
-        Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            t: 0,
-            m: BTreeMap::new(),
-            v: BTreeMap::new(),
-        }
-    }
-
-    /// One step on every parameter that has a leaf in `vars` (missing gradients count as 0).
-    pub fn step(
-        &mut self,
-        params: &mut BTreeMap<String, ArrayD<T>>,
-        grads: &Grads<T>,
-        vars: &ParamVars,
-    ) {
-        self.t += 1;
-        let (b1, b2) = (T::of(self.beta1), T::of(self.beta2));
-        let (ob1, ob2) = (T::of(1.0 - self.beta1), T::of(1.0 - self.beta2));
-        let bc1 = T::of(1.0 - self.beta1.powi(self.t as i32));
-        let bc2 = T::of(1.0 - self.beta2.powi(self.t as i32));
-        let (lr, eps) = (T::of(self.lr), T::of(self.eps));
-        for (name, p) in params.iter_mut() {
-            let Some(var) = vars.get(name) else { continue };
-            let g = grads.get_or_zeros(*var, p.shape());
-            let m = self
-                .m
-                .entry(name.clone())
-                .or_insert_with(|| ArrayD::zeros(p.raw_dim()));
-            let v = self
-                .v
-                .entry(name.clone())
-                .or_insert_with(|| ArrayD::zeros(p.raw_dim()));
-            ndarray::Zip::from(&mut *p)
-                .and(&mut *m)
-                .and(&mut *v)
-                .and(&g)
-                .for_each(|p, m, v, &g| {
-                    *m = b1 * *m + ob1 * g;
-                    *v = b2 * *v + ob2 * g * g;
-                    *p = *p - lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
-                });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ema_m0_copies_m1_freezes() {
-        let online = ArrayD::from_shape_vec(IxDyn(&[3]), vec![0.1f32, -2.0, 3.3]).unwrap();
-        let mut t0 = ArrayD::from_shape_vec(IxDyn(&[3]), vec![5.0f32, 6.0, 7.0]).unwrap();
-        let keep = t0.clone();
-        ema_update(&mut t0, &online, 1.0);
-        assert_eq!(t0, keep);
-        ema_update(&mut t0, &online, 0.0);
-        assert_eq!(t0, online);
-    }
-
-    #[test]
     fn init_targets_are_exact_copies_and_names_match_peer() {
         let m = ModuleI::<f64>::new(Config::tiny(), 3).unwrap();
+        let tgt = |n: &str| m.target.get(m.target.id(n).unwrap());
         assert_eq!(
-            m.target["target.vit.block1.attn.W_q"],
-            m.params["vit.block1.attn.W_q"]
+            tgt("target.vit.block1.attn.W_q"),
+            m.param("vit.block1.attn.W_q")
         );
-        assert_eq!(m.target["target.g_t.W"], m.params["g_o.W"]);
+        assert_eq!(tgt("target.g_t.W"), m.param("g_o.W"));
         assert_eq!(
             m.target.len(),
-            m.params.keys().filter(|n| target_name(n).is_some()).count()
+            m.store
+                .ids()
+                .filter(|&i| target_name(m.store.name(i)).is_some())
+                .count()
         );
+        assert_eq!(m.ssl_ids().len(), m.store.len());
         // Tiny config: 4 tokens, 2 kept, decoder output 100.
         assert_eq!(m.cfg.n_keep(), 2);
-        assert_eq!(m.params["dec.lin5.W"].shape(), &[12, 100]);
-        assert_eq!(m.params["dec.short.W"].shape(), &[8, 10]);
+        assert_eq!(m.param("dec.lin5.W").shape(), &[12, 100]);
+        assert_eq!(m.param("dec.short.W").shape(), &[8, 10]);
     }
 }

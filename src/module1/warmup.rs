@@ -2,9 +2,10 @@
 //! permutation, a fresh mask per batch, EMA after every step; a progress bar and a JSON-lines log.
 
 use super::mim::draw_visible;
-use super::model::{Adam, ModuleI, StepLosses};
+use super::model::{ModuleI, StepLosses};
 use crate::error::Result;
 use crate::float::Float;
+use crate::nn::adam::Adam;
 use crate::rng;
 use ndarray::{ArrayView4, Axis};
 use rand::Rng;
@@ -136,12 +137,7 @@ pub fn warmup<T: Float>(
         }
         let secs = start.elapsed().as_secs_f64();
         let d = images.max(1) as f64;
-        let sig = |name: &str| {
-            model.params[name]
-                .iter()
-                .next()
-                .map_or(f64::NAN, |v| v.f64())
-        };
+        let (sigma1, sigma2) = model.sigmas();
         let _ = last;
         let log = EpochLog {
             epoch: e,
@@ -150,8 +146,8 @@ pub fn warmup<T: Float>(
             l_ssl: sum.l_ssl / d,
             l_mim: sum.l_mim / d,
             l_cl: sum.l_cl / d,
-            sigma1: sig("uwl.sigma1"),
-            sigma2: sig("uwl.sigma2"),
+            sigma1,
+            sigma2,
             seconds: secs,
             images_per_s: images as f64 / secs.max(1e-9),
         };
