@@ -60,6 +60,8 @@ pub struct ModuleIConfig {
     pub depth: usize,
     pub heads: usize,
     pub mlp_ratio: usize,
+    /// MIM decoder widths `D-w1-w2-w3-w4-(C·H·W)` (SPEC §4.2).
+    pub dec_widths: [usize; 4],
     pub mask_ratio: f64,
     pub contrastive_dim: usize,
     pub tau: f64,
@@ -142,6 +144,7 @@ impl Default for ModuleIConfig {
             depth: 4,
             heads: 4,
             mlp_ratio: 4,
+            dec_widths: [128, 256, 512, 1024],
             mask_ratio: 0.8,
             contrastive_dim: 64,
             tau: 0.5,
@@ -218,6 +221,7 @@ impl Config {
                 c.module1.depth = 2;
                 c.module1.heads = 2;
                 c.module1.contrastive_dim = 4;
+                c.module1.dec_widths = [6, 8, 10, 12];
                 c.module1.warmup_epochs = 2;
                 c.module1.batch = 6;
                 c.module1.mask_ratio = 0.5;
@@ -267,6 +271,12 @@ impl Config {
                     "must be a positive multiple of 4 (2-D sin-cos positions, SPEC §4.1); got {}",
                     m1.dim
                 ),
+            );
+        }
+        if m1.dec_widths.contains(&0) {
+            return p(
+                "module1.dec_widths",
+                format!("every decoder width must be ≥ 1; got {:?}", m1.dec_widths),
             );
         }
         if m1.heads == 0 || m1.dim % m1.heads != 0 {

@@ -8,7 +8,7 @@
 
 use super::contrastive::{TAU, nt_xent};
 use super::mim::{decoder, decoder_input, mim_loss, mim_weights, n_keep};
-use super::uwl::{check_sigmas, uwl};
+use super::uwl::{check_sigmas, uwl, uwl_mim_only};
 use super::vit::{self, ParamVars, embed, encode, gather_tokens, linear, mean_pool, pv};
 use crate::autodiff::{Tape, Var};
 use crate::error::{DarlcError, Result};
@@ -37,6 +37,10 @@ pub struct Config {
     pub mask_ratio: f64,
     pub tau: f64,
     pub momentum: f64,
+    /// SPEC §15 `w/o CLR`: train on `L_MIM` alone (σ₂ unused). Not serialised when false, so the
+    /// golden fixtures' configuration is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_clr: bool,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
             mask_ratio: 0.8,
             tau: TAU,
             momentum: 0.999,
+            no_clr: false,
         }
     }
     /// The tiny configuration of SPEC §18 (10×10, p 5, D 8, 2 heads, 2 blocks, D-6-8-10-12-100,
@@ -75,6 +80,7 @@ impl Config {
             mask_ratio: 0.5,
             tau: TAU,
             momentum: 0.999,
+            no_clr: false,
         }
     }
     /// Tokens per image `L`.
@@ -469,6 +475,67 @@ pub fn ssl_forward<T: Float>(
     c_t: ArrayD<T>,
     visible: &[Vec<usize>],
 ) -> (Var, Var, Var) {
+    let o = ssl_forward_h(t, vars, cfg, pe, x, c_t, visible);
+    (o.l_ssl, o.l_mim, o.l_cl)
+}
+
+/// The nodes of one SSL forward, including the online representation `h` that the batch-level
+/// clustering loss of the joint phase reuses (SPEC §9.2).
+#[derive(Clone, Copy, Debug)]
+pub struct SslNodes {
+    pub l_ssl: Var,
+    pub l_mim: Var,
+    pub l_cl: Var,
+    /// `h = f_o(x)` `[B, D]` (unmasked, mean-pooled).
+    pub h: Var,
+}
+
+/// [`ssl_forward`], also returning `h`. With [`Config::no_clr`] (SPEC §15 `w/o CLR`) `L_CL` is
+/// still computed for the log but `L_SSL = L_MIM/(2σ₁²) + ln(1+σ₁²)`.
+pub fn ssl_forward_h<T: Float>(
+    t: &mut Tape<T>,
+    vars: &ParamVars,
+    cfg: &Config,
+    pe: &Array2<T>,
+    x: ArrayView4<T>,
+    c_t: ArrayD<T>,
+    visible: &[Vec<usize>],
+) -> SslNodes {
+    let (l_mim, h) = mim_and_h(t, vars, cfg, pe, x, visible);
+    // Contrastive branch.
+    let c = linear(t, h, pv(vars, "g_o.W"), pv(vars, "g_o.b"));
+    let ctv = t.constant(c_t);
+    let l_cl = nt_xent(t, c, ctv, cfg.tau);
+    let l_ssl = if cfg.no_clr {
+        uwl_mim_only(t, l_mim, pv(vars, "uwl.sigma1"))
+    } else {
+        uwl(
+            t,
+            l_mim,
+            l_cl,
+            pv(vars, "uwl.sigma1"),
+            pv(vars, "uwl.sigma2"),
+        )
+    };
+    SslNodes {
+        l_ssl,
+        l_mim,
+        l_cl,
+        h,
+    }
+}
+
+/// The two encoder passes of one batch that share `T⁰` (SPEC §4.1–4.2): the masked encoder +
+/// decoder → `L_MIM` (Eq. 7) and the unmasked online encoder → `h` `[B, D]`. Used by the warm-up
+/// step and by the epoch-level loss of the joint phase (SPEC §8.5–8.6).
+pub fn mim_and_h<T: Float>(
+    t: &mut Tape<T>,
+    vars: &ParamVars,
+    cfg: &Config,
+    pe: &Array2<T>,
+    x: ArrayView4<T>,
+    visible: &[Vec<usize>],
+) -> (Var, Var) {
     let b = x.dim().0;
     let pe_v = t.constant(pe.clone().into_dyn());
     let patches = t.constant(vit::patchify(x, cfg.patch).into_dyn());
@@ -488,20 +555,10 @@ pub fn ssl_forward<T: Float>(
     );
     let w = mim_weights(visible, cfg.channels, cfg.height, cfg.width, cfg.patch);
     let l_mim = mim_loss(t, yhat, xflat, &w);
-    // Contrastive branch.
+    // Online encoder on all tokens.
     let e = encode(t, vars, "vit", t0, cfg.blocks, cfg.heads);
     let h = mean_pool(t, e);
-    let c = linear(t, h, pv(vars, "g_o.W"), pv(vars, "g_o.b"));
-    let ctv = t.constant(c_t);
-    let l_cl = nt_xent(t, c, ctv, cfg.tau);
-    let l_ssl = uwl(
-        t,
-        l_mim,
-        l_cl,
-        pv(vars, "uwl.sigma1"),
-        pv(vars, "uwl.sigma2"),
-    );
-    (l_ssl, l_mim, l_cl)
+    (l_mim, h)
 }
 
 fn std_normal<R: Rng>(r: &mut R) -> f64 {

@@ -24,6 +24,15 @@ pub fn uwl<T: Float>(t: &mut Tape<T>, l_mim: Var, l_cl: Var, sigma1: Var, sigma2
     total.expect("two terms")
 }
 
+/// SPEC §15 `w/o CLR`: `L_SSL = L_MIM/(2σ₁²) + ln(1 + σ₁²)`.
+pub fn uwl_mim_only<T: Float>(t: &mut Tape<T>, l_mim: Var, sigma1: Var) -> Var {
+    let s2 = t.square(sigma1);
+    let den = t.scale(s2, 2.0);
+    let a = t.div(l_mim, den);
+    let r = t.log1p(s2);
+    t.add(a, r)
+}
+
 /// Error if `σ₁²` or `σ₂²` is below 1e-12 or not finite (SPEC §16).
 pub fn check_sigmas(sigma1: f64, sigma2: f64) -> Result<()> {
     for (name, s) in [("uwl.sigma1", sigma1), ("uwl.sigma2", sigma2)] {

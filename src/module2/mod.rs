@@ -17,6 +17,8 @@
 
 pub mod baselines;
 pub mod cholesky;
+pub mod epoch_loss;
+pub mod joint;
 pub mod k_infer;
 pub mod kmeans;
 pub mod laplacian;

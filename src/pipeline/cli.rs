@@ -83,6 +83,11 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     if let Some(s) = args.seed {
         c.seed = s;
     }
+    // `--patch` (default 5) sets the ViT patch side; a config file's `module1.patch` wins only
+    // when the flag is left at its default.
+    if args.load.patch != 5 {
+        c.module1.patch = args.load.patch;
+    }
     if args.load.min_spots != c.min_spots {
         c.min_spots = args.load.min_spots;
     }
@@ -104,6 +109,7 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     let input = args.load.input();
     let mut load = args.load.options(cfg.get().seed);
     load.min_spots = cfg.get().min_spots;
+    load.patch = cfg.get().module1.patch;
     let r = run(&input, &load, &cfg, args.truth.as_deref(), &args.out)?;
     for p in &r.phases {
         eprintln!("{:>10}: {:8.2} s", p.name, p.seconds);

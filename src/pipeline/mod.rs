@@ -3,6 +3,7 @@
 //! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
 
 pub mod cli;
+pub mod darlc;
 pub mod outputs;
 
 use crate::config::{CheckedConfig, Method};
@@ -30,6 +31,12 @@ pub struct RunResult {
     /// Clustering-space embedding `z` (DARLC), or the PCA scores (gmm-pca).
     pub z: Option<Array2<f64>>,
     pub phases: Vec<Phase>,
+}
+
+/// Everything `write_all` needs beyond the clustering.
+struct Extras {
+    /// Every trained tensor by dotted name (DARLC: `model.safetensors`).
+    model: Option<io::TensorFile>,
 }
 
 /// Provenance written to `run.json` (after alevin-fry's `cmd_info`/`meta_info`).
@@ -108,22 +115,27 @@ pub fn run(
     eprint!("{}", data::cli::summary(&set));
     let n = set.images.dim().0;
     let x = baselines::tissue_vectors(set.images.view(), set.mask.view())?;
-    let k = match cfg.clusters_for(n)? {
-        Some(k) => k,
-        None => infer_clusters(&x, c.module2.knn, c.seed)?,
+    let k_given = cfg.clusters_for(n)?;
+    let baseline_k = || match k_given {
+        Some(k) => Ok(k),
+        None => infer_clusters(&x, c.module2.knn, c.seed),
     };
     let t1 = Instant::now();
-    let mut result = match c.method {
+    let mut extras = Extras { model: None };
+    let (mut result, k) = match c.method {
         Method::Kmeans => {
+            let k = baseline_k()?;
             let cl = baselines::kmeans_baseline(x.view(), k, c.seed)?;
-            RunResult {
+            let r = RunResult {
                 clustering: cl,
                 h: None,
                 z: None,
                 phases: vec![],
-            }
+            };
+            (r, k)
         }
         Method::GmmPca => {
+            let k = baseline_k()?;
             let mut cl = baselines::gmm_pca_baseline(
                 x.view(),
                 k,
@@ -132,18 +144,22 @@ pub fn run(
                 c.seed,
             )?;
             let z = cl.embedding.take();
-            RunResult {
+            let r = RunResult {
                 clustering: cl,
                 h: None,
                 z,
                 phases: vec![],
-            }
+            };
+            (r, k)
         }
         Method::Darlc => {
-            return Err(DarlcError::param(
-                "--method",
-                "the full DARLC pipeline is not wired into `darlc run` yet; use --method kmeans or gmm-pca, or `darlc embed` for Module I",
-            ));
+            let (r, mut model, k) = darlc::run_darlc(&set, k_given, c, out, true)?;
+            model.metadata.insert(
+                "config".into(),
+                serde_json::to_string(c).unwrap_or_default(),
+            );
+            extras.model = Some(model);
+            (r, k)
         }
     };
     phases.push(Phase {
@@ -152,7 +168,7 @@ pub fn run(
     });
     phases.append(&mut result.phases);
     let t2 = Instant::now();
-    let written = write_all(&set, &x, &result, truth, out)?;
+    let written = write_all(&set, &x, &result, &extras, truth, out)?;
     phases.push(Phase {
         name: "outputs".into(),
         seconds: t2.elapsed().as_secs_f64(),
@@ -206,6 +222,7 @@ fn write_all(
     set: &ImageSet,
     x: &Array2<f64>,
     r: &RunResult,
+    extras: &Extras,
     truth: Option<&Path>,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
@@ -243,6 +260,15 @@ fn write_all(
         m.insert_into(&mut tf);
         tf.save(&p)?;
         files.push(p);
+    }
+    if let Some(m) = &extras.model {
+        let p = out.join("model.safetensors");
+        m.save(&p)?;
+        files.push(p);
+        let p = out.join("log.jsonl");
+        if p.exists() {
+            files.push(p);
+        }
     }
     let truth = truth_rows(set, truth)?;
     let report = outputs::metrics(set, x, &r.clustering, truth.as_deref(), out)?;

@@ -1,0 +1,584 @@
+//! The joint phase of DARLC (SPEC §1 steps 5–7): self-paced training of the embeddings and the
+//! Student's t mixture, "dual advancement" of representation learning and clustering.
+//!
+//! ```text
+//! start (§6.5):  calibrate BN; Z = g_p(f_o(X)); k-means++ → SMM; EM (cap em_iters_init)
+//! epoch e:       a. Z ← g_p(f_o(X))                          (eval mode, all N)
+//!                b. EM warm-started from Θ (cap em_iters_epoch) → Θ̂; μ, L ← Θ̂
+//!                c. one Adam_E step on L_E (Eq. 16), exact two-pass gradient (§8.6); EMA
+//!                d. Z ← g_p(f_o(X)); P = target(Q(Z; Θ̂))     (Eq. 22, frozen for the epoch)
+//!                e. per mini-batch: L_B = L_KL + L_SSL (Eq. 21); Adam_B step on Module I, the
+//!                   projection head, σ₁, σ₂, μ, η, off-diagonal L (§9.3); EMA
+//! final (§1.7):  Z ← g_p(f_o(X)); EM from the trained Θ (cap em_iters_final); labels = argmax q
+//! ```
+//!
+//! All parameters live in one [`ParamStore`] (Module I's): `vit.*`, `dec.*`, `g_o.*`, `uwl.*`,
+//! `proj.*` and the trainable mixture `smm.mu [K,d]`, `smm.eta [K,d]` (log-diagonal of the
+//! Cholesky factor), `smm.l_off [K,d,d]` (its strictly lower part; other entries are ignored and
+//! get zero gradient). `π̂, ν̂` stay at their EM values within an epoch.
+//!
+//! Random streams (all from one seed): `proj.init`, `kmeans++`, `joint.mim.epoch{e}` (one mask
+//! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}`.
+
+use super::epoch_loss::{EpochTerms, Terms, clustering_gradient, lambda_at};
+use super::laplacian::LaplacianSym;
+use super::losses::{
+    MixtureConsts, kl_loss, log_responsibilities, log_rho, target_log_distribution,
+};
+use super::projection::ProjectionHead;
+use super::smm::{self, EmReport, ScalePrior, Smm, SmmConfig, SmmPrior};
+use crate::autodiff::{Tape, Var};
+use crate::error::{DarlcError, Result};
+use crate::float::Float;
+use crate::module1::mim::draw_visible;
+use crate::module1::model::{ModuleI, mim_and_h, ssl_forward_h};
+use crate::module1::uwl::check_sigmas;
+use crate::module1::warmup::{batches, permutation};
+use crate::nn::adam::Adam;
+use crate::nn::params::{Bound, ParamId};
+use crate::rng;
+use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView4, Axis, IxDyn, s};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Settings of the joint phase (defaults: SPEC §14; see [`crate::config::ModuleIIConfig`]).
+#[derive(Clone, Debug)]
+pub struct JointOptions {
+    /// Clustering-space dimension `d` (32).
+    pub dim: usize,
+    /// Number of mixture components K.
+    pub k: usize,
+    /// Joint epochs `E_j` (50).
+    pub epochs: usize,
+    /// Mini-batch size of the batch-level steps and chunk size of full-data passes (256).
+    pub batch: usize,
+    /// `Adam_E` learning rate (1e-3) and `Adam_B` learning rate (1e-5), §9.4.
+    pub lr_epoch: f64,
+    pub lr_batch: f64,
+    /// `λ₀` of Eq. 17 (0.5).
+    pub lambda0: f64,
+    /// EM caps (100 / 20 / 100) and relative tolerance (1e-6), §6.9.
+    pub em_iters_init: usize,
+    pub em_iters_epoch: usize,
+    pub em_iters_final: usize,
+    pub em_tol: f64,
+    /// SMM→GMM ablation (§15).
+    pub gaussian: bool,
+    pub scale_prior: ScalePrior,
+    /// Which epoch-level terms are on (`w/o L_LH`, `w/o L_size` ablations).
+    pub terms: Terms,
+    pub seed: u64,
+    pub progress: bool,
+}
+
+impl JointOptions {
+    /// SPEC §14 defaults for K components.
+    pub fn new(k: usize, seed: u64) -> Self {
+        JointOptions {
+            dim: 32,
+            k,
+            epochs: 50,
+            batch: 256,
+            lr_epoch: 1e-3,
+            lr_batch: 1e-5,
+            lambda0: 0.5,
+            em_iters_init: 100,
+            em_iters_epoch: 20,
+            em_iters_final: 100,
+            em_tol: 1e-6,
+            gaussian: false,
+            scale_prior: ScalePrior::Default,
+            terms: Terms::default(),
+            seed,
+            progress: false,
+        }
+    }
+}
+
+/// Ids of the trainable mixture parameters (§9.3).
+#[derive(Clone, Copy, Debug)]
+pub struct SmmParamIds {
+    pub mu: ParamId,
+    pub eta: ParamId,
+    pub l_off: ParamId,
+}
+
+/// One joint epoch's record (a line of `log.jsonl`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JointEpochLog {
+    pub phase: &'static str,
+    pub epoch: usize,
+    /// EM of step b: iterations, convergence, `ℓ_MAP` at the end.
+    pub em_iters: usize,
+    pub em_converged: bool,
+    pub l_map: f64,
+    /// Epoch-level terms at step c (Eq. 16); `l_e` is their sum with `l_mim_epoch`.
+    #[serde(flatten)]
+    pub terms: EpochTerms,
+    pub l_mim_epoch: f64,
+    pub l_e: f64,
+    /// Batch-level means (weighted by batch size) over step e.
+    pub l_kl: f64,
+    pub l_ssl: f64,
+    pub l_mim: f64,
+    pub l_cl: f64,
+    pub sigma1: f64,
+    pub sigma2: f64,
+    /// Share of images whose argmax cluster changed since the previous epoch's EM.
+    pub labels_changed: f64,
+    pub seconds: f64,
+}
+
+/// One batch-level step's scalars.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct BatchLosses {
+    pub l_b: f64,
+    pub l_kl: f64,
+    pub l_ssl: f64,
+    pub l_mim: f64,
+    pub l_cl: f64,
+}
+
+/// Module I + projection head + mixture, trained jointly.
+#[derive(Clone, Debug)]
+pub struct Joint<T: Float> {
+    pub m1: ModuleI<T>,
+    pub head: ProjectionHead<T>,
+    pub smm_ids: SmmParamIds,
+    /// Parameters of `Adam_E` (θ, θ_dec, θ_proj) and of `Adam_B` (those plus φ_o, σ₁, σ₂, μ, η,
+    /// off-diagonal L), §9.4.
+    pub epoch_ids: Vec<ParamId>,
+    pub batch_ids: Vec<ParamId>,
+    /// The mixture of the last EM (`π̂`, `ν̂` are used by the batch steps).
+    pub smm: Smm,
+    /// The prior, computed once from `Z⁰` (§6.2) and kept.
+    pub prior: SmmPrior,
+    pub opts: JointOptions,
+}
+
+/// `[1, d, d]` constants: the identity and the strictly-lower-triangular mask.
+fn tri_masks<T: Float>(d: usize) -> (ArrayD<T>, ArrayD<T>) {
+    let eye = ArrayD::from_shape_fn(IxDyn(&[1, d, d]), |ix| {
+        if ix[1] == ix[2] { T::one() } else { T::zero() }
+    });
+    let lower = ArrayD::from_shape_fn(IxDyn(&[1, d, d]), |ix| {
+        if ix[1] > ix[2] { T::one() } else { T::zero() }
+    });
+    (eye, lower)
+}
+
+fn to_f64<T: Float>(a: ArrayView2<T>) -> Array2<f64> {
+    a.mapv(|v| v.f64())
+}
+
+impl<T: Float> Joint<T> {
+    /// Start of the joint phase (SPEC §1 step 5, §5 calibration, §6.5): add the projection head
+    /// (stream `proj.init`) and the mixture parameters to `m1`'s store, calibrate BN on all `x`,
+    /// fit the SMM on `Z⁰` (k-means++ from stream `kmeans++`, EM capped at `em_iters_init`).
+    pub fn start(
+        mut m1: ModuleI<T>,
+        x: ArrayView4<T>,
+        opts: JointOptions,
+    ) -> Result<(Self, EmReport)> {
+        let n = x.dim().0;
+        if opts.k < 2 || opts.k > n {
+            return Err(DarlcError::param(
+                "module2.clusters",
+                format!("K = {} must satisfy 2 ≤ K ≤ N = {n}", opts.k),
+            ));
+        }
+        if opts.batch < 2 {
+            return Err(DarlcError::param(
+                "module1.batch",
+                "the joint phase needs batches of at least 2 (BatchNorm)",
+            ));
+        }
+        let (k, d) = (opts.k, opts.dim);
+        let mut r = rng::stream(opts.seed, "proj.init");
+        let mut head = ProjectionHead::new(&mut m1.store, "proj", m1.cfg.dim, d, &mut r);
+        let h = m1.embed(x, opts.batch);
+        head.calibrate(&m1.store, h.view())?;
+        let z = to_f64(head.embed(&m1.store, h.view()).view());
+        let cfg = SmmConfig {
+            k,
+            gaussian: opts.gaussian,
+            scale_prior: opts.scale_prior,
+            max_iter: opts.em_iters_init,
+            tol: opts.em_tol,
+        };
+        let fit = smm::fit(z.view(), &cfg, &mut rng::stream(opts.seed, "kmeans++"))?;
+        let smm_ids = SmmParamIds {
+            mu: m1.store.add("smm.mu", ArrayD::zeros(IxDyn(&[k, d]))),
+            eta: m1.store.add("smm.eta", ArrayD::zeros(IxDyn(&[k, d]))),
+            l_off: m1.store.add("smm.l_off", ArrayD::zeros(IxDyn(&[k, d, d]))),
+        };
+        let mut epoch_ids = Vec::new();
+        for p in ["vit", "dec", "proj"] {
+            epoch_ids.extend(m1.store.ids_with_prefix(p));
+        }
+        let mut batch_ids = Vec::new();
+        for p in ["vit", "dec", "g_o", "proj", "uwl", "smm"] {
+            batch_ids.extend(m1.store.ids_with_prefix(p));
+        }
+        let mut j = Joint {
+            m1,
+            head,
+            smm_ids,
+            epoch_ids,
+            batch_ids,
+            smm: fit.smm,
+            prior: fit.prior,
+            opts,
+        };
+        j.load_smm_params();
+        Ok((j, fit.report))
+    }
+
+    /// `μ ← μ̂`, `η ← ln diag chol(Σ̂)`, `L_off ← strict lower part of chol(Σ̂)` (§9.3).
+    pub fn load_smm_params(&mut self) {
+        let (k, d) = (self.smm.k(), self.smm.d());
+        let ids = self.smm_ids;
+        *self.m1.store.get_mut(ids.mu) = self.smm.mu.mapv(T::of).into_dyn();
+        let chol = &self.smm.chol;
+        *self.m1.store.get_mut(ids.eta) =
+            Array2::from_shape_fn((k, d), |(c, j)| T::of(chol[[c, j, j]].ln())).into_dyn();
+        *self.m1.store.get_mut(ids.l_off) = Array3::from_shape_fn((k, d, d), |(c, i, j)| {
+            if i > j {
+                T::of(chol[[c, i, j]])
+            } else {
+                T::zero()
+            }
+        })
+        .into_dyn();
+    }
+
+    /// The trainable `μ [K,d]` and `L [K,d,d]` (f64) from the store.
+    pub fn trained_mu_chol(&self) -> (Array2<f64>, Array3<f64>) {
+        let ids = self.smm_ids;
+        let (k, d) = (self.smm.k(), self.smm.d());
+        let mu = self
+            .m1
+            .store
+            .get(ids.mu)
+            .mapv(|v| v.f64())
+            .into_shape_with_order((k, d))
+            .expect("[K, d]");
+        let eta = self.m1.store.get(ids.eta);
+        let off = self.m1.store.get(ids.l_off);
+        let chol = Array3::from_shape_fn((k, d, d), |(c, i, j)| match i.cmp(&j) {
+            std::cmp::Ordering::Greater => off[[c, i, j]].f64(),
+            std::cmp::Ordering::Equal => eta[[c, i]].f64().exp(),
+            std::cmp::Ordering::Less => 0.0,
+        });
+        (mu, chol)
+    }
+
+    /// The mixture with the gradient-trained `μ, Σ = L Lᵀ` and the EM's `π̂, ν̂`: the warm start of
+    /// the next EM (§9.3, §6.9).
+    pub fn trained_smm(&self) -> Result<Smm> {
+        let (mu, chol) = self.trained_mu_chol();
+        Smm::from_cholesky(
+            self.smm.pi.clone(),
+            mu,
+            chol,
+            self.smm.nu.clone(),
+            self.smm.gaussian,
+        )
+    }
+
+    /// `(h, z)` for all images, eval mode, no gradient (chunks of `opts.batch`).
+    pub fn embed(&self, x: ArrayView4<T>) -> (Array2<T>, Array2<T>) {
+        let h = self.m1.embed(x, self.opts.batch);
+        let z = self.head.embed(&self.m1.store, h.view());
+        (h, z)
+    }
+
+    /// `μ` and `L = L_off ⊙ strict_lower + diag(exp η)` on the tape (§9.3).
+    fn smm_vars(&self, t: &mut Tape<T>, bound: &Bound) -> (Var, Var) {
+        let (k, d) = (self.smm.k(), self.smm.d());
+        let (eye, lower) = tri_masks::<T>(d);
+        let eye = t.constant(eye);
+        let lower = t.constant(lower);
+        let eta = t.exp(bound.var(self.smm_ids.eta));
+        let eta = t.reshape(eta, &[k, d, 1]);
+        let diag = t.mul(eta, eye);
+        let off = t.mul(bound.var(self.smm_ids.l_off), lower);
+        (bound.var(self.smm_ids.mu), t.add(off, diag))
+    }
+
+    fn mixture_consts(&self) -> MixtureConsts {
+        MixtureConsts {
+            ln_pi: self.smm.pi.iter().map(|p| p.ln()).collect(),
+            nu: self.smm.nu.to_vec(),
+        }
+    }
+
+    /// The exact epoch-level gradient (SPEC §8.6) of
+    /// `L_E = L_Lap + L_LH + L_SIZE + L_MIM` with respect to [`Self::epoch_ids`], given all
+    /// embeddings `z` (eval mode, the same values the chunks recompute), the Laplacian, `λ_e`, and
+    /// one visible set per image for `L_MIM`:
+    ///
+    /// 1. `G = ∂(L_Lap + L_LH + L_size)/∂Z` in closed form ([`clustering_gradient`]);
+    /// 2. per chunk `c` of `opts.batch` images in index order: backprop
+    ///    `s_c = Σ_{i∈c} ⟨G_i, z_i⟩ + (|c|/N) L_MIM(c)` and add the parameter gradients.
+    ///
+    /// Returns the gradients (in `epoch_ids` order), the clustering terms and the full-data
+    /// `L_MIM`.
+    pub fn epoch_gradient(
+        &self,
+        x: ArrayView4<T>,
+        z: ArrayView2<f64>,
+        lap: &LaplacianSym,
+        lambda: f64,
+        visible: &[Vec<usize>],
+    ) -> Result<(Vec<ArrayD<T>>, EpochTerms, f64)> {
+        let n = x.dim().0;
+        let (g, terms) = clustering_gradient(&self.smm, z, lap, lambda, self.opts.terms)?;
+        let mut acc: Vec<ArrayD<T>> = self
+            .epoch_ids
+            .iter()
+            .map(|&id| ArrayD::zeros(self.m1.store.get(id).raw_dim()))
+            .collect();
+        let mut l_mim = 0.0;
+        let cfg = &self.m1.cfg;
+        for start in (0..n).step_by(self.opts.batch) {
+            let end = (start + self.opts.batch).min(n);
+            let w = (end - start) as f64 / n as f64;
+            let mut t = Tape::new();
+            let (bound, vars) = self.m1.leaves(&mut t, true);
+            let xc = x.slice(s![start..end, .., .., ..]);
+            let (lm, h) = mim_and_h(&mut t, &vars, cfg, &self.m1.pe, xc, &visible[start..end]);
+            let zc = self.head.forward_eval(&mut t, &bound, h);
+            let gc = t.constant(g.slice(s![start..end, ..]).mapv(T::of).into_dyn());
+            let dot = t.mul(gc, zc);
+            let dot = t.sum(dot);
+            let lmw = t.scale(lm, w);
+            let sc = t.add(dot, lmw);
+            l_mim += w * t.scalar(lm).f64();
+            let mut grads = t.backward(sc);
+            let gs = bound.take_grads(&mut grads, &self.m1.store, &self.epoch_ids);
+            for (a, g) in acc.iter_mut().zip(gs) {
+                a.zip_mut_with(&g, |x, &y| *x = *x + y);
+            }
+        }
+        if !l_mim.is_finite() || acc.iter().any(|a| a.iter().any(|v| !v.f64().is_finite())) {
+            return Err(DarlcError::Numerical(format!(
+                "epoch-level loss: non-finite gradient (L_MIM = {l_mim}, L_LH = {}, L_size = {})",
+                terms.l_lh, terms.l_size
+            )));
+        }
+        Ok((acc, terms, l_mim))
+    }
+
+    /// One batch-level step (SPEC §9.2): `L_B = L_KL + L_SSL` on the batch (train-mode BN; BN
+    /// running statistics updated), Adam_B on [`Self::batch_ids`], then EMA. `ln_p` are the
+    /// batch rows of the frozen target distribution.
+    pub fn batch_step(
+        &mut self,
+        adam: &mut Adam<T>,
+        x: ArrayView4<T>,
+        x_s: ArrayView4<T>,
+        ln_p: ArrayView2<f64>,
+        visible: &[Vec<usize>],
+    ) -> Result<BatchLosses> {
+        let mut t = Tape::new();
+        let (bound, vars) = self.m1.leaves(&mut t, true);
+        let ct = self.m1.target_c(x_s);
+        let o = ssl_forward_h(&mut t, &vars, &self.m1.cfg, &self.m1.pe, x, ct, visible);
+        let z = self.head.forward_train(&mut t, &bound, o.h)?;
+        let (mu, l) = self.smm_vars(&mut t, &bound);
+        let consts = self.mixture_consts();
+        let lr = log_rho(&mut t, z, mu, l, &consts);
+        let lnq = log_responsibilities(&mut t, lr);
+        let kl = kl_loss(&mut t, ln_p, lnq);
+        let total = t.add(kl, o.l_ssl);
+        let losses = BatchLosses {
+            l_b: t.scalar(total).f64(),
+            l_kl: t.scalar(kl).f64(),
+            l_ssl: t.scalar(o.l_ssl).f64(),
+            l_mim: t.scalar(o.l_mim).f64(),
+            l_cl: t.scalar(o.l_cl).f64(),
+        };
+        if !losses.l_b.is_finite() {
+            return Err(DarlcError::Numerical(format!(
+                "batch-level loss is not finite (L_KL = {}, L_SSL = {})",
+                losses.l_kl, losses.l_ssl
+            )));
+        }
+        let mut grads = t.backward(total);
+        let gs = bound.take_grads(&mut grads, &self.m1.store, &self.batch_ids);
+        adam.step(&mut self.m1.store, &self.batch_ids, &gs);
+        let (s1, s2) = self.m1.sigmas();
+        check_sigmas(s1, s2)?;
+        let m = self.m1.cfg.momentum;
+        self.m1.ema(m);
+        Ok(losses)
+    }
+
+    /// Joint epochs 0…E_j−1 (SPEC §1 step 6) on raw images `x`, their smoothed twins `x_s` and
+    /// the seeding Laplacian. `on_epoch` receives each epoch's record as soon as it is complete.
+    pub fn train(
+        &mut self,
+        x: ArrayView4<T>,
+        x_s: ArrayView4<T>,
+        lap: &LaplacianSym,
+        mut on_epoch: impl FnMut(&JointEpochLog) -> Result<()>,
+    ) -> Result<Vec<JointEpochLog>> {
+        let n = x.dim().0;
+        if lap.n() != n {
+            return Err(DarlcError::Data(format!(
+                "the seeding similarity has {} nodes but there are {n} images",
+                lap.n()
+            )));
+        }
+        let (l, nk) = (self.m1.cfg.tokens(), self.m1.cfg.n_keep());
+        let mut adam_e = Adam::<T>::new(self.opts.lr_epoch);
+        let mut adam_b = Adam::<T>::new(self.opts.lr_batch);
+        let smm_param_ids = [self.smm_ids.mu, self.smm_ids.eta, self.smm_ids.l_off];
+        let e_total = self.opts.epochs;
+        let steps = batches(&(0..n).collect::<Vec<_>>(), self.opts.batch).len();
+        let bar = progress_bar(self.opts.progress, (e_total * steps) as u64);
+        let mut prev_labels: Option<Vec<usize>> = None;
+        let mut logs = Vec::new();
+        for e in 0..e_total {
+            let t0 = Instant::now();
+            bar.set_prefix(format!("joint {}/{}", e + 1, e_total));
+            // a–b: Z, EM warm-started from the trained Θ; reset μ, L to Θ̂.
+            let (_, z) = self.embed(x);
+            let z = to_f64(z.view());
+            let mut warm = self.trained_smm()?;
+            let em = warm.em(
+                z.view(),
+                &self.prior,
+                self.opts.em_iters_epoch,
+                self.opts.em_tol,
+            )?;
+            self.smm = warm;
+            self.load_smm_params();
+            let (labels, _) = em.estep.labels();
+            let changed = prev_labels.as_ref().map_or(1.0, |p| {
+                p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
+            });
+            prev_labels = Some(labels);
+            // c: the epoch-level step.
+            let lambda = lambda_at(self.opts.lambda0, e, e_total);
+            let visible = draw_visible(
+                &mut rng::stream(self.opts.seed, &format!("joint.mim.epoch{e}")),
+                n,
+                l,
+                nk,
+            );
+            let (grads, terms, l_mim_epoch) =
+                self.epoch_gradient(x, z.view(), lap, lambda, &visible)?;
+            adam_e.step(&mut self.m1.store, &self.epoch_ids, &grads);
+            let m = self.m1.cfg.momentum;
+            self.m1.ema(m);
+            // d: the target distribution under Θ̂, frozen for the epoch.
+            let (_, z) = self.embed(x);
+            let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
+            let ln_p = target_log_distribution(ln_q.view());
+            // e: batch-level steps.
+            adam_b.reset_state(&smm_param_ids);
+            let perm = permutation(
+                &mut rng::stream(self.opts.seed, &format!("joint.perm.epoch{e}")),
+                n,
+            );
+            let mut mask_rng = rng::stream(self.opts.seed, &format!("joint.mask.epoch{e}"));
+            let mut sum = BatchLosses::default();
+            let mut images = 0usize;
+            for idx in batches(&perm, self.opts.batch) {
+                let xb = x.select(Axis(0), idx);
+                let xsb = x_s.select(Axis(0), idx);
+                let pb = ln_p.select(Axis(0), idx);
+                let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
+                let b = self.batch_step(&mut adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
+                let w = idx.len() as f64;
+                sum.l_kl += w * b.l_kl;
+                sum.l_ssl += w * b.l_ssl;
+                sum.l_mim += w * b.l_mim;
+                sum.l_cl += w * b.l_cl;
+                images += idx.len();
+                bar.set_message(format!(
+                    "L_KL {:.4} L_SSL {:.4}  K {}  changed {:.1}%",
+                    b.l_kl,
+                    b.l_ssl,
+                    self.smm.k(),
+                    100.0 * changed
+                ));
+                bar.inc(1);
+            }
+            let im = images.max(1) as f64;
+            let (sigma1, sigma2) = self.m1.sigmas();
+            let log = JointEpochLog {
+                phase: "joint",
+                epoch: e,
+                em_iters: em.iters,
+                em_converged: em.converged,
+                l_map: em.l_map.last().copied().unwrap_or(f64::NAN),
+                terms,
+                l_mim_epoch,
+                l_e: terms.l_lap + terms.l_lh + terms.l_size + l_mim_epoch,
+                l_kl: sum.l_kl / im,
+                l_ssl: sum.l_ssl / im,
+                l_mim: sum.l_mim / im,
+                l_cl: sum.l_cl / im,
+                sigma1,
+                sigma2,
+                labels_changed: changed,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            on_epoch(&log)?;
+            logs.push(log);
+        }
+        bar.finish_and_clear();
+        Ok(logs)
+    }
+
+    /// Final fit (SPEC §1 step 7): `Z` of all images, EM warm-started from the trained Θ to
+    /// convergence or `em_iters_final`. Returns `(h, z, report)`; `self.smm` becomes `Θ̂`.
+    pub fn finish(&mut self, x: ArrayView4<T>) -> Result<(Array2<f64>, Array2<f64>, EmReport)> {
+        let (h, z) = self.embed(x);
+        let z = to_f64(z.view());
+        let mut warm = self.trained_smm()?;
+        let report = warm.em(
+            z.view(),
+            &self.prior,
+            self.opts.em_iters_final,
+            self.opts.em_tol,
+        )?;
+        self.smm = warm;
+        self.load_smm_params();
+        Ok((to_f64(h.view()), z, report))
+    }
+
+    /// Every parameter (Module I, targets, projection head, trainable mixture) and the BN running
+    /// statistics, by dotted name (for `model.safetensors`).
+    pub fn named_tensors(&self) -> Vec<(String, ArrayD<T>)> {
+        let mut v = self.m1.named_tensors();
+        v.extend(self.head.bn.buffers());
+        v
+    }
+}
+
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    b.set_style(style);
+    b
+}
+
+/// The mixing proportions `f_k = (1/N) Σ_i q_ik` of responsibilities `[N, K]` (row order).
+pub fn proportions(r: ArrayView2<f64>) -> Array1<f64> {
+    let mut f = Array1::<f64>::zeros(r.ncols());
+    for row in r.axis_iter(Axis(0)) {
+        f += &row;
+    }
+    f / r.nrows().max(1) as f64
+}

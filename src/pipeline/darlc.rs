@@ -1,0 +1,261 @@
+//! The DARLC method inside `darlc run` (SPEC §1, Algorithm 1):
+//!
+//! 1. smoothing: the GAT autoencoder (§3) or GKS (§15) → positive views `x̃`;
+//! 2. seeding similarity `S` on the smoothed tissue vectors (§7) → `L_sym`; K by the eigengap
+//!    (§10) when `clusters = auto`;
+//! 3. Module I warm-up (§4.5);
+//! 4. joint phase (§6.5, §8, §9) and final fit (§1 step 7) — or, with the `w/o SMM` ablation
+//!    (DARLC-C1), k-means on `h` instead.
+//!
+//! Progress goes to stderr; per-epoch records to `log.jsonl` (rewritten atomically after every
+//! epoch, so it can be watched during a long run).
+
+use super::{Phase, RunResult};
+use crate::augment::gat::GatConfig;
+use crate::augment::smooth::{self, Method as SmoothMethod};
+use crate::config::{Config, Smoothing};
+use crate::data::ImageSet;
+use crate::error::{DarlcError, Result};
+use crate::io::TensorFile;
+use crate::module1::model::{Config as M1Config, ModuleI};
+use crate::module1::warmup::{WarmupOptions, warmup};
+use crate::module2::baselines::{self, Clustering};
+use crate::module2::epoch_loss::Terms;
+use crate::module2::joint::{Joint, JointOptions};
+use crate::module2::laplacian::LaplacianSym;
+use crate::module2::similarity::seeding_similarity;
+use crate::module2::smm::ScalePrior;
+use ndarray::{Array2, ArrayD};
+use std::path::Path;
+use std::time::Instant;
+
+/// Module I's architecture for `C×H×W` images from the run configuration.
+pub fn module1_config(c: &Config, channels: usize, height: usize, width: usize) -> M1Config {
+    let m = &c.module1;
+    let mut cfg = M1Config::paper(channels, height, width);
+    cfg.patch = m.patch;
+    cfg.dim = m.dim;
+    cfg.heads = m.heads;
+    cfg.blocks = m.depth;
+    cfg.mlp_ratio = m.mlp_ratio;
+    cfg.dec_widths = m.dec_widths;
+    cfg.d_c = m.contrastive_dim;
+    cfg.mask_ratio = m.mask_ratio;
+    cfg.tau = m.tau;
+    cfg.momentum = m.ema;
+    cfg.no_clr = c.ablations.no_clr;
+    cfg
+}
+
+/// Joint-phase options from the run configuration.
+pub fn joint_options(c: &Config, k: usize, progress: bool) -> JointOptions {
+    let m2 = &c.module2;
+    JointOptions {
+        dim: m2.dim,
+        k,
+        epochs: m2.joint_epochs,
+        batch: c.module1.batch,
+        lr_epoch: m2.lr_epoch,
+        lr_batch: m2.lr_batch,
+        lambda0: m2.lambda0,
+        em_iters_init: m2.em_iters_init,
+        em_iters_epoch: m2.em_iters_epoch,
+        em_iters_final: m2.em_iters_final,
+        em_tol: m2.em_tol,
+        gaussian: c.ablations.gmm,
+        scale_prior: if m2.scale_prior == "within" {
+            ScalePrior::Within
+        } else {
+            ScalePrior::Default
+        },
+        terms: Terms {
+            lh: !c.ablations.no_lh,
+            size: !c.ablations.no_size,
+        },
+        seed: c.seed,
+        progress,
+    }
+}
+
+/// Appends JSON lines to `log.jsonl`, rewriting the file atomically each time.
+struct Log<'a> {
+    path: &'a Path,
+    text: String,
+}
+
+impl Log<'_> {
+    fn push(&mut self, rec: &impl serde::Serialize) -> Result<()> {
+        self.text
+            .push_str(&serde_json::to_string(rec).unwrap_or_default());
+        self.text.push('\n');
+        crate::io::atomic_write(self.path, self.text.as_bytes())
+    }
+}
+
+fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let t = Instant::now();
+    let r = f()?;
+    phases.push(Phase {
+        name: name.into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    Ok(r)
+}
+
+fn check_finite(name: &str, a: &Array2<f64>) -> Result<()> {
+    if a.iter().any(|v| !v.is_finite()) {
+        return Err(DarlcError::Numerical(format!(
+            "{name} has non-finite entries; nothing was written (try another --seed, or report \
+             the input)"
+        )));
+    }
+    Ok(())
+}
+
+/// Run DARLC on `set`: `k` clusters (`None` = infer by the eigengap on the smoothed images).
+/// Writes `log.jsonl` into `out` as it goes; returns the clustering, `h`, `z`, the model tensors
+/// and the phase timings.
+pub fn run_darlc(
+    set: &ImageSet,
+    k: Option<usize>,
+    c: &Config,
+    out: &Path,
+    progress: bool,
+) -> Result<(RunResult, TensorFile, usize)> {
+    let (n, ch, hgt, wid) = set.images.dim();
+    if n < 2 {
+        return Err(DarlcError::Data(format!(
+            "DARLC needs at least 2 images, got {n}"
+        )));
+    }
+    let mut phases = Vec::new();
+    let mut log = Log {
+        path: &out.join("log.jsonl"),
+        text: String::new(),
+    };
+    // 1. Positive views.
+    let gat_cfg = GatConfig {
+        hidden: c.smoothing.hidden,
+        embed: c.smoothing.latent,
+        epochs: c.smoothing.epochs,
+        lr: c.smoothing.lr,
+        weight_decay: c.smoothing.weight_decay,
+        clip: c.smoothing.clip,
+        seed: c.seed,
+        progress,
+        ..GatConfig::default()
+    };
+    let method = match c.smoothing.method {
+        Smoothing::Gat => SmoothMethod::Gat,
+        Smoothing::Gks => SmoothMethod::Gks,
+    };
+    let xs = timed(&mut phases, "smoothing", || {
+        Ok(smooth::smooth_image_set(set, method, &gat_cfg)?.images)
+    })?;
+    // 2. Seeding similarity and its Laplacian on the smoothed tissue vectors (§7); K (§10).
+    let (lap, k) = timed(&mut phases, "similarity", || {
+        let y = baselines::tissue_vectors(xs.view(), set.mask.view())?;
+        let s = seeding_similarity(y.view(), c.module2.knn)?;
+        let k = match k {
+            Some(k) => k,
+            None => {
+                let mut r = crate::rng::stream(c.seed, "k_infer.lanczos");
+                let inf = crate::module2::k_infer::infer_k(&s, &mut r)?;
+                eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);
+                inf.k_hat
+            }
+        };
+        Ok((LaplacianSym::new(s)?, k))
+    })?;
+    if k < 2 || k > n {
+        return Err(DarlcError::param(
+            "module2.clusters",
+            format!("K = {k} must satisfy 2 ≤ K ≤ N = {n}"),
+        ));
+    }
+    // 3. Module I warm-up.
+    let m1cfg = module1_config(c, ch, hgt, wid);
+    let x = &set.images;
+    let mut m1 = ModuleI::<f32>::new(m1cfg, c.seed)?;
+    let wopts = WarmupOptions {
+        epochs: c.module1.warmup_epochs,
+        batch: c.module1.batch,
+        lr: c.module1.lr,
+        seed: c.seed,
+        progress,
+        log: None,
+    };
+    timed(&mut phases, "warm-up", || {
+        for rec in warmup(&mut m1, x.view(), xs.view(), &wopts)? {
+            log.push(&serde_json::json!({"phase": "warm-up", "epoch": rec.epoch, "log": rec}))?;
+        }
+        Ok(())
+    })?;
+    // 4. DARLC-C1 (w/o SMM): k-means on h.
+    if c.ablations.no_smm {
+        let h = m1.embed(x.view(), c.module1.batch).mapv(f64::from);
+        check_finite("h", &h)?;
+        let cl = timed(&mut phases, "kmeans-on-h", || {
+            baselines::kmeans_baseline(h.view(), k, c.seed)
+        })?;
+        let model = tensor_file(m1.named_tensors());
+        return Ok((
+            RunResult {
+                clustering: cl,
+                h: Some(h),
+                z: None,
+                phases,
+            },
+            model,
+            k,
+        ));
+    }
+    // 5–6. Joint phase.
+    let jopts = joint_options(c, k, progress);
+    let (mut joint, init) = timed(&mut phases, "smm-init", || {
+        Joint::start(m1, x.view(), jopts)
+    })?;
+    log.push(&serde_json::json!({
+        "phase": "smm-init", "em_iters": init.iters, "em_converged": init.converged,
+        "l_map": init.l_map.last(), "jitter_used": init.jitter_used,
+    }))?;
+    timed(&mut phases, "joint", || {
+        joint.train(x.view(), xs.view(), &lap, |rec| log.push(rec))?;
+        Ok(())
+    })?;
+    // 7. Final fit.
+    let (h, z, report) = timed(&mut phases, "final-fit", || joint.finish(x.view()))?;
+    log.push(&serde_json::json!({
+        "phase": "final", "em_iters": report.iters, "em_converged": report.converged,
+        "l_map": report.l_map.last(), "jitter_used": report.jitter_used,
+    }))?;
+    check_finite("h", &h)?;
+    check_finite("z", &z)?;
+    check_finite("responsibilities", &report.estep.r)?;
+    let (labels, confidence) = report.estep.labels();
+    let model = tensor_file(joint.named_tensors());
+    Ok((
+        RunResult {
+            clustering: Clustering {
+                labels,
+                confidence,
+                embedding: None,
+                responsibilities: Some(report.estep.r.clone()),
+                mixture: Some(joint.smm.clone()),
+            },
+            h: Some(h),
+            z: Some(z),
+            phases,
+        },
+        model,
+        k,
+    ))
+}
+
+fn tensor_file(named: Vec<(String, ArrayD<f32>)>) -> TensorFile {
+    let mut tf = TensorFile::new();
+    for (n, a) in named {
+        tf.insert_float(n, a);
+    }
+    tf
+}
