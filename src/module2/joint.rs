@@ -167,6 +167,21 @@ fn tri_masks<T: Float>(d: usize) -> (ArrayD<T>, ArrayD<T>) {
     (eye, lower)
 }
 
+/// `L = L_off ⊙ strict_lower + diag(exp η)` for `η: [K, d]`, `L_off: [K, d, d]` (SPEC §9.3: the
+/// Cholesky factor with a log-parameterised positive diagonal; entries of `L_off` on or above the
+/// diagonal are ignored and get zero gradient).
+pub fn cholesky_from_params<T: Float>(t: &mut Tape<T>, eta: Var, l_off: Var) -> Var {
+    let (k, d) = (t.shape(eta)[0], t.shape(eta)[1]);
+    let (eye, lower) = tri_masks::<T>(d);
+    let eye = t.constant(eye);
+    let lower = t.constant(lower);
+    let e = t.exp(eta);
+    let e = t.reshape(e, &[k, d, 1]);
+    let diag = t.mul(e, eye);
+    let off = t.mul(l_off, lower);
+    t.add(off, diag)
+}
+
 fn to_f64<T: Float>(a: ArrayView2<T>) -> Array2<f64> {
     a.mapv(|v| v.f64())
 }
@@ -293,20 +308,18 @@ impl<T: Float> Joint<T> {
         (h, z)
     }
 
-    /// `μ` and `L = L_off ⊙ strict_lower + diag(exp η)` on the tape (§9.3).
+    /// `μ` and `L` of the trainable mixture on the tape (§9.3).
     fn smm_vars(&self, t: &mut Tape<T>, bound: &Bound) -> (Var, Var) {
-        let (k, d) = (self.smm.k(), self.smm.d());
-        let (eye, lower) = tri_masks::<T>(d);
-        let eye = t.constant(eye);
-        let lower = t.constant(lower);
-        let eta = t.exp(bound.var(self.smm_ids.eta));
-        let eta = t.reshape(eta, &[k, d, 1]);
-        let diag = t.mul(eta, eye);
-        let off = t.mul(bound.var(self.smm_ids.l_off), lower);
-        (bound.var(self.smm_ids.mu), t.add(off, diag))
+        let l = cholesky_from_params(
+            t,
+            bound.var(self.smm_ids.eta),
+            bound.var(self.smm_ids.l_off),
+        );
+        (bound.var(self.smm_ids.mu), l)
     }
 
-    fn mixture_consts(&self) -> MixtureConsts {
+    /// `ln π̂_k` and `ν̂_k` of the last EM: constants of the batch-level loss (§9.2).
+    pub fn mixture_consts(&self) -> MixtureConsts {
         MixtureConsts {
             ln_pi: self.smm.pi.iter().map(|p| p.ln()).collect(),
             nu: self.smm.nu.to_vec(),

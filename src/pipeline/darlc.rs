@@ -92,6 +92,14 @@ impl Log<'_> {
     }
 }
 
+/// A log record with its phase name in front.
+#[derive(serde::Serialize)]
+struct Tagged<'a, R: serde::Serialize> {
+    phase: &'static str,
+    #[serde(flatten)]
+    rec: &'a R,
+}
+
 fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
     let t = Instant::now();
     let r = f()?;
@@ -187,7 +195,10 @@ pub fn run_darlc(
     };
     timed(&mut phases, "warm-up", || {
         for rec in warmup(&mut m1, x.view(), xs.view(), &wopts)? {
-            log.push(&serde_json::json!({"phase": "warm-up", "epoch": rec.epoch, "log": rec}))?;
+            log.push(&Tagged {
+                phase: "warm-up",
+                rec: &rec,
+            })?;
         }
         Ok(())
     })?;
