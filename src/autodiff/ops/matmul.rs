@@ -100,7 +100,9 @@ pub fn gemm_par<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, mut c: ArrayViewMu
     let (m, k) = a.dim();
     let n = b.dim().1;
     let work = m.saturating_mul(n).saturating_mul(k);
-    if work < SERIAL_WORK || rayon::current_num_threads() == 1 && k < 2 * K_CHUNK {
+    // The path must not depend on the thread count: a single call over the whole `k` and the
+    // k-chunked sum round differently.
+    if work < SERIAL_WORK {
         gemm_once(T::one(), a, b, T::zero(), c);
         return;
     }
@@ -264,6 +266,26 @@ mod tests {
                 "shape {:?}",
                 (m, k, n)
             );
+        }
+    }
+
+    #[test]
+    fn split_paths_do_not_depend_on_the_thread_count() {
+        // Regression: a [6, 5625]·[5625, 12] product (the MIM decoder's input gradient at 75×75)
+        // once ran as one call on 1 thread and k-chunked on 2, rounding differently in f32.
+        use rand::Rng;
+        let mut r = crate::rng::stream(1, "test.matmul.threads");
+        for &(m, k, n) in &[(6, 5625, 12), (6, 9000, 3), (300, 70, 20), (20, 70, 300)] {
+            let a = Array::from_shape_simple_fn((m, k), || r.random_range(-1.0f32..1.0));
+            let b = Array::from_shape_simple_fn((k, n), || r.random_range(-1.0f32..1.0));
+            let run = |t: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+                    .install(|| matmul(a.view(), b.view()))
+            };
+            assert_eq!(run(1), run(2), "shape {:?}", (m, k, n));
         }
     }
 

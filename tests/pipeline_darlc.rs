@@ -1,0 +1,219 @@
+//! `darlc run --method darlc` (the default) end to end in the tiny preset (SPEC §18 sizes) on a
+//! small simulated section: every output, finite values, identical bytes on 1 and 2 threads, and
+//! the SPEC §15 ablation switches each changing what they should.
+
+use darlc::io::{TensorData, TensorFile};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn darlc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darlc"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("darlc-joint-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A 300-gene simulated section (287 genes kept after the MT- filter).
+fn section() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("darlc-joint-sim-{}", std::process::id()));
+    if !d.join("truth.csv").exists() {
+        let st = darlc()
+            .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    d
+}
+
+/// `darlc run --preset tiny` with an optional JSON config override.
+fn run_tiny(out: &Path, config: Option<&str>, extra: &[&str], threads: &str) {
+    let mut c = darlc();
+    c.env("RAYON_NUM_THREADS", threads)
+        .arg("run")
+        .arg("--input")
+        .arg(section())
+        .arg("--out")
+        .arg(out)
+        .args(["--preset", "tiny"])
+        .args(extra);
+    if let Some(json) = config {
+        std::fs::create_dir_all(out).unwrap();
+        let p = out.with_extension("json");
+        std::fs::write(&p, json).unwrap();
+        c.arg("--config").arg(&p);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{config:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.join("run.json").exists());
+}
+
+fn floats(tf: &TensorFile, name: &str) -> Vec<f64> {
+    match tf.tensors.get(name) {
+        Some(TensorData::F32(a)) => a.iter().map(|&v| v as f64).collect(),
+        Some(TensorData::F64(a)) => a.iter().copied().collect(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn joint_records(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["phase"] == "joint")
+        .collect()
+}
+
+#[test]
+fn darlc_tiny_run_is_complete_finite_and_thread_independent() {
+    let (a, b) = (tmp("t1"), tmp("t2"));
+    run_tiny(&a, None, &[], "1");
+    run_tiny(&b, None, &[], "2");
+    for f in [
+        "clusters.csv",
+        "embeddings.safetensors",
+        "embeddings.csv",
+        "smm.safetensors",
+        "model.safetensors",
+        "metrics.json",
+        "clusters.png",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between 1 and 2 threads");
+    }
+    let e = TensorFile::load(&a.join("embeddings.safetensors")).unwrap();
+    // Tiny preset: D = 8, d = 3, K = 3; 287 genes survive the MT- filter.
+    for (name, len) in [
+        ("h", 287 * 8),
+        ("z", 287 * 3),
+        ("responsibilities", 287 * 3),
+    ] {
+        let v = floats(&e, name);
+        assert_eq!(v.len(), len, "{name}");
+        assert!(v.iter().all(|x| x.is_finite()), "{name} has NaN/inf");
+    }
+    let r = floats(&e, "responsibilities");
+    // Stored as f32: each of the K = 3 entries carries at most 2⁻²⁴ relative rounding.
+    for row in r.chunks(3) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() <= 3.0 * 2f64.powi(-24));
+    }
+    let m = TensorFile::load(&a.join("model.safetensors")).unwrap();
+    for name in [
+        "vit.W_pe",
+        "target.vit.W_pe",
+        "dec.lin5.W",
+        "proj.lin1.W",
+        "proj.bn.running_var",
+        "smm.mu",
+        "smm.eta",
+        "smm.l_off",
+    ] {
+        assert!(
+            m.tensors.get(name).is_some(),
+            "model.safetensors lacks {name}"
+        );
+    }
+    // log.jsonl: 2 warm-up epochs, the initial fit, 2 joint epochs, the final fit (tiny preset).
+    let log = std::fs::read_to_string(a.join("log.jsonl")).unwrap();
+    let phases: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["phase"].to_string())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "\"warm-up\"",
+            "\"warm-up\"",
+            "\"smm-init\"",
+            "\"joint\"",
+            "\"joint\"",
+            "\"final\""
+        ]
+    );
+    // λ_e = 0.5(1 − e/2): 0.5, 0.25.
+    let j = joint_records(&a);
+    assert_eq!(j[0]["lambda"], 0.5);
+    assert_eq!(j[1]["lambda"], 0.25);
+    for d in [&a, &b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn ablation_switches_change_what_they_should() {
+    // Reference run: K = 20 so that some clusters fall below τ = 0.2/K and L_size is active.
+    let k = ["--clusters", "20"];
+    let base = tmp("ab-base");
+    run_tiny(&base, None, &k, "2");
+    let model = |d: &Path| TensorFile::load(&d.join("model.safetensors")).unwrap();
+    let smm = |d: &Path| TensorFile::load(&d.join("smm.safetensors")).unwrap();
+    let jb = joint_records(&base);
+    assert!(jb.iter().any(|r| r["l_size"].as_f64().unwrap() > 0.0));
+    assert!(jb.iter().all(|r| r["l_lh"].as_f64().unwrap() != 0.0));
+    assert_ne!(floats(&model(&base), "uwl.sigma2"), vec![1.0]);
+    assert!(floats(&smm(&base), "smm.nu").iter().all(|v| v.is_finite()));
+
+    // w/o CLR: σ₂ is never trained (stays at its initial 1).
+    let d = tmp("ab-no-clr");
+    run_tiny(&d, Some(r#"{"ablations": {"no_clr": true}}"#), &k, "2");
+    assert_eq!(floats(&model(&d), "uwl.sigma2"), vec![1.0]);
+    assert_ne!(floats(&model(&d), "uwl.sigma1"), vec![1.0]);
+
+    // SMM→GMM: ν ≡ +∞.
+    let d = tmp("ab-gmm");
+    run_tiny(&d, Some(r#"{"ablations": {"gmm": true}}"#), &k, "2");
+    assert!(
+        floats(&smm(&d), "smm.nu")
+            .iter()
+            .all(|v| *v == f64::INFINITY)
+    );
+
+    // w/o L_LH and w/o L_size: the term is 0 in every joint epoch, and the results differ.
+    for (key, field) in [("no_lh", "l_lh"), ("no_size", "l_size")] {
+        let d = tmp(key);
+        let cfg = format!(r#"{{"ablations": {{"{key}": true}}}}"#);
+        run_tiny(&d, Some(&cfg), &k, "2");
+        assert!(joint_records(&d).iter().all(|r| r[field] == 0.0), "{key}");
+        let differs = std::fs::read(d.join("embeddings.safetensors")).unwrap()
+            != std::fs::read(base.join("embeddings.safetensors")).unwrap();
+        assert!(differs, "{key} changed nothing");
+    }
+
+    // w/o SMM (DARLC-C1): k-means on h; no z, no mixture, no joint epochs.
+    let d = tmp("ab-no-smm");
+    run_tiny(&d, Some(r#"{"ablations": {"no_smm": true}}"#), &k, "2");
+    let e = TensorFile::load(&d.join("embeddings.safetensors")).unwrap();
+    assert!(e.tensors.contains_key("h") && !e.tensors.contains_key("z"));
+    assert!(!d.join("smm.safetensors").exists());
+    assert!(joint_records(&d).is_empty());
+
+    // GAT→GKS and w/o pretraining run through the same switches as `darlc smooth`/warm-up.
+    let d = tmp("ab-gks");
+    run_tiny(
+        &d,
+        Some(r#"{"smoothing": {"method": "gks"}, "module1": {"warmup_epochs": 0}}"#),
+        &k,
+        "2",
+    );
+    let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
+    assert!(!log.contains("\"warm-up\""));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["config"]["smoothing"]["method"], "gks");
+}
