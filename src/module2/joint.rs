@@ -383,17 +383,17 @@ impl<T: Float> Joint<T> {
         Ok((acc, terms, l_mim))
     }
 
-    /// One batch-level step (SPEC §9.2): `L_B = L_KL + L_SSL` on the batch (train-mode BN; BN
-    /// running statistics updated), Adam_B on [`Self::batch_ids`], then EMA. `ln_p` are the
-    /// batch rows of the frozen target distribution.
-    pub fn batch_step(
+    /// The batch-level loss `L_B = L_KL + L_SSL` (SPEC §9.2) on one mini-batch (train-mode BN, so
+    /// the BN running statistics are updated) and its gradient with respect to
+    /// [`Self::batch_ids`] (same order). `ln_p` are the batch rows of the frozen target
+    /// distribution.
+    pub fn batch_gradient(
         &mut self,
-        adam: &mut Adam<T>,
         x: ArrayView4<T>,
         x_s: ArrayView4<T>,
         ln_p: ArrayView2<f64>,
         visible: &[Vec<usize>],
-    ) -> Result<BatchLosses> {
+    ) -> Result<(Vec<ArrayD<T>>, BatchLosses)> {
         let mut t = Tape::new();
         let (bound, vars) = self.m1.leaves(&mut t, true);
         let ct = self.m1.target_c(x_s);
@@ -420,12 +420,44 @@ impl<T: Float> Joint<T> {
         }
         let mut grads = t.backward(total);
         let gs = bound.take_grads(&mut grads, &self.m1.store, &self.batch_ids);
+        Ok((gs, losses))
+    }
+
+    /// One batch-level step (SPEC §9.2, §9.4): [`Self::batch_gradient`], Adam_B on
+    /// [`Self::batch_ids`], the σ divergence check (§16), then EMA.
+    pub fn batch_step(
+        &mut self,
+        adam: &mut Adam<T>,
+        x: ArrayView4<T>,
+        x_s: ArrayView4<T>,
+        ln_p: ArrayView2<f64>,
+        visible: &[Vec<usize>],
+    ) -> Result<BatchLosses> {
+        let (gs, losses) = self.batch_gradient(x, x_s, ln_p, visible)?;
         adam.step(&mut self.m1.store, &self.batch_ids, &gs);
         let (s1, s2) = self.m1.sigmas();
         check_sigmas(s1, s2)?;
         let m = self.m1.cfg.momentum;
         self.m1.ema(m);
         Ok(losses)
+    }
+
+    /// One epoch-level step (SPEC §8.6 step 3): [`Self::epoch_gradient`], Adam_E on
+    /// [`Self::epoch_ids`], then EMA.
+    pub fn epoch_step(
+        &mut self,
+        adam: &mut Adam<T>,
+        x: ArrayView4<T>,
+        z: ArrayView2<f64>,
+        lap: &LaplacianSym,
+        lambda: f64,
+        visible: &[Vec<usize>],
+    ) -> Result<(EpochTerms, f64)> {
+        let (grads, terms, l_mim) = self.epoch_gradient(x, z, lap, lambda, visible)?;
+        adam.step(&mut self.m1.store, &self.epoch_ids, &grads);
+        let m = self.m1.cfg.momentum;
+        self.m1.ema(m);
+        Ok((terms, l_mim))
     }
 
     /// Joint epochs 0…E_j−1 (SPEC §1 step 6) on raw images `x`, their smoothed twins `x_s` and
