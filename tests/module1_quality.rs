@@ -1,21 +1,71 @@
 //! Issue 5 item 6 (quality): on digits 8×8 sparsified 90 %, k-means (k = 10) on the warm-up
-//! representation `h` beats k-means on the raw pixels in NMI, averaged over 3 seeds.
-//! Ignored by default (about a minute on 2 cores); run with
-//! `cargo test --release --test module1_quality -- --ignored --nocapture`.
+//! representation `h` should beat k-means on the raw pixels in NMI, averaged over 3 seeds.
+//! **Status: the bar is not met** (chosen setting: h 0.0316 ± 0.0015 vs raw 0.0397 ± 0.0030); the
+//! test asserts the bar as stated and fails. Ignored (975 s on 2 shared cores with the GAT views,
+//! about 7.5 min with `M1_SMOOTH=gks`); run with
+//! `DARLC_SHARED=/work/shared cargo test --release --test module1_quality -- --ignored --nocapture`
+//! (`DARLC_SHARED` defaults to `<crate>/../shared`).
 //!
-//! Setup: p = 4 (8×8 → 2×2 = 4 tokens, n_keep = 4 − round(3.2) = 1), D 64, 4 blocks, 4 heads,
-//! decoder 128-256-512-1024-64, B 256, 50 epochs, GKS smoothing on the pixel grid; the same
-//! sparsified images (stream "sparsify", seed 0) for both sides; seeds 0, 1, 2 drive the model
-//! init, shuffles, masks and the k-means++ picks.
+//! Chosen setting (the defaults), each from SPEC/paper rather than from the metric:
+//! * pixel values / 16 (`M1_SCALE=1`): SPEC §2.3 puts natural images on [0, 1] (/255); the
+//!   digits' grey range is 0..16.
+//! * p = 2 (`M1_PATCH`): 16 tokens, n_keep = 16 − round(12.8) = 3 at the paper's ρ = 0.8 (§4.2).
+//!   p = 4 leaves 1 visible token of 4 (fewer than the 5 for which §4.1 rejects p = 15), p = 1
+//!   makes every token one pixel (90 % of them sparsified to 0) at 3.4× the cost.
+//! * B = 32, 50 epochs (`M1_BATCH`, `M1_EPOCHS`): keeps the paper's 50 epochs and EMA 0.999 (time
+//!   constant 1,000 steps) and matches the paper's step count (STL-10*: 13,000 / 256 · 50 ≈ 2,550;
+//!   ST ≈ 3,500): 57 steps/epoch → 2,850 steps, EMA target keeps 0.999^2850 = 6 % of its random
+//!   init. At the §4.5 CHOICE B = 256 the 1,797 digits give 8 steps/epoch → 400 steps, the target
+//!   still holds 67 % of its init and NT-Xent stays at chance (L_CL 6.22 vs ln 511 = 6.24).
+//! * positive views from the shared GAT on per-image 8-neighbour pixel graphs (`M1_SMOOTH=gat`,
+//!   SPEC §3.1, what `darlc embed` uses); `gks` is the §15 ablation.
+//!
+//! Measured (3 seeds, mean ± sample sd; raw pixels 0.0397 ± 0.0030 in every row; chance NMI for
+//! 10 random clusters of 1,797 items ≈ 0.01; s/seed on 2 shared cores, two runs at a time):
+//!
+//! | p | B | epochs | steps | view | scale | NMI h | NMI x̃ | s/seed |
+//! |---|---|---|---|---|---|---|---|---|
+//! | 4 | 256 | 50 | 400 | GKS | none | 0.0206 ± 0.0027 | 0.0425 | 45 |
+//! | 4 | 256 | 50 | 400 | GKS | /16 | 0.0197 ± 0.0048 | 0.0425 | 93 |
+//! | 2 | 256 | 50 | 400 | GKS | /16 | 0.0210 ± 0.0031 | 0.0425 | 218 |
+//! | 2 | 32 | 50 | 2,850 | GKS | none | 0.0239 ± 0.0048 | 0.0425 | 141 |
+//! | 2 | 32 | 50 | 2,850 | GKS | /16 | 0.0346 ± 0.0035 | 0.0425 | 151 |
+//! | **2** | **32** | **50** | **2,850** | **GAT** | **/16** | **0.0316 ± 0.0015** | 0.0377 | 261–325 |
+//! | 2 | 32 | 0 (init) | 0 | — | /16 | 0.0127 ± 0.0012 | — | 2 |
+//! | 2 | 32 | 125 | 7,125 | GAT | /16 | 0.0332 ± 0.0070 | 0.0377 | 540 |
+//!
+//! Seed 0 only (raw 0.0414): p 4 B 256 e 50 GAT 0.0173; p 4 B 64 e 50 GKS 0.0321; p 4 B 64 e 125
+//! GKS 0.0319; p 4 B 256 e 500 GKS 0.0297; p 2 B 64 e 125 GKS 0.0375; p 2 B 256 e 320 GKS 0.0291
+//! (L_CL 5.90, still near chance); p 1 B 64 e 50 GKS 0.0266 (439 s, L_CL at chance).
+//!
+//! Why h loses: the images keep 6 of 64 pixels, about 3 of them non-zero. L_MIM settles at 0.0203,
+//! the variance of a pixel around the mean image (0.0206): which pixels survived is random, so the
+//! masked ones are unpredictable and MIM learns nothing image-specific, while UWL gives it weight
+//! 1/(2σ₁²) ≈ 4.7 (σ₁ → 0.325) against 0.19 for NT-Xent. The positive pair (x, x̃) holds the same
+//! ~3 pixels, so the contrastive branch is instance discrimination without any class invariance;
+//! x̃ alone scores 0.0425 (GKS) / 0.0377 (GAT). For scale: logistic regression on the sparse pixels
+//! reaches 22 % accuracy (sklearn, 5-fold, our own sparsification draw), so little class
+//! information is left to find.
+//!
+//! Environment overrides (for the table): `M1_PATCH`, `M1_EPOCHS`, `M1_BATCH`, `M1_SMOOTH`
+//! (`gat` | `gks`), `M1_SCALE` (1 = /16, 0 = keep 0..16), `M1_SEEDS` (3).
+//! The same sparsified images (SPEC §2.3, stream `data.sparsify`, seed 0) feed both sides; the
+//! seed s = 0, 1, 2 drives the positive-view GAT, the model init, shuffles, masks and the
+//! k-means++ picks (stream `kmeans++`, one k-means++ + Lloyd run per side, the same
+//! `module2::kmeans` for both). Prints per seed the NMI of k-means on the raw pixels, on the
+//! smoothed views x̃ (diagnostic) and on `h`, with the last epoch's losses and σ, then the means ±
+//! sample sd over the seeds.
 
-use darlc::augment::gks::gks_smooth_images;
+use darlc::augment::gat::GatConfig;
+use darlc::augment::smooth::{Method, smooth_image_set};
 use darlc::eval::metrics::nmi;
 use darlc::module1::model::{Config, ModuleI};
 use darlc::module1::warmup::{WarmupOptions, warmup};
 use darlc::module2::kmeans::kmeans;
 use darlc::rng;
-use ndarray::Array2;
+use ndarray::{Array2, Array4};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// `$DARLC_SHARED/data/digits_8x8/digits.csv.gz` (default `<crate>/../shared`).
 fn digits_path() -> PathBuf {
@@ -25,14 +75,42 @@ fn digits_path() -> PathBuf {
         .join("data/digits_8x8/digits.csv.gz")
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn flat(x: &Array4<f32>) -> Array2<f64> {
+    let n = x.dim().0;
+    let d = x.len() / n;
+    x.to_shape((n, d)).unwrap().mapv(|v| v as f64)
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, var.sqrt())
+}
+
 #[test]
 #[ignore]
 fn module1_digits_h_beats_raw_pixels_in_nmi() {
-    // Patch side from M1_PATCH (default 4; 2 gives 16 tokens).
-    let patch: usize = std::env::var("M1_PATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let patch: usize = env_or("M1_PATCH", 2);
+    let epochs: usize = env_or("M1_EPOCHS", 50);
+    let batch: usize = env_or("M1_BATCH", 32);
+    let scale: u32 = env_or("M1_SCALE", 1);
+    let seeds: u64 = env_or("M1_SEEDS", 3);
+    let method = match std::env::var("M1_SMOOTH").as_deref() {
+        Ok("gks") => Method::Gks,
+        _ => Method::Gat,
+    };
+    println!(
+        "setting: p {patch}, epochs {epochs}, B {batch}, smoothing {method:?}, scale {}",
+        if scale == 1 { "/16" } else { "none" }
+    );
     // SPEC §2.3 sparsification through the data reader (stream `data.sparsify`, seed 0).
     let opts = darlc::data::LoadOptions {
         patch,
@@ -41,31 +119,55 @@ fn module1_digits_h_beats_raw_pixels_in_nmi() {
         seed: 0,
         ..Default::default()
     };
-    let set = darlc::data::load(&digits_path(), &opts).unwrap();
+    let mut set = darlc::data::load(&digits_path(), &opts).unwrap();
+    if scale == 1 {
+        set.images.mapv_inplace(|v| v / 16.0);
+    }
     let y = darlc::eval::metrics::dense_labels(set.labels.as_ref().unwrap()).0;
-    let x = set.images;
-    let xs = gks_smooth_images(x.view()).unwrap();
-    let n = x.dim().0;
-    let raw: Array2<f64> = x.to_shape((n, 64)).unwrap().mapv(|v| v as f64);
-    let (mut nmi_raw, mut nmi_h) = (0.0, 0.0);
-    for seed in 0..3u64 {
+    let raw = flat(&set.images);
+    let (mut r_raw, mut r_s, mut r_h, mut secs) = (vec![], vec![], vec![], vec![]);
+    for seed in 0..seeds {
+        let start = Instant::now();
         let kr = kmeans(raw.view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
         let a = nmi(&y, &kr.labels).unwrap();
+        let gat = GatConfig {
+            seed,
+            ..GatConfig::default()
+        };
+        let xs = smooth_image_set(&set, method, &gat).unwrap().images;
+        let ks = kmeans(flat(&xs).view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
+        let s = nmi(&y, &ks.labels).unwrap();
         let mut cfg = Config::paper(1, 8, 8);
         cfg.patch = patch;
         let mut m = ModuleI::<f32>::new(cfg, seed).unwrap();
-        let opts = WarmupOptions {
+        let wopts = WarmupOptions {
             seed,
+            epochs,
+            batch,
             ..WarmupOptions::default()
         };
-        warmup(&mut m, x.view(), xs.view(), &opts).unwrap();
-        let h = m.embed(x.view(), 256).mapv(|v| v as f64);
+        let logs = warmup(&mut m, set.images.view(), xs.view(), &wopts).unwrap();
+        let h = m.embed(set.images.view(), 256).mapv(|v| v as f64);
         let kh = kmeans(h.view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
         let b = nmi(&y, &kh.labels).unwrap();
-        println!("seed {seed}: NMI raw pixels {a:.4}, NMI h {b:.4}");
-        nmi_raw += a / 3.0;
-        nmi_h += b / 3.0;
+        let t = start.elapsed().as_secs_f64();
+        let last = logs.last().map_or(String::from("no warm-up"), |l| {
+            format!(
+                "last epoch L_MIM {:.4} L_CL {:.4} σ1 {:.3} σ2 {:.3}",
+                l.l_mim, l.l_cl, l.sigma1, l.sigma2
+            )
+        });
+        println!("seed {seed}: NMI raw {a:.4}, x̃ {s:.4}, h {b:.4}  ({t:.0} s; {last})");
+        r_raw.push(a);
+        r_s.push(s);
+        r_h.push(b);
+        secs.push(t);
     }
-    println!("mean over 3 seeds: NMI raw {nmi_raw:.4}, NMI h {nmi_h:.4}");
-    assert!(nmi_h > nmi_raw, "h {nmi_h} does not beat raw {nmi_raw}");
+    let ((mr, sr), (ms, ss), (mh, sh)) = (mean_sd(&r_raw), mean_sd(&r_s), mean_sd(&r_h));
+    println!(
+        "mean ± sd over {seeds} seeds: NMI raw {mr:.4} ± {sr:.4}, x̃ {ms:.4} ± {ss:.4}, \
+         h {mh:.4} ± {sh:.4}; {:.0} s per seed",
+        secs.iter().sum::<f64>() / secs.len() as f64
+    );
+    assert!(mh > mr, "h {mh} does not beat raw {mr}");
 }

@@ -90,6 +90,7 @@ fn module1_embed_outputs_identical_on_1_and_2_threads() {
             patch: 5,
             image_shape: None,
             sparsify: 0.0,
+            pixel_max: None,
             smoothing: darlc::augment::smooth::Method::Gat,
             gat_epochs: 3,
             quiet: true,

@@ -44,6 +44,10 @@ pub struct EmbedArgs {
     /// Fraction of pixels zeroed per image after loading (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub sparsify: f64,
+    /// Divide every pixel value by this after loading, to put image stacks on [0, 1] as SPEC §2.3
+    /// does for natural images (255 for 8-bit images, 16 for the 8×8 digits). Default: no scaling.
+    #[arg(long)]
+    pub pixel_max: Option<f64>,
     /// Denoiser for the positive views: the GAT autoencoder (SPEC §3) or Gaussian kernel
     /// smoothing (§15).
     #[arg(long, value_enum, default_value_t = crate::augment::smooth::Method::Gat)]
@@ -92,7 +96,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize)> {
 
 /// The images to embed: any input `darlc::data::load` reads (a spatial section, a safetensors
 /// stack, or a CSV stack with `--image-shape`), defaulting to the embedded section; `--sparsify`
-/// masks pixels as in SPEC §2.3 (stream `data.sparsify`).
+/// masks pixels as in SPEC §2.3 (stream `data.sparsify`); `--pixel-max` rescales the values.
 pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
     let path = args
         .input
@@ -106,7 +110,19 @@ pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
         seed: args.seed,
         ..crate::data::LoadOptions::default()
     };
-    crate::data::load(&path, &opts)
+    if let Some(m) = args.pixel_max {
+        if !(m.is_finite() && m > 0.0) {
+            return Err(DarlcError::param(
+                "--pixel-max",
+                format!("must be a positive number, got {m}"),
+            ));
+        }
+    }
+    let mut set = crate::data::load(&path, &opts)?;
+    if let Some(m) = args.pixel_max {
+        set.images.mapv_inplace(|v| (v as f64 / m) as f32);
+    }
+    Ok(set)
 }
 
 /// Write `embeddings.safetensors` (`h` [N, D]), `embeddings.csv` (`gene,h0,…`) and
@@ -182,4 +198,47 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
     let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
     write_outputs(&args.out, &ids, &hrep, &model, &cfg_json)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(input: PathBuf, pixel_max: Option<f64>) -> EmbedArgs {
+        EmbedArgs {
+            input: Some(input),
+            out: PathBuf::from("unused"),
+            epochs: 1,
+            batch: 2,
+            seed: 0,
+            threads: None,
+            patch: 2,
+            image_shape: Some("2x2".into()),
+            sparsify: 0.0,
+            pixel_max,
+            smoothing: crate::augment::smooth::Method::Gks,
+            gat_epochs: 1,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn pixel_max_divides_every_value_and_rejects_non_positive() {
+        let dir = std::env::temp_dir().join(format!("darlc-embed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stack.csv");
+        // Two 2×2 images in the digits layout `label,p0_0,p0_1,p1_0,p1_1`.
+        std::fs::write(&path, "label,p0_0,p0_1,p1_0,p1_1\n3,0,4,8,16\n7,16,2,0,1\n").unwrap();
+        let raw = load_images(&args(path.clone(), None)).unwrap().images;
+        let scaled = load_images(&args(path.clone(), Some(16.0))).unwrap().images;
+        // 0/16, 4/16, 8/16, 16/16, 16/16, 2/16, 0/16, 1/16 (hand computation; exact in f32).
+        let want = [0.0, 0.25, 0.5, 1.0, 1.0, 0.125, 0.0, 0.0625];
+        assert_eq!(scaled.iter().copied().collect::<Vec<f32>>(), want);
+        assert_eq!(raw.mapv(|v| v / 16.0), scaled);
+        for bad in [0.0, -1.0, f64::NAN] {
+            let e = load_images(&args(path.clone(), Some(bad))).unwrap_err();
+            assert!(e.to_string().contains("--pixel-max"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
