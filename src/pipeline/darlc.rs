@@ -102,7 +102,9 @@ struct Tagged<'a, R: serde::Serialize> {
 
 fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
     let t = Instant::now();
+    eprintln!("[darlc] {name} …");
     let r = f()?;
+    eprintln!("[darlc] {name} done in {:.1} s", t.elapsed().as_secs_f64());
     phases.push(Phase {
         name: name.into(),
         seconds: t.elapsed().as_secs_f64(),
