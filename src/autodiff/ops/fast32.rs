@@ -263,7 +263,7 @@ fn rows_times<const DH: usize, const R: usize>(
 ) -> [[f32; DH]; R] {
     let mut acc = [[0.0f32; DH]; R];
     for j in 0..l {
-        let mr: &[f32; DH] = m[j * DH..(j + 1) * DH].try_into().expect("DH");
+        let mr: [f32; DH] = m[j * DH..(j + 1) * DH].try_into().expect("DH");
         for r in 0..R {
             let pj = p[r * lp + j];
             for c in 0..DH {
@@ -428,24 +428,34 @@ fn backward_rows<const DH: usize, const R: usize>(
     }
     // ∂Q rows = ∂S K (the 1/√d_h is applied by the caller).
     *dq = rows_times::<DH, R>(dp, lp, &hd.k, l);
-    // ∂K[j] += Σ_r ∂S[r][j] Q[r],  ∂V[j] += Σ_r A[r][j] G[r]  (r in increasing order).
+    // ∂K[j] += Σ_r ∂S[r][j] Q[r],  ∂V[j] += Σ_r A[r][j] G[r]  (r in increasing order). The R
+    // rows of Q and G are copied to locals first so the updates vectorise (no possible aliasing).
+    let qrows: [[f32; DH]; R] = std::array::from_fn(|r| {
+        hd.q[(i0 + r) * DH..(i0 + r + 1) * DH]
+            .try_into()
+            .expect("DH")
+    });
+    let grows: [[f32; DH]; R] =
+        std::array::from_fn(|r| gq[r * DH..(r + 1) * DH].try_into().expect("DH"));
     for j in 0..l {
         let dkj: &mut [f32; DH] = (&mut hg.dk[j * DH..(j + 1) * DH]).try_into().expect("DH");
+        let mut acc = *dkj;
         for r in 0..R {
             let sj = dp[r * lp + j];
-            let qr = &hd.q[(i0 + r) * DH..(i0 + r + 1) * DH];
             for c in 0..DH {
-                dkj[c] = sj.mul_add(qr[c], dkj[c]);
+                acc[c] = sj.mul_add(qrows[r][c], acc[c]);
             }
         }
+        *dkj = acc;
         let dvj: &mut [f32; DH] = (&mut hg.dv[j * DH..(j + 1) * DH]).try_into().expect("DH");
+        let mut acc = *dvj;
         for r in 0..R {
             let aj = p[(i0 + r) * l + j];
-            let gr = &gq[r * DH..(r + 1) * DH];
             for c in 0..DH {
-                dvj[c] = aj.mul_add(gr[c], dvj[c]);
+                acc[c] = aj.mul_add(grows[r][c], acc[c]);
             }
         }
+        *dvj = acc;
     }
 }
 
