@@ -585,3 +585,69 @@ fn gelu_f32_fast_path_matches_f64_oracle_on_the_tape() {
         }
     }
 }
+
+/// Max |a − b| over two f64 arrays and max(1, max |b|).
+fn max_err(a: &ArrayD<f64>, b: &ArrayD<f64>) -> (f64, f64) {
+    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let err = a
+        .iter()
+        .zip(b.iter())
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    (err, scale)
+}
+
+#[test]
+fn layer_norm_f32_fast_path_matches_f64_oracle() {
+    // Widths 64 (the ViT) and 37 (a lane remainder), 300 rows (two parallel row chunks at w = 64).
+    // Tolerance: each row's mean and variance are sums of w ≤ 64 f32 terms (relative error
+    // ≤ w·ε = 7.6e-6 worst case, typically √w·ε); x̂, y and ∂x inherit it, so we allow
+    // 1e-5·max(1, max |value|). The f64 oracle itself is gradient-checked above.
+    for &w in &[64usize, 37] {
+        let x = rand(&[300, w], -3.0, 3.0, &format!("lnx{w}"));
+        let g = rand(&[w], 0.5, 1.5, &format!("lng{w}"));
+        let b = rand(&[w], -0.5, 0.5, &format!("lnb{w}"));
+        let seed = rand(&[300, w], -1.0, 1.0, &format!("lns{w}"));
+        fn run<T: darlc::float::Float>(
+            x: &ArrayD<f64>,
+            g: &ArrayD<f64>,
+            b: &ArrayD<f64>,
+            seed: &ArrayD<f64>,
+        ) -> Vec<ArrayD<f64>> {
+            let mut t = Tape::<T>::new();
+            let (xv, gv, bv) = (
+                t.param(x.mapv(T::of)),
+                t.param(g.mapv(T::of)),
+                t.param(b.mapv(T::of)),
+            );
+            let y = t.layer_norm(xv, gv, bv, 1e-5);
+            let gr = t.backward_with(y, seed.mapv(T::of));
+            let f = |a: &ArrayD<T>| a.mapv(|v| v.f64());
+            vec![
+                f(t.value(y)),
+                f(gr.get(xv).expect("∂x")),
+                f(gr.get(gv).expect("∂γ")),
+                f(gr.get(bv).expect("∂β")),
+            ]
+        }
+        let r32 = run::<f32>(&x, &g, &b, &seed);
+        let r64 = run::<f64>(&x, &g, &b, &seed);
+        for (name, a, o) in ["y", "∂x", "∂γ", "∂β"]
+            .iter()
+            .zip(&r32)
+            .zip(&r64)
+            .map(|((n, a), o)| (n, a, o))
+        {
+            let (err, scale) = max_err(a, o);
+            // ∂γ, ∂β are column sums over 300 rows: allow 300·ε ≈ 3.6e-5 relative there.
+            let tol = if name.starts_with("∂γ") || name.starts_with("∂β") {
+                4e-5
+            } else {
+                1e-5
+            };
+            assert!(
+                err < tol * scale,
+                "w {w} {name}: max error {err} (scale {scale})"
+            );
+        }
+    }
+}

@@ -172,6 +172,62 @@ simd_fn! {
     }
 }
 
+// ------------------------------------------------------------------------------------ LayerNorm
+
+simd_fn! {
+    /// LayerNorm forward over the rows of `x: [rows, w]` (SPEC §4.1, biased variance):
+    /// `x̂ = (x − x̄)·rstd`, `rstd = 1/sqrt(var + eps)`, `y = γ ⊙ x̂ + β`; means and variances
+    /// are fixed-lane sums.
+    pub fn layer_norm_rows(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        y: &mut [f32],
+        xhat: &mut [f32],
+        rstd: &mut [f32],
+    ) -> () {
+        let w = gamma.len();
+        let inv_w = 1.0 / w as f32;
+        for (r, rs) in rstd.iter_mut().enumerate() {
+            let xr = &x[r * w..(r + 1) * w];
+            let mean = lane_sum(w, |j| xr[j]) * inv_w;
+            let var = lane_sum(w, |j| (xr[j] - mean) * (xr[j] - mean)) * inv_w;
+            let s = 1.0 / (var + eps).sqrt();
+            *rs = s;
+            let (hr, yr) = (&mut xhat[r * w..(r + 1) * w], &mut y[r * w..(r + 1) * w]);
+            for j in 0..w {
+                let h = (xr[j] - mean) * s;
+                hr[j] = h;
+                yr[j] = h.mul_add(gamma[j], beta[j]);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// LayerNorm input gradient over rows: `∂x = rstd·(g⊙γ − mean(g⊙γ) − x̂·mean(g⊙γ⊙x̂))`.
+    pub fn layer_norm_backward_rows(
+        g: &[f32],
+        xhat: &[f32],
+        gamma: &[f32],
+        rstd: &[f32],
+        dx: &mut [f32],
+    ) -> () {
+        let w = gamma.len();
+        let inv_w = 1.0 / w as f32;
+        for (r, &rs) in rstd.iter().enumerate() {
+            let (gr, hr) = (&g[r * w..(r + 1) * w], &xhat[r * w..(r + 1) * w]);
+            let m1 = lane_sum(w, |j| gr[j] * gamma[j]) * inv_w;
+            let m2 = lane_sum(w, |j| gr[j] * gamma[j] * hr[j]) * inv_w;
+            let dr = &mut dx[r * w..(r + 1) * w];
+            for j in 0..w {
+                dr[j] = rs * (gr[j] * gamma[j] - m1 - hr[j] * m2);
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------ attention
 
 /// Head widths with a fused kernel.
