@@ -7,6 +7,7 @@
 //!   whose relative error is below 1.2·10⁻⁷ in exact arithmetic (Numerical Recipes' Chebyshev
 //!   fit `erfc(z) = t·exp(−z² + P(t))`, `t = 1/(1 + z/2)`), so the negative tail keeps its relative
 //!   accuracy (an absolute-error `erf` would not).
+//! * [`layer_norm_rows`] / [`layer_norm_backward_rows`]: LayerNorm rows with fixed-lane sums.
 //! * [`attention_forward`] / [`attention_backward`]: fused multi-head attention for head widths
 //!   8, 16 or 32, row by row (scores, softmax and `A V` of a block of query rows stay in L1),
 //!   register-blocked over 4 query rows, instead of per-head GEMM calls whose packing costs more
@@ -15,8 +16,9 @@
 //! Every reduction runs over fixed lanes in a fixed order, and each image is processed by one
 //! task, so results do not depend on the thread count. The kernels are compiled twice, for
 //! AVX-512 and for AVX2+FMA, and picked at run time; without either (or off x86-64) the callers
-//! keep their generic code. Both compiled variants do the same IEEE operations in the same order
-//! (`mul_add` is a fused multiply-add in both), so they give the same bits.
+//! keep their generic code. Both compiled variants are written to do the same IEEE operations in
+//! the same order (explicit 16-lane reductions, `mul_add` fused in both), so they should give the
+//! same bits; that is not tested (one machine only has one of them active).
 
 // Kernels index several arrays with one loop variable on purpose (fixed lanes, register blocks).
 #![allow(clippy::needless_range_loop)]
