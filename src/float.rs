@@ -37,6 +37,11 @@ pub trait Float:
     /// The error function (libm's `erf`/`erff`), for the exact GELU.
     fn erf(self) -> Self;
 
+    /// The same slice as `f32` if `Self` is `f32` (for f32-only fast kernels), else `None`.
+    fn as_f32(xs: &[Self]) -> Option<&[f32]>;
+    /// Mutable variant of [`Float::as_f32`].
+    fn as_f32_mut(xs: &mut [Self]) -> Option<&mut [f32]>;
+
     /// `C ← α·A·B + β·C` on strided row/column layouts (matrixmultiply's contract).
     ///
     /// # Safety
@@ -81,6 +86,14 @@ impl Float for f32 {
     #[inline]
     fn erf(self) -> Self {
         libm::erff(self)
+    }
+    #[inline]
+    fn as_f32(xs: &[Self]) -> Option<&[f32]> {
+        Some(xs)
+    }
+    #[inline]
+    fn as_f32_mut(xs: &mut [Self]) -> Option<&mut [f32]> {
+        Some(xs)
     }
     unsafe fn gemm(
         m: usize,
@@ -127,6 +140,14 @@ impl Float for f64 {
     #[inline]
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    #[inline]
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    #[inline]
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
     unsafe fn gemm(
         m: usize,

@@ -483,3 +483,171 @@ fn grad_fused_attention_and_linear() {
     let b = rand(&[5], -1.0, 1.0, "lb");
     assert_grad("linear", &[x, w, b], |t, v| t.linear(v[0], v[1], v[2]));
 }
+
+#[test]
+fn grad_attention_head_widths_of_the_fused_f32_kernels() {
+    // The f32 fast path handles d_h ∈ {8, 16, 32}; the f64 oracle it is compared against (next
+    // test) is checked here by finite differences at d_h = 8 (B = 1, L = 5, D = 16, 2 heads).
+    let qkv = rand(&[1, 5, 48], -1.0, 1.0, "qkv8");
+    assert_grad("attention d_h 8", std::slice::from_ref(&qkv), |t, v| {
+        t.attention(v[0], 2)
+    });
+}
+
+/// `(out, ∂qkv)` of attention on a `T` tape for `qkv` and the upstream `seed` (both given in f64).
+fn attention_value_and_vjp<T: darlc::float::Float>(
+    qkv: &ArrayD<f64>,
+    seed: &ArrayD<f64>,
+    heads: usize,
+) -> (ArrayD<f64>, ArrayD<f64>, ArrayD<f64>) {
+    let mut t = Tape::<T>::new();
+    let x = t.param(qkv.mapv(T::of));
+    let y = t.attention(x, heads);
+    let grads = t.backward_with(y, seed.mapv(T::of));
+    let mut ng = Tape::<T>::no_grad();
+    let xn = ng.constant(qkv.mapv(T::of));
+    let yn = ng.attention(xn, heads);
+    (
+        t.value(y).mapv(|v| v.f64()),
+        grads.get(x).expect("gradient").mapv(|v| v.f64()),
+        ng.value(yn).mapv(|v| v.f64()),
+    )
+}
+
+#[test]
+fn attention_f32_fast_path_matches_f64_oracle() {
+    // B = 3, L = 37 (not a multiple of the 4-row blocks or the 16 lanes: exercises remainders and
+    // padding), head widths 8, 16, 32. Tolerance: f32 has ε = 1.2e-7; every output is a sum of
+    // at most max(L, d_h) = 37 products plus a softmax of scores |s| ≤ d_h·1·1/√d_h ≤ 5.7, so the
+    // accumulated rounding error is ≲ 37·ε·(max |value|) ≈ 4.4e-6·max; we allow 1e-5·max(1, max).
+    for &(d, heads) in &[(32usize, 4usize), (64, 4), (64, 2)] {
+        let qkv = rand(&[3, 37, 3 * d], -1.0, 1.0, &format!("fq{d}{heads}"));
+        let seed = rand(&[3, 37, d], -1.0, 1.0, &format!("fs{d}{heads}"));
+        let (y64, g64, n64) = attention_value_and_vjp::<f64>(&qkv, &seed, heads);
+        let (y32, g32, n32) = attention_value_and_vjp::<f32>(&qkv, &seed, heads);
+        assert_eq!(y64, n64, "f64: no-grad forward equals the recorded forward");
+        assert_eq!(y32, n32, "f32: no-grad forward equals the recorded forward");
+        for (name, a, b) in [("out", &y32, &y64), ("∂qkv", &g32, &g64)] {
+            let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(b.iter())
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                err < 1e-5 * scale,
+                "D {d} heads {heads} {name}: max error {err} (scale {scale})"
+            );
+        }
+    }
+}
+
+#[test]
+fn gelu_f32_fast_path_matches_f64_oracle_on_the_tape() {
+    // Forward and backward of the vectorised f32 GELU against f64 over [−8, 8] (2 parallel
+    // chunks + a remainder). Bound: relative 2e-6 + 1.2e-7·x² (the f32 rounding of the exponent
+    // −x²/2 in the erfc tail), plus absolute 3e-7 for the derivative, which cancels near its
+    // zero at x ≈ −0.75; see `fast32::tests::gelu_matches_f64_reference`. The gradient is also
+    // scaled by the seed (≤ 1.5) and rounded once more, hence 4e-7 there. The f64 oracle computes
+    // ½x(1 + erf(x/√2)), whose 1 + erf cancels in the negative tail (absolute error ≈ ε₆₄·|x| ≈
+    // 2e-15 at x = −8, 2 % of gelu(−8) = −4.9e-15), so values get an absolute 1e-14.
+    let n = 40_000;
+    let x = ArrayD::from_shape_fn(IxDyn(&[n]), |i| -8.0 + 16.0 * i[0] as f64 / n as f64);
+    let seed = rand(&[n], 0.5, 1.5, "gelu_seed");
+    let run = |f32_: bool| -> (Vec<f64>, Vec<f64>) {
+        if f32_ {
+            let mut t = Tape::<f32>::new();
+            let v = t.param(x.mapv(|v| v as f32));
+            let y = t.gelu(v);
+            let g = t.backward_with(y, seed.mapv(|v| v as f32));
+            (
+                t.value(y).iter().map(|&v| v as f64).collect(),
+                g.get(v).expect("grad").iter().map(|&v| v as f64).collect(),
+            )
+        } else {
+            let mut t = Tape::<f64>::new();
+            let v = t.param(x.mapv(|v| (v as f32) as f64));
+            let y = t.gelu(v);
+            let g = t.backward_with(y, seed.mapv(|v| (v as f32) as f64));
+            (
+                t.value(y).iter().copied().collect(),
+                g.get(v).expect("grad").iter().copied().collect(),
+            )
+        }
+    };
+    let (y32, g32) = run(true);
+    let (y64, g64) = run(false);
+    for (name, a, b) in [("gelu", &y32, &y64), ("gelu'", &g32, &g64)] {
+        for (i, (p, q)) in a.iter().zip(b.iter()).enumerate() {
+            let xi = x[[i]];
+            let abs = if name == "gelu" { 1e-14 } else { 4e-7 };
+            let ok = (p - q).abs() <= (2e-6 + 1.2e-7 * xi * xi) * q.abs() + abs;
+            assert!(ok, "{name} at x = {}: {p} vs {q}", x[[i]]);
+        }
+    }
+}
+
+/// Max |a − b| over two f64 arrays and max(1, max |b|).
+fn max_err(a: &ArrayD<f64>, b: &ArrayD<f64>) -> (f64, f64) {
+    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let err = a
+        .iter()
+        .zip(b.iter())
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    (err, scale)
+}
+
+#[test]
+fn layer_norm_f32_fast_path_matches_f64_oracle() {
+    // Widths 64 (the ViT) and 37 (a lane remainder), 300 rows (two parallel row chunks at w = 64).
+    // Tolerance: each row's mean and variance are sums of w ≤ 64 f32 terms (relative error
+    // ≤ w·ε = 7.6e-6 worst case, typically √w·ε); x̂, y and ∂x inherit it, so we allow
+    // 1e-5·max(1, max |value|). The f64 oracle itself is gradient-checked above.
+    for &w in &[64usize, 37] {
+        let x = rand(&[300, w], -3.0, 3.0, &format!("lnx{w}"));
+        let g = rand(&[w], 0.5, 1.5, &format!("lng{w}"));
+        let b = rand(&[w], -0.5, 0.5, &format!("lnb{w}"));
+        let seed = rand(&[300, w], -1.0, 1.0, &format!("lns{w}"));
+        fn run<T: darlc::float::Float>(
+            x: &ArrayD<f64>,
+            g: &ArrayD<f64>,
+            b: &ArrayD<f64>,
+            seed: &ArrayD<f64>,
+        ) -> Vec<ArrayD<f64>> {
+            let mut t = Tape::<T>::new();
+            let (xv, gv, bv) = (
+                t.param(x.mapv(T::of)),
+                t.param(g.mapv(T::of)),
+                t.param(b.mapv(T::of)),
+            );
+            let y = t.layer_norm(xv, gv, bv, 1e-5);
+            let gr = t.backward_with(y, seed.mapv(T::of));
+            let f = |a: &ArrayD<T>| a.mapv(|v| v.f64());
+            vec![
+                f(t.value(y)),
+                f(gr.get(xv).expect("∂x")),
+                f(gr.get(gv).expect("∂γ")),
+                f(gr.get(bv).expect("∂β")),
+            ]
+        }
+        let r32 = run::<f32>(&x, &g, &b, &seed);
+        let r64 = run::<f64>(&x, &g, &b, &seed);
+        for (name, a, o) in ["y", "∂x", "∂γ", "∂β"]
+            .iter()
+            .zip(&r32)
+            .zip(&r64)
+            .map(|((n, a), o)| (n, a, o))
+        {
+            let (err, scale) = max_err(a, o);
+            // ∂γ, ∂β are column sums over 300 rows: allow 300·ε ≈ 3.6e-5 relative there.
+            let tol = if name.starts_with("∂γ") || name.starts_with("∂β") {
+                4e-5
+            } else {
+                1e-5
+            };
+            assert!(
+                err < tol * scale,
+                "w {w} {name}: max error {err} (scale {scale})"
+            );
+        }
+    }
+}

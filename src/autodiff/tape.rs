@@ -631,11 +631,11 @@ impl<T: Float> Tape<T> {
             .view()
             .into_dimensionality::<Ix3>()
             .expect("attention: qkv must be [B, L, 3D]");
-        let (out, probs) = attention::attention(x, heads);
-        let probs = if self.record && self.needs(qkv) {
-            probs.into_dyn()
-        } else {
-            ArrayD::zeros(IxDyn(&[0]))
+        let keep = self.record && self.needs(qkv);
+        let (out, probs) = attention::attention(x, heads, keep);
+        let probs = match probs {
+            Some(p) => p.into_dyn(),
+            None => ArrayD::zeros(IxDyn(&[0])),
         };
         self.push(
             out.into_dyn(),

@@ -5,15 +5,65 @@
 //! `[B, L, D]`, where `A_h = softmax_row(Q_h K_hᵀ / √d_h)`. Heads are read and written through
 //! strided views, so there are no head split/merge copies; the per-head GEMMs run on one thread
 //! each, in parallel over the batch (each output element is written by exactly one task, so results
-//! do not depend on the thread count). The attention probabilities are kept for the backward pass.
+//! do not depend on the thread count). The attention probabilities are kept for the backward pass
+//! (only when asked for: a no-grad pass does not store them).
+//!
+//! In f32 with head width 8, 16 or 32 on an AVX2/AVX-512 CPU, both passes run the fused row-wise
+//! kernels of [`super::fast32`] instead (same formulas; f32 rounding differs, f64 never goes there).
 
+use super::fast32;
 use super::matmul::gemm_once;
 use crate::float::Float;
 use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
 use rayon::prelude::*;
 
-/// Forward: returns `(out [B, L, D], probs [B, n_h, L, L])`.
-pub fn attention<T: Float>(qkv: ArrayView3<T>, heads: usize) -> (Array3<T>, Array4<T>) {
+/// Whether the fused f32 kernels handle this scalar type and head width on this CPU.
+fn use_fast<T: Float>(dh: usize) -> bool {
+    T::as_f32(&[]).is_some()
+        && fast32::attention_supported(dh)
+        && fast32::level() != fast32::Level::None
+}
+
+/// The f32 fused forward over all images (parallel over images; one task per image).
+fn attention_fast<T: Float>(
+    qkv: ArrayView3<T>,
+    heads: usize,
+    keep_probs: bool,
+) -> (Array3<T>, Option<Array4<T>>) {
+    let (b, l, d3) = qkv.dim();
+    let d = d3 / 3;
+    let x = qkv.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let mut out = vec![T::zero(); b * l * d];
+    let mut probs = vec![T::zero(); if keep_probs { b * heads * l * l } else { 0 }];
+    let mut pchunks = probs.chunks_mut((heads * l * l).max(1));
+    let tasks: Vec<_> = out
+        .chunks_mut(l * d)
+        .enumerate()
+        .map(|(i, o)| (i, o, if keep_probs { pchunks.next() } else { None }))
+        .collect();
+    tasks.into_par_iter().for_each(|(i, o, p)| {
+        let xi = T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32");
+        let o = T::as_f32_mut(o).expect("f32");
+        let p = p.map(|p| T::as_f32_mut(p).expect("f32"));
+        let done = fast32::attention_forward(xi, l, d, heads, o, p);
+        assert!(
+            done.is_some(),
+            "fused attention kernel unavailable after the check"
+        );
+    });
+    let out = Array3::from_shape_vec((b, l, d), out).expect("shape");
+    let probs = keep_probs.then(|| Array4::from_shape_vec((b, heads, l, l), probs).expect("shape"));
+    (out, probs)
+}
+
+/// Forward: returns `(out [B, L, D], probs [B, n_h, L, L])`, the probabilities only if
+/// `keep_probs` (the backward pass needs them).
+pub fn attention<T: Float>(
+    qkv: ArrayView3<T>,
+    heads: usize,
+    keep_probs: bool,
+) -> (Array3<T>, Option<Array4<T>>) {
     let (b, l, d3) = qkv.dim();
     assert!(d3 % 3 == 0, "attention: last axis must be 3·D, got {d3}");
     let d = d3 / 3;
@@ -22,22 +72,37 @@ pub fn attention<T: Float>(qkv: ArrayView3<T>, heads: usize) -> (Array3<T>, Arra
         "attention: D = {d} not divisible by {heads} heads"
     );
     let dh = d / heads;
+    if b * l * d > 0 && use_fast::<T>(dh) {
+        return attention_fast(qkv, heads, keep_probs);
+    }
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut out = Array3::<T>::zeros((b, l, d));
-    let mut probs = Array4::<T>::zeros((b, heads, l, l));
+    // Without `keep_probs`, each image's probabilities live in a per-task scratch instead.
+    let mut probs = Array4::<T>::zeros(if keep_probs {
+        (b, heads, l, l)
+    } else {
+        (b, 1, 0, 0)
+    });
     let tasks: Vec<_> = out
         .outer_iter_mut()
         .zip(probs.outer_iter_mut())
         .enumerate()
         .collect();
-    tasks.into_par_iter().for_each(|(bi, (mut ob, mut pb))| {
+    tasks.into_par_iter().for_each(|(bi, (ob, pb))| {
         let x = qkv.index_axis(Axis(0), bi);
+        let mut ob = ob;
+        let mut scratch = Array2::<T>::zeros(if keep_probs { (0, 0) } else { (l, l) });
+        let mut pb = pb;
         for h in 0..heads {
             let c = h * dh;
             let q = x.slice(s![.., c..c + dh]);
             let k = x.slice(s![.., d + c..d + c + dh]);
             let v = x.slice(s![.., 2 * d + c..2 * d + c + dh]);
-            let mut p = pb.index_axis_mut(Axis(0), h);
+            let mut p = if keep_probs {
+                pb.index_axis_mut(Axis(0), h)
+            } else {
+                scratch.view_mut()
+            };
             gemm_once(scale, q, k.t(), T::zero(), p.view_mut());
             for mut row in p.rows_mut() {
                 let r = row.as_slice_mut().expect("contiguous row");
@@ -61,7 +126,7 @@ pub fn attention<T: Float>(qkv: ArrayView3<T>, heads: usize) -> (Array3<T>, Arra
             );
         }
     });
-    (out, probs)
+    (out, keep_probs.then_some(probs))
 }
 
 /// Backward: `∂qkv` from `g = ∂out [B, L, D]`, the input and the saved probabilities.
@@ -76,6 +141,9 @@ pub fn attention_backward<T: Float>(
     let d = d3 / 3;
     let heads = probs.dim().1;
     let dh = d / heads;
+    if b * l * d > 0 && use_fast::<T>(dh) {
+        return attention_backward_fast(g, qkv, probs);
+    }
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut dqkv = Array3::<T>::zeros((b, l, d3));
     let tasks: Vec<_> = dqkv.outer_iter_mut().enumerate().collect();
@@ -127,4 +195,42 @@ pub fn attention_backward<T: Float>(
         }
     });
     dqkv
+}
+
+/// The f32 fused backward over all images (parallel over images; one task per image).
+fn attention_backward_fast<T: Float>(
+    g: ArrayView3<T>,
+    qkv: ArrayView3<T>,
+    probs: ArrayView4<T>,
+) -> Array3<T> {
+    let (b, l, d3) = qkv.dim();
+    let d = d3 / 3;
+    let heads = probs.dim().1;
+    let (gs, xs, ps) = (
+        g.as_standard_layout(),
+        qkv.as_standard_layout(),
+        probs.as_standard_layout(),
+    );
+    let (gs, xs, ps) = (
+        gs.as_slice().expect("standard"),
+        xs.as_slice().expect("standard"),
+        ps.as_slice().expect("standard"),
+    );
+    let mut dqkv = vec![T::zero(); b * l * d3];
+    dqkv.par_chunks_mut(l * d3).enumerate().for_each(|(i, dx)| {
+        let done = fast32::attention_backward(
+            T::as_f32(&gs[i * l * d..(i + 1) * l * d]).expect("f32"),
+            T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32"),
+            T::as_f32(&ps[i * heads * l * l..(i + 1) * heads * l * l]).expect("f32"),
+            l,
+            d,
+            heads,
+            T::as_f32_mut(dx).expect("f32"),
+        );
+        assert!(
+            done.is_some(),
+            "fused attention kernel unavailable after the check"
+        );
+    });
+    Array3::from_shape_vec((b, l, d3), dqkv).expect("shape")
 }

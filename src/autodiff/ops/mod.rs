@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod cholesky;
 pub mod elementwise;
+pub mod fast32;
 pub mod linear;
 pub mod matmul;
 pub mod norm;

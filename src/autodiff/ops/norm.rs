@@ -2,7 +2,7 @@
 //! point 6; eval mode is an affine map of constants, built from elementary ops) and L2 row
 //! normalisation (SPEC §4.3, §17 point 7).
 
-use super::par;
+use super::{fast32, par};
 use crate::float::Float;
 use ndarray::{Array1, ArrayD};
 use rayon::prelude::*;
@@ -30,11 +30,27 @@ pub fn layer_norm<T: Float>(
     let mut rstd = vec![T::zero(); rows];
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
+    let fast = use_fast::<T>(w);
     y.par_chunks_mut(chunk_rows * w)
         .zip(xhat.par_chunks_mut(chunk_rows * w))
         .zip(rstd.par_chunks_mut(chunk_rows))
         .enumerate()
         .for_each(|(ci, ((yc, hc), rc))| {
+            if fast {
+                let off = ci * chunk_rows * w;
+                let f = f32s::<T>;
+                let done = fast32::layer_norm_rows(
+                    f(&xs[off..off + yc.len()]),
+                    f(&gs),
+                    f(&bs),
+                    eps.to_f32().expect("f32"),
+                    T::as_f32_mut(yc).expect("f32"),
+                    T::as_f32_mut(hc).expect("f32"),
+                    T::as_f32_mut(rc).expect("f32"),
+                );
+                assert!(done.is_some(), "fast LayerNorm unavailable after the check");
+                return;
+            }
             for (r, rs) in rc.iter_mut().enumerate() {
                 let off = (ci * chunk_rows + r) * w;
                 let xr = &xs[off..off + w];
@@ -57,6 +73,17 @@ pub fn layer_norm<T: Float>(
         ArrayD::from_shape_vec(x.raw_dim(), y).expect("shape"),
         LayerNormSaved { xhat, rstd },
     )
+}
+
+/// Whether LayerNorm over width `w` runs the vectorised f32 rows of [`fast32`] (f32 only; the f64
+/// oracle keeps the generic code below).
+fn use_fast<T: Float>(w: usize) -> bool {
+    w > 0 && T::as_f32(&[]).is_some() && fast32::level() != fast32::Level::None
+}
+
+/// The f32 view of an f32 slice (only called when [`use_fast`] said `T` is f32).
+fn f32s<T: Float>(a: &[T]) -> &[f32] {
+    T::as_f32(a).expect("f32")
 }
 
 /// Column sums of a `[rows, w]` buffer in fixed row chunks, combined in chunk order.
@@ -100,9 +127,24 @@ pub fn layer_norm_backward<T: Float>(
     let wt = T::of(w as f64);
     let mut dx = vec![T::zero(); gs.len()];
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
+    let fast = use_fast::<T>(w);
     dx.par_chunks_mut(chunk_rows * w)
         .enumerate()
         .for_each(|(ci, dc)| {
+            if fast {
+                let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
+                let n = dc.len() / w;
+                let f = f32s::<T>;
+                let done = fast32::layer_norm_backward_rows(
+                    f(&gs[off..off + dc.len()]),
+                    f(&hs[off..off + dc.len()]),
+                    f(&gm),
+                    f(&saved.rstd[r0..r0 + n]),
+                    T::as_f32_mut(dc).expect("f32"),
+                );
+                assert!(done.is_some(), "fast LayerNorm unavailable after the check");
+                return;
+            }
             for (r, dr) in dc.chunks_mut(w).enumerate() {
                 let row = ci * chunk_rows + r;
                 let off = row * w;
