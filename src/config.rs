@@ -198,8 +198,9 @@ pub const PRESETS: &[&str] = &["paper", "fast", "tiny"];
 impl Config {
     /// A named preset:
     /// * `paper` — SPEC §14 exactly (the default);
-    /// * `fast` — for trying things out: 200 GAT epochs, 10 warm-up and 10 joint epochs, EM caps
-    ///   50/10/50; same model sizes;
+    /// * `fast` — for trying things out (the README's main command; ≤ 10 min on the embedded
+    ///   section on 2 cores): 200 GAT epochs, 3 warm-up and 2 joint epochs, EM caps 50/10/50;
+    ///   same model sizes;
     /// * `tiny` — the SPEC §18 tiny configuration's training lengths and model sizes, for tests.
     pub fn preset(name: &str) -> Result<Config> {
         let mut c = Config::default();
@@ -207,8 +208,8 @@ impl Config {
             "paper" => {}
             "fast" => {
                 c.smoothing.epochs = 200;
-                c.module1.warmup_epochs = 10;
-                c.module2.joint_epochs = 10;
+                c.module1.warmup_epochs = 3;
+                c.module2.joint_epochs = 2;
                 c.module2.em_iters_init = 50;
                 c.module2.em_iters_epoch = 10;
                 c.module2.em_iters_final = 50;
