@@ -199,7 +199,7 @@ impl Config {
     /// A named preset:
     /// * `paper` — SPEC §14 exactly (the default);
     /// * `fast` — for trying things out (the README's main command; ≤ 10 min on the embedded
-    ///   section on 2 cores): 200 GAT epochs, 3 warm-up and 2 joint epochs, EM caps 50/10/50;
+    ///   section on 2 cores): 200 GAT epochs, 3 warm-up epochs and 1 joint epoch, EM caps 50/10/50;
     ///   same model sizes;
     /// * `tiny` — the SPEC §18 tiny configuration's training lengths and model sizes, for tests.
     pub fn preset(name: &str) -> Result<Config> {
@@ -209,7 +209,7 @@ impl Config {
             "fast" => {
                 c.smoothing.epochs = 200;
                 c.module1.warmup_epochs = 3;
-                c.module2.joint_epochs = 2;
+                c.module2.joint_epochs = 1;
                 c.module2.em_iters_init = 50;
                 c.module2.em_iters_epoch = 10;
                 c.module2.em_iters_final = 50;

@@ -125,7 +125,7 @@ fn darlc_tiny_run_is_complete_finite_and_thread_independent() {
         "smm.l_off",
     ] {
         assert!(
-            m.tensors.get(name).is_some(),
+            m.tensors.contains_key(name),
             "model.safetensors lacks {name}"
         );
     }
