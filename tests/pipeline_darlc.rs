@@ -4,34 +4,17 @@
 
 use darlc::io::{TensorData, TensorFile};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn darlc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_darlc"))
-}
+mod pipeline_common;
+
+use pipeline_common::darlc;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-joint-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    pipeline_common::tmp("joint", name)
 }
 
-/// A 300-gene simulated section (287 genes kept after the MT- filter).
 fn section() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-joint-sim-{}", std::process::id()));
-    if !d.join("truth.csv").exists() {
-        let st = darlc()
-            .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    }
-    d
+    pipeline_common::section("joint")
 }
 
 /// `darlc run --preset tiny` with an optional JSON config override.

@@ -2,34 +2,17 @@
 //! marker, errors for impossible requests, and thread-count independence.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn darlc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_darlc"))
-}
+mod pipeline_common;
+
+use pipeline_common::darlc;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    pipeline_common::tmp("run", name)
 }
 
-/// A 300-gene simulated section (shared by the tests of this file; simulation is deterministic).
 fn section() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-run-sim-{}", std::process::id()));
-    if !d.join("truth.csv").exists() {
-        let st = darlc()
-            .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    }
-    d
+    pipeline_common::section("run")
 }
 
 fn run(input: &Path, out: &Path, extra: &[&str], threads: &str) -> std::process::Output {

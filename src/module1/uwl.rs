@@ -9,26 +9,21 @@ pub const SIGMA2_MIN: f64 = 1e-12;
 
 /// `L_SSL = L_MIM/(2σ₁²) + L_CL/(2σ₂²) + ln(1 + σ₁²) + ln(1 + σ₂²)` (Eq. 11), all 0-d nodes.
 pub fn uwl<T: Float>(t: &mut Tape<T>, l_mim: Var, l_cl: Var, sigma1: Var, sigma2: Var) -> Var {
-    let mut total = None;
-    for (l, s) in [(l_mim, sigma1), (l_cl, sigma2)] {
-        let s2 = t.square(s);
-        let den = t.scale(s2, 2.0);
-        let a = t.div(l, den);
-        let r = t.log1p(s2);
-        let term = t.add(a, r);
-        total = Some(match total {
-            None => term,
-            Some(x) => t.add(x, term),
-        });
-    }
-    total.expect("two terms")
+    let a = uwl_term(t, l_mim, sigma1);
+    let b = uwl_term(t, l_cl, sigma2);
+    t.add(a, b)
 }
 
 /// SPEC §15 `w/o CLR`: `L_SSL = L_MIM/(2σ₁²) + ln(1 + σ₁²)`.
 pub fn uwl_mim_only<T: Float>(t: &mut Tape<T>, l_mim: Var, sigma1: Var) -> Var {
-    let s2 = t.square(sigma1);
+    uwl_term(t, l_mim, sigma1)
+}
+
+/// One task's term of Eq. 11: `L/(2σ²) + ln(1 + σ²)`.
+fn uwl_term<T: Float>(t: &mut Tape<T>, l: Var, sigma: Var) -> Var {
+    let s2 = t.square(sigma);
     let den = t.scale(s2, 2.0);
-    let a = t.div(l_mim, den);
+    let a = t.div(l, den);
     let r = t.log1p(s2);
     t.add(a, r)
 }

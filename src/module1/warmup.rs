@@ -70,6 +70,28 @@ pub fn batches(perm: &[usize], batch: usize) -> Vec<&[usize]> {
     perm.chunks(batch.max(1)).filter(|c| c.len() >= 2).collect()
 }
 
+/// Steps per epoch of [`batches`]: full batches plus a final one of at least 2 images.
+pub fn steps_per_epoch(n: usize, batch: usize) -> usize {
+    let batch = batch.max(1);
+    n / batch + usize::from(n % batch >= 2)
+}
+
+/// A step progress bar (`epoch`/`loss` in prefix and message), hidden unless `show`; indicatif
+/// also hides it when stderr is not a terminal.
+pub fn step_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    b.set_style(style);
+    b
+}
+
 /// Train `model` for `opts.epochs` epochs on raw images `x` and their smoothed twins `x_s`
 /// (`[N, C, H, W]`). Permutations come from the stream `"warmup.perm.epoch{e}"`, masks from
 /// `"warmup.mask.epoch{e}"` (drawn batch after batch).
@@ -81,23 +103,8 @@ pub fn warmup<T: Float>(
 ) -> Result<Vec<EpochLog>> {
     let n = x.dim().0;
     let mut adam = Adam::<T>::new(opts.lr);
-    let steps_per_epoch = {
-        let full = n / opts.batch.max(1);
-        full + usize::from(n % opts.batch.max(1) >= 2)
-    };
-    let total = (steps_per_epoch * opts.epochs) as u64;
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(total);
-        let style = indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        b.set_style(style);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let total = (steps_per_epoch(n, opts.batch) * opts.epochs) as u64;
+    let bar = step_bar(opts.progress, total);
     let mut logs = Vec::new();
     let mut lines = String::new();
     let (l, nk) = (model.cfg.tokens(), model.cfg.n_keep());
@@ -171,6 +178,7 @@ mod tests {
         let p: Vec<usize> = (0..13).collect();
         let b = batches(&p, 6);
         assert_eq!(b.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![6, 6]);
+        assert_eq!(steps_per_epoch(13, 6), b.len());
         let p: Vec<usize> = (0..14).collect();
         assert_eq!(
             batches(&p, 6).iter().map(|c| c.len()).collect::<Vec<_>>(),

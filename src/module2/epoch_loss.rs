@@ -57,6 +57,16 @@ pub fn lambda_at(lambda0: f64, epoch: usize, epochs: usize) -> f64 {
     lambda0 * (1.0 - epoch as f64 / epochs.max(1) as f64)
 }
 
+/// The soft proportions `f_k = (1/N) Σ_i q_ik` of Eq. 20 from responsibilities `[N, K]`, summed
+/// in row order.
+pub fn proportions(r: ArrayView2<f64>) -> Array1<f64> {
+    let mut f = Array1::<f64>::zeros(r.ncols());
+    for row in r.axis_iter(Axis(0)) {
+        f += &row;
+    }
+    f / r.nrows().max(1) as f64
+}
+
 /// `τ = 0.2/K` and the lower clamp `ε = 1e-12` of Eq. 20.
 fn size_bounds(k: usize) -> (f64, f64) {
     (1e-12, 0.2 / k as f64)
@@ -80,12 +90,7 @@ pub fn clustering_gradient(
     let nf = n as f64;
     // L_LH (Eq. 18), summed in row order.
     let l_lh = -e.log_likelihood() / nf;
-    // f_k (Eq. 20): column means of q, summed in row order.
-    let mut f = Array1::<f64>::zeros(k);
-    for row in e.r.axis_iter(Axis(0)) {
-        f += &row;
-    }
-    f /= nf;
+    let f = proportions(e.r.view());
     let (eps, tau) = size_bounds(k);
     let mut l_size = 0.0;
     let mut a = Array1::<f64>::zeros(k);

@@ -33,11 +33,11 @@ use crate::float::Float;
 use crate::module1::mim::draw_visible;
 use crate::module1::model::{ModuleI, mim_and_h, ssl_forward_h};
 use crate::module1::uwl::check_sigmas;
-use crate::module1::warmup::{batches, permutation};
+use crate::module1::warmup::{batches, permutation, step_bar, steps_per_epoch};
 use crate::nn::adam::Adam;
 use crate::nn::params::{Bound, ParamId};
 use crate::rng;
-use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView2, ArrayView4, Axis, IxDyn, s};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView4, Axis, IxDyn, s};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -481,8 +481,8 @@ impl<T: Float> Joint<T> {
         let mut adam_b = Adam::<T>::new(self.opts.lr_batch);
         let smm_param_ids = [self.smm_ids.mu, self.smm_ids.eta, self.smm_ids.l_off];
         let e_total = self.opts.epochs;
-        let steps = batches(&(0..n).collect::<Vec<_>>(), self.opts.batch).len();
-        let bar = progress_bar(self.opts.progress, (e_total * steps) as u64);
+        let steps = steps_per_epoch(n, self.opts.batch);
+        let bar = step_bar(self.opts.progress, (e_total * steps) as u64);
         let mut prev_labels: Option<Vec<usize>> = None;
         let mut logs = Vec::new();
         for e in 0..e_total {
@@ -603,27 +603,4 @@ impl<T: Float> Joint<T> {
         v.extend(self.head.bn.buffers());
         v
     }
-}
-
-fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    b.set_style(style);
-    b
-}
-
-/// The mixing proportions `f_k = (1/N) Σ_i q_ik` of responsibilities `[N, K]` (row order).
-pub fn proportions(r: ArrayView2<f64>) -> Array1<f64> {
-    let mut f = Array1::<f64>::zeros(r.ncols());
-    for row in r.axis_iter(Axis(0)) {
-        f += &row;
-    }
-    f / r.nrows().max(1) as f64
 }
