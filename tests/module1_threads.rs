@@ -91,6 +91,7 @@ fn module1_embed_outputs_identical_on_1_and_2_threads() {
             image_shape: None,
             sparsify: 0.0,
             pixel_max: None,
+            image_scale: darlc::config::ImageScale::None,
             smoothing: darlc::augment::smooth::Method::Gat,
             gat_epochs: 3,
             quiet: true,

@@ -133,6 +133,23 @@ fn darlc_tiny_run_is_complete_finite_and_thread_independent() {
     let j = joint_records(&a);
     assert_eq!(j[0]["lambda"], 0.5);
     assert_eq!(j[1]["lambda"], 0.25);
+    // The simulated section carries its patterns as labels, so every fit logs its NMI against
+    // them and the number of clusters it uses (1 ≤ used ≤ K = 10); the final fit's NMI is the
+    // one in metrics.json.
+    let recs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in recs.iter().filter(|r| r["phase"] != "warm-up") {
+        let used = r["clusters_used"].as_u64().unwrap();
+        assert!((1..=10).contains(&used), "{r}");
+        let nmi = r["nmi_truth"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&nmi), "{r}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("metrics.json")).unwrap()).unwrap();
+    let last = recs.last().unwrap();
+    assert!((last["nmi_truth"].as_f64().unwrap() - m["nmi"].as_f64().unwrap()).abs() < 1e-12);
     for d in [&a, &b] {
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -141,3 +141,38 @@ fn results_do_not_depend_on_the_thread_count() {
     std::fs::remove_dir_all(&a).unwrap();
     std::fs::remove_dir_all(&b).unwrap();
 }
+
+/// `--image-scale max` changes what the method sees but not the stored images or what the
+/// metrics are measured on, and `run.json` records it.
+#[test]
+fn image_scale_changes_the_clustering_input_only() {
+    let input = section();
+    let (a, b) = (tmp("scale-none"), tmp("scale-max"));
+    let o = run(&input, &a, &["--method", "kmeans"], "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        &input,
+        &b,
+        &["--method", "kmeans", "--image-scale", "max"],
+        "2",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(
+        read(&a, "images.safetensors"),
+        read(&b, "images.safetensors"),
+        "the stored images stay unscaled"
+    );
+    assert_ne!(
+        read(&a, "clusters.csv"),
+        read(&b, "clusters.csv"),
+        "k-means on max-scaled vectors groups genes differently"
+    );
+    let rj =
+        |d: &Path| -> serde_json::Value { serde_json::from_slice(&read(d, "run.json")).unwrap() };
+    assert_eq!(rj(&a)["config"]["image_scale"], "none");
+    assert_eq!(rj(&b)["config"]["image_scale"], "max");
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

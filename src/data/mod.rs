@@ -337,3 +337,47 @@ fn finish_report(set: &mut ImageSet) {
         0.0
     };
 }
+
+/// Apply a per-image scaling ([`crate::config::ImageScale`]) in place. `Max` divides every image
+/// (all channels together) by its largest value; an image whose maximum is ≤ 0 is left as is.
+/// Preprocessed values are non-negative, so `Max` maps each image onto [0, 1] with its maximum at 1.
+pub fn scale_images(images: &mut Array4<f32>, scale: crate::config::ImageScale) {
+    use crate::config::ImageScale;
+    match scale {
+        ImageScale::None => {}
+        ImageScale::Max => {
+            for mut img in images.outer_iter_mut() {
+                let m = img.fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                if m > 0.0 {
+                    img.mapv_inplace(|v| v / m);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::scale_images;
+    use crate::config::ImageScale;
+    use ndarray::Array4;
+
+    #[test]
+    fn max_scaling_puts_each_image_on_unit_max_and_keeps_zeros() {
+        // image 0: values {0, 2, 4, 1}; image 1: all zero; image 2: {0.5, 0, 0, 0.25}
+        let mut x = Array4::from_shape_vec(
+            (3, 1, 2, 2),
+            vec![0.0, 2.0, 4.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.25],
+        )
+        .unwrap();
+        let before = x.clone();
+        scale_images(&mut x, ImageScale::None);
+        assert_eq!(x, before);
+        scale_images(&mut x, ImageScale::Max);
+        // 2/4, 4/4, 1/4 and 0.5/0.5, 0.25/0.5 — exact in binary floating point.
+        assert_eq!(
+            x.as_slice().unwrap(),
+            &[0.0, 0.5, 1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5]
+        );
+    }
+}

@@ -48,6 +48,10 @@ pub struct EmbedArgs {
     /// does for natural images (255 for 8-bit images, 16 for the 8×8 digits). Default: no scaling.
     #[arg(long)]
     pub pixel_max: Option<f64>,
+    /// Per-image scaling after loading (not in SPEC; default none): `max` divides each image by
+    /// its maximum, as `darlc run --image-scale` does.
+    #[arg(long, value_enum, default_value_t = crate::config::ImageScale::None)]
+    pub image_scale: crate::config::ImageScale,
     /// Denoiser for the positive views: the GAT autoencoder (SPEC §3) or Gaussian kernel
     /// smoothing (§15).
     #[arg(long, value_enum, default_value_t = crate::augment::smooth::Method::Gat)]
@@ -122,6 +126,7 @@ pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
     if let Some(m) = args.pixel_max {
         set.images.mapv_inplace(|v| (v as f64 / m) as f32);
     }
+    crate::data::scale_images(&mut set.images, args.image_scale);
     Ok(set)
 }
 
@@ -216,6 +221,7 @@ mod tests {
             image_shape: Some("2x2".into()),
             sparsify: 0.0,
             pixel_max,
+            image_scale: crate::config::ImageScale::None,
             smoothing: crate::augment::smooth::Method::Gks,
             gat_epochs: 1,
             quiet: true,

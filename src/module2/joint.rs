@@ -126,7 +126,18 @@ pub struct JointEpochLog {
     pub sigma2: f64,
     /// Share of images whose argmax cluster changed since the previous epoch's EM.
     pub labels_changed: f64,
+    /// Clusters that are the argmax of at least one image after this epoch's EM (≤ K): a fall
+    /// shows components merging.
+    pub clusters_used: usize,
     pub seconds: f64,
+}
+
+/// Number of distinct labels (clusters that hold at least one image).
+pub fn clusters_used(labels: &[usize]) -> usize {
+    let mut seen: Vec<usize> = labels.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 /// One batch-level step's scalars.
@@ -461,13 +472,14 @@ impl<T: Float> Joint<T> {
     }
 
     /// Joint epochs 0…E_j−1 (SPEC §1 step 6) on raw images `x`, their smoothed twins `x_s` and
-    /// the seeding Laplacian. `on_epoch` receives each epoch's record as soon as it is complete.
+    /// the seeding Laplacian. `on_epoch` receives each epoch's record as soon as it is complete,
+    /// with the labels of that epoch's EM (for monitoring only).
     pub fn train(
         &mut self,
         x: ArrayView4<T>,
         x_s: ArrayView4<T>,
         lap: &LaplacianSym,
-        mut on_epoch: impl FnMut(&JointEpochLog) -> Result<()>,
+        mut on_epoch: impl FnMut(&JointEpochLog, &[usize]) -> Result<()>,
     ) -> Result<Vec<JointEpochLog>> {
         let n = x.dim().0;
         if lap.n() != n {
@@ -501,6 +513,7 @@ impl<T: Float> Joint<T> {
             self.smm = warm;
             self.load_smm_params();
             let (labels, _) = em.estep.labels();
+            let used = clusters_used(&labels);
             let changed = prev_labels.as_ref().map_or(1.0, |p| {
                 p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
             });
@@ -570,9 +583,10 @@ impl<T: Float> Joint<T> {
                 sigma1,
                 sigma2,
                 labels_changed: changed,
+                clusters_used: used,
                 seconds: t0.elapsed().as_secs_f64(),
             };
-            on_epoch(&log)?;
+            on_epoch(&log, prev_labels.as_deref().unwrap_or(&[]))?;
             logs.push(log);
         }
         bar.finish_and_clear();

@@ -1,7 +1,7 @@
 //! `darlc run` flags: data options, config layering (preset, then `--config` file, then flags).
 
 use super::run;
-use crate::config::{Clusters, Config, Method};
+use crate::config::{Clusters, Config, ImageScale, Method};
 use crate::data::cli::LoadArgs;
 use crate::error::{DarlcError, Result};
 use std::path::PathBuf;
@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Ground-truth labels (CSV: id, label) for NMI/ARI/ACC.
     #[arg(long)]
     pub truth: Option<PathBuf>,
+    /// Per-image scaling before smoothing and clustering (not in SPEC; default none). `max`
+    /// divides each image by its maximum so that genes group by pattern rather than level.
+    #[arg(long, value_enum)]
+    pub image_scale: Option<ImageScale>,
 }
 
 /// Merge JSON `over` into `base` (objects key by key, anything else replaced).
@@ -82,6 +86,9 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     }
     if let Some(s) = args.seed {
         c.seed = s;
+    }
+    if let Some(s) = args.image_scale {
+        c.image_scale = s;
     }
     // `--patch` (default 5) sets the ViT patch side; a config file's `module1.patch` wins only
     // when the flag is left at its default.

@@ -21,7 +21,7 @@ use crate::module1::model::{Config as M1Config, ModuleI};
 use crate::module1::warmup::{WarmupOptions, warmup};
 use crate::module2::baselines::{self, Clustering};
 use crate::module2::epoch_loss::Terms;
-use crate::module2::joint::{Joint, JointOptions};
+use crate::module2::joint::{Joint, JointOptions, clusters_used};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::module2::smm::ScalePrior;
@@ -90,6 +90,24 @@ impl Log<'_> {
         self.text.push('\n');
         crate::io::atomic_write(self.path, self.text.as_bytes())
     }
+}
+
+/// The data's own labels (if any) as indices, in order of first appearance.
+fn truth_indices(set: &ImageSet) -> Option<Vec<usize>> {
+    let labels = set.labels.as_ref()?;
+    let mut names: Vec<&str> = Vec::new();
+    Some(
+        labels
+            .iter()
+            .map(|l| match names.iter().position(|n| *n == l.as_str()) {
+                Some(i) => i,
+                None => {
+                    names.push(l);
+                    names.len() - 1
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A log record with its phase name in front.
@@ -223,7 +241,13 @@ pub fn run_darlc(
             k,
         ));
     }
-    // 5–6. Joint phase.
+    // 5–6. Joint phase. With labels attached to the data (simulations, digit stacks) the log
+    // records the NMI of every fit against them; they are never used for training.
+    let truth = truth_indices(set);
+    let nmi_of = |labels: &[usize]| -> Option<f64> {
+        let t = truth.as_ref()?;
+        crate::eval::metrics::nmi(t, labels).ok()
+    };
     let jopts = joint_options(c, k, progress);
     let (mut joint, init) = timed(&mut phases, "smm-init", || {
         Joint::start(m1, x.view(), jopts)
@@ -231,9 +255,17 @@ pub fn run_darlc(
     log.push(&serde_json::json!({
         "phase": "smm-init", "em_iters": init.iters, "em_converged": init.converged,
         "l_map": init.l_map.last(), "jitter_used": init.jitter_used,
+        "clusters_used": clusters_used(&init.estep.labels().0),
+        "nmi_truth": nmi_of(&init.estep.labels().0),
     }))?;
     timed(&mut phases, "joint", || {
-        joint.train(x.view(), xs.view(), &lap, |rec| log.push(rec))?;
+        joint.train(x.view(), xs.view(), &lap, |rec, labels| {
+            let mut v = serde_json::to_value(rec).unwrap_or_default();
+            if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
+                obj.insert("nmi_truth".into(), m.into());
+            }
+            log.push(&v)
+        })?;
         Ok(())
     })?;
     // 7. Final fit.
@@ -241,6 +273,8 @@ pub fn run_darlc(
     log.push(&serde_json::json!({
         "phase": "final", "em_iters": report.iters, "em_converged": report.converged,
         "l_map": report.l_map.last(), "jitter_used": report.jitter_used,
+        "clusters_used": clusters_used(&report.estep.labels().0),
+        "nmi_truth": nmi_of(&report.estep.labels().0),
     }))?;
     check_finite("h", &h)?;
     check_finite("z", &z)?;

@@ -6,7 +6,7 @@ pub mod cli;
 pub mod darlc;
 pub mod outputs;
 
-use crate::config::{CheckedConfig, Method};
+use crate::config::{CheckedConfig, ImageScale, Method};
 use crate::data::{self, ImageSet, LoadOptions};
 use crate::error::{DarlcError, Result};
 use crate::io;
@@ -114,18 +114,32 @@ pub fn run(
     });
     eprint!("{}", data::cli::summary(&set));
     let n = set.images.dim().0;
+    // `x`: the images as loaded, for metrics and outputs; the methods see `model_set` / `x_model`,
+    // which differ only under a per-image scaling (`image_scale`, not in SPEC).
     let x = baselines::tissue_vectors(set.images.view(), set.mask.view())?;
+    let scaled = (c.image_scale != ImageScale::None).then(|| {
+        let mut s = set.clone();
+        data::scale_images(&mut s.images, c.image_scale);
+        eprintln!("images: each divided by its maximum (image_scale = max; metrics use the unscaled images)");
+        s
+    });
+    let model_set = scaled.as_ref().unwrap_or(&set);
+    let x_scaled = match &scaled {
+        Some(s) => Some(baselines::tissue_vectors(s.images.view(), s.mask.view())?),
+        None => None,
+    };
+    let x_model = x_scaled.as_ref().unwrap_or(&x);
     let k_given = cfg.clusters_for(n)?;
     let baseline_k = || match k_given {
         Some(k) => Ok(k),
-        None => infer_clusters(&x, c.module2.knn, c.seed),
+        None => infer_clusters(x_model, c.module2.knn, c.seed),
     };
     let t1 = Instant::now();
     let mut extras = Extras { model: None };
     let (mut result, k) = match c.method {
         Method::Kmeans => {
             let k = baseline_k()?;
-            let cl = baselines::kmeans_baseline(x.view(), k, c.seed)?;
+            let cl = baselines::kmeans_baseline(x_model.view(), k, c.seed)?;
             let r = RunResult {
                 clustering: cl,
                 h: None,
@@ -137,7 +151,7 @@ pub fn run(
         Method::GmmPca => {
             let k = baseline_k()?;
             let mut cl = baselines::gmm_pca_baseline(
-                x.view(),
+                x_model.view(),
                 k,
                 c.module2.dim,
                 c.module2.em_iters_final,
@@ -153,7 +167,7 @@ pub fn run(
             (r, k)
         }
         Method::Darlc => {
-            let (r, mut model, k) = darlc::run_darlc(&set, k_given, c, out, true)?;
+            let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, out, true)?;
             model.metadata.insert(
                 "config".into(),
                 serde_json::to_string(c).unwrap_or_default(),
