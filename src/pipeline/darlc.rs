@@ -92,6 +92,36 @@ impl Log<'_> {
     }
 }
 
+/// A warning when the final fit puts every image in fewer than half of the K components: the
+/// mixture merged components (SPEC §6.2 notes that the default NIW scale prior drives ν to 1, and
+/// one Adam_E step per epoch at lr 1e-3 moves every weight by about lr; both merge components on
+/// our simulated sections). The result is still a valid fit, so this is a warning, not an error.
+fn merge_warning(used: usize, k: usize, c: &Config) -> Option<String> {
+    if 2 * used >= k {
+        return None;
+    }
+    let mut hint = Vec::new();
+    if c.module2.lr_epoch > 1e-4 && c.module2.joint_epochs > 0 {
+        hint.push(format!(
+            "module2.lr_epoch = {:e} (1e-5 kept all components on our simulated sections)",
+            c.module2.lr_epoch
+        ));
+    }
+    if c.module2.scale_prior != "within" {
+        hint.push("module2.scale_prior = \"within\"".to_string());
+    }
+    let mut w = format!(
+        "warning: only {used} of K = {k} clusters hold any gene after the final fit: the mixture merged components"
+    );
+    if !hint.is_empty() {
+        w.push_str(&format!(
+            "; try {} (see README, \"When clusters merge\")",
+            hint.join(" and ")
+        ));
+    }
+    Some(w)
+}
+
 /// The data's own labels (if any) as indices, in order of first appearance.
 fn truth_indices(set: &ImageSet) -> Option<Vec<usize>> {
     let labels = set.labels.as_ref()?;
@@ -280,6 +310,9 @@ pub fn run_darlc(
     check_finite("z", &z)?;
     check_finite("responsibilities", &report.estep.r)?;
     let (labels, confidence) = report.estep.labels();
+    if let Some(w) = merge_warning(clusters_used(&labels), k, c) {
+        eprintln!("{w}");
+    }
     let model = tensor_file(joint.named_tensors());
     Ok((
         RunResult {
@@ -305,4 +338,25 @@ fn tensor_file(named: Vec<(String, ArrayD<f32>)>) -> TensorFile {
         tf.insert_float(n, a);
     }
     tf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_warning_names_the_parameters_to_try() {
+        let c = Config::default();
+        // 7 of 432 (the MOB fast run) warns; 216 of 432 (exactly half) does not.
+        let w = merge_warning(7, 432, &c).unwrap();
+        assert!(w.contains("7 of K = 432"), "{w}");
+        assert!(w.contains("module2.lr_epoch = 1e-3"), "{w}");
+        assert!(w.contains("scale_prior"), "{w}");
+        assert!(merge_warning(216, 432, &c).is_none());
+        let mut tuned = Config::default();
+        tuned.module2.lr_epoch = 1e-5;
+        tuned.module2.scale_prior = "within".into();
+        let w = merge_warning(3, 33, &tuned).unwrap();
+        assert!(!w.contains("try"), "{w}");
+    }
 }
