@@ -25,6 +25,7 @@ use crate::fixtures::case::{Builder, CaseData};
 use crate::module1::mim::draw_visible;
 use crate::module1::model::{Config, ModuleI};
 use crate::nn::adam::Adam;
+use crate::nn::params::ParamId;
 use ndarray::{Array1, Array2, Array3, Array4, ArrayD, IxDyn, s};
 use rand::Rng;
 
@@ -194,14 +195,7 @@ pub fn epoch_step(mut b: Builder) -> CaseData {
         ("l_size".to_string(), scalar(terms.l_size)),
         ("l_mim".to_string(), scalar(l_mim)),
     ];
-    let mut named: Vec<(String, ArrayD<f64>)> = j
-        .epoch_ids
-        .iter()
-        .zip(grads)
-        .map(|(id, g)| (format!("grad.{}", j.m1.store.name(*id)), g))
-        .collect();
-    named.sort_by(|a, c| a.0.cmp(&c.0));
-    out.extend(named);
+    out.extend(sorted_grads(&j, &j.epoch_ids, grads));
     let mut adam = Adam::new(1e-3);
     j.epoch_step(&mut adam, x.view(), z.view(), &lap, lambda, &vis)
         .expect("finite epoch step");
@@ -248,17 +242,25 @@ pub fn batch_step(mut b: Builder) -> CaseData {
         ("l_mim".to_string(), scalar(l.l_mim)),
         ("l_cl".to_string(), scalar(l.l_cl)),
     ];
-    let mut named: Vec<(String, ArrayD<f64>)> = j
-        .batch_ids
-        .iter()
-        .zip(grads)
-        .map(|(id, g)| (format!("grad.{}", j.m1.store.name(*id)), g))
-        .collect();
-    named.sort_by(|a, c| a.0.cmp(&c.0));
-    out.extend(named);
+    out.extend(sorted_grads(&j, &j.batch_ids, grads));
     let mut adam = Adam::new(1e-3);
     j.batch_step(&mut adam, xb.view(), xsb.view(), pb.view(), &vis)
         .expect("finite batch step");
     after_outputs(&j, &mut out);
     b.finish(out)
+}
+
+/// `grad.<dotted name>` for every parameter in `ids`, sorted by name (the fixture's key order).
+fn sorted_grads(
+    j: &Joint<f64>,
+    ids: &[ParamId],
+    grads: Vec<ArrayD<f64>>,
+) -> Vec<(String, ArrayD<f64>)> {
+    let mut named: Vec<(String, ArrayD<f64>)> = ids
+        .iter()
+        .zip(grads)
+        .map(|(id, g)| (format!("grad.{}", j.m1.store.name(*id)), g))
+        .collect();
+    named.sort_by(|a, c| a.0.cmp(&c.0));
+    named
 }

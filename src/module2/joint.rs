@@ -134,10 +134,7 @@ pub struct JointEpochLog {
 
 /// Number of distinct labels (clusters that hold at least one image).
 pub fn clusters_used(labels: &[usize]) -> usize {
-    let mut seen: Vec<usize> = labels.to_vec();
-    seen.sort_unstable();
-    seen.dedup();
-    seen.len()
+    crate::eval::metrics::dense_labels(labels).1.len()
 }
 
 /// One batch-level step's scalars.

@@ -122,24 +122,6 @@ fn merge_warning(used: usize, k: usize, c: &Config) -> Option<String> {
     Some(w)
 }
 
-/// The data's own labels (if any) as indices, in order of first appearance.
-fn truth_indices(set: &ImageSet) -> Option<Vec<usize>> {
-    let labels = set.labels.as_ref()?;
-    let mut names: Vec<&str> = Vec::new();
-    Some(
-        labels
-            .iter()
-            .map(|l| match names.iter().position(|n| *n == l.as_str()) {
-                Some(i) => i,
-                None => {
-                    names.push(l);
-                    names.len() - 1
-                }
-            })
-            .collect(),
-    )
-}
-
 /// A log record with its phase name in front.
 #[derive(serde::Serialize)]
 struct Tagged<'a, R: serde::Serialize> {
@@ -273,7 +255,10 @@ pub fn run_darlc(
     }
     // 5–6. Joint phase. With labels attached to the data (simulations, digit stacks) the log
     // records the NMI of every fit against them; they are never used for training.
-    let truth = truth_indices(set);
+    let truth = set
+        .labels
+        .as_ref()
+        .map(|l| crate::eval::metrics::dense_labels(l).0);
     let nmi_of = |labels: &[usize]| -> Option<f64> {
         let t = truth.as_ref()?;
         crate::eval::metrics::nmi(t, labels).ok()
