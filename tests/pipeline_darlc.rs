@@ -133,6 +133,19 @@ fn darlc_tiny_run_is_complete_finite_and_thread_independent() {
     let j = joint_records(&a);
     assert_eq!(j[0]["lambda"], 0.5);
     assert_eq!(j[1]["lambda"], 0.25);
+    // The per-step wall times are non-negative and account for no more than the epoch's time.
+    for r in &j {
+        let steps = ["embed", "em", "epoch_step", "target", "batch_steps"];
+        let parts: Vec<f64> = steps
+            .iter()
+            .map(|s| r["timing"][s].as_f64().unwrap())
+            .collect();
+        assert!(parts.iter().all(|&p| p >= 0.0), "{r}");
+        assert!(
+            parts.iter().sum::<f64>() <= r["seconds"].as_f64().unwrap(),
+            "{r}"
+        );
+    }
     // The simulated section carries its patterns as labels, so every fit logs its NMI against
     // them and the number of clusters it uses (1 ≤ used ≤ K = 10); the final fit's NMI is the
     // one in metrics.json.

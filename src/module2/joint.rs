@@ -130,6 +130,23 @@ pub struct JointEpochLog {
     /// shows components merging.
     pub clusters_used: usize,
     pub seconds: f64,
+    /// Wall time of each step of the epoch (seconds), to see where a joint epoch goes.
+    pub timing: JointTiming,
+}
+
+/// Seconds spent in the steps a–e of one joint epoch (see the module docs).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct JointTiming {
+    /// a: `Z` of all images before the EM.
+    pub embed: f64,
+    /// b: the warm-started EM.
+    pub em: f64,
+    /// c: the two-pass epoch-level gradient, Adam_E and EMA.
+    pub epoch_step: f64,
+    /// d: `Z` after the epoch-level step and the target distribution.
+    pub target: f64,
+    /// e: all batch-level steps.
+    pub batch_steps: f64,
 }
 
 /// Number of distinct labels (clusters that hold at least one image).
@@ -497,9 +514,16 @@ impl<T: Float> Joint<T> {
         for e in 0..e_total {
             let t0 = Instant::now();
             bar.set_prefix(format!("joint {}/{}", e + 1, e_total));
+            let mut timing = JointTiming::default();
+            let mut clock = Instant::now();
+            let mut lap_time = |slot: &mut f64| {
+                *slot = clock.elapsed().as_secs_f64();
+                clock = Instant::now();
+            };
             // a–b: Z, EM warm-started from the trained Θ; reset μ, L to Θ̂.
             let (_, z) = self.embed(x);
             let z = to_f64(z.view());
+            lap_time(&mut timing.embed);
             let mut warm = self.trained_smm()?;
             let em = warm.em(
                 z.view(),
@@ -515,6 +539,7 @@ impl<T: Float> Joint<T> {
                 p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
             });
             prev_labels = Some(labels);
+            lap_time(&mut timing.em);
             // c: the epoch-level step.
             let lambda = lambda_at(self.opts.lambda0, e, e_total);
             let visible = draw_visible(
@@ -528,10 +553,12 @@ impl<T: Float> Joint<T> {
             adam_e.step(&mut self.m1.store, &self.epoch_ids, &grads);
             let m = self.m1.cfg.momentum;
             self.m1.ema(m);
+            lap_time(&mut timing.epoch_step);
             // d: the target distribution under Θ̂, frozen for the epoch.
             let (_, z) = self.embed(x);
             let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
             let ln_p = target_log_distribution(ln_q.view());
+            lap_time(&mut timing.target);
             // e: batch-level steps.
             adam_b.reset_state(&smm_param_ids);
             let perm = permutation(
@@ -562,6 +589,7 @@ impl<T: Float> Joint<T> {
                 ));
                 bar.inc(1);
             }
+            lap_time(&mut timing.batch_steps);
             let im = images.max(1) as f64;
             let (sigma1, sigma2) = self.m1.sigmas();
             let log = JointEpochLog {
@@ -582,6 +610,7 @@ impl<T: Float> Joint<T> {
                 labels_changed: changed,
                 clusters_used: used,
                 seconds: t0.elapsed().as_secs_f64(),
+                timing,
             };
             on_epoch(&log, prev_labels.as_deref().unwrap_or(&[]))?;
             logs.push(log);
