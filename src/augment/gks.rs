@@ -9,7 +9,7 @@
 //! ascending index order, computed by one thread, so results are bit-identical for any number of
 //! threads.
 
-use super::graph::Graph;
+use super::graph::{Graph, pixel_coords};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
@@ -68,10 +68,7 @@ impl GksKernel {
 
     /// The kernel on an `h × w` pixel grid, node `row·w + col` (natural images, SPEC §3.1, §15).
     pub fn pixel_grid(h: usize, w: usize) -> Result<GksKernel> {
-        let coords: Vec<[f64; 2]> = (0..h)
-            .flat_map(|r| (0..w).map(move |c| [r as f64, c as f64]))
-            .collect();
-        Self::new(&coords)
+        Self::new(&pixel_coords(h, w))
     }
 
     /// Number of nodes.
@@ -176,12 +173,6 @@ mod tests {
     use ndarray::{Array, Axis, array, s};
     use rand::Rng;
 
-    fn grid(h: usize, w: usize) -> Vec<[f64; 2]> {
-        (0..h)
-            .flat_map(|r| (0..w).map(move |c| [r as f64, c as f64]))
-            .collect()
-    }
-
     #[test]
     fn hand_computed_three_nodes() {
         // Nodes on a line at 0, 1, 3: every pair is within the truncation radius 3.
@@ -205,7 +196,7 @@ mod tests {
 
     #[test]
     fn constant_stays_constant() {
-        let q = grid(7, 9);
+        let q = pixel_coords(7, 9);
         let x = Array2::<f64>::from_elem((63, 3), 2.5);
         let y = gks_smooth(&q, x.view()).unwrap();
         // Weights sum to 1 up to rounding of ~30 terms: a few ulps of 2.5.
@@ -224,7 +215,7 @@ mod tests {
         // x = e_c (impulse at node c) → x̃_v = K_vc / Σ_u K_vu: the c-th column of the
         // row-normalised kernel, recomputed here directly from the definition.
         let (h, w) = (6, 7);
-        let q = grid(h, w);
+        let q = pixel_coords(h, w);
         let c = 2 * w + 3;
         let mut x = Array2::<f64>::zeros((h * w, 1));
         x[[c, 0]] = 1.0;
@@ -246,7 +237,7 @@ mod tests {
 
     #[test]
     fn linear_in_input_and_f32_matches_f64() {
-        let q = grid(5, 6);
+        let q = pixel_coords(5, 6);
         let mut rng = crate::rng::stream(1, "test.gks.linear");
         let a = Array::from_shape_fn((30, 4), |_| rng.random::<f64>());
         let b = Array::from_shape_fn((30, 4), |_| rng.random::<f64>());
@@ -274,7 +265,7 @@ mod tests {
         let mut rng = crate::rng::stream(2, "test.gks.images");
         let x = Array::from_shape_fn((n, ch, h, w), |_| rng.random::<f32>());
         let y = gks_smooth_images(x.view()).unwrap();
-        let k = GksKernel::new(&grid(h, w)).unwrap();
+        let k = GksKernel::new(&pixel_coords(h, w)).unwrap();
         for i in 0..n {
             for c in 0..ch {
                 let plane = x.index_axis(Axis(0), i).index_axis(Axis(0), c).to_owned();
@@ -286,7 +277,7 @@ mod tests {
         }
         // Bit-identical on 1 and 2 threads, for images and node matrices.
         let big = Array::from_shape_fn((300, 5), |_| rng.random::<f32>());
-        let kb = GksKernel::new(&grid(15, 20)).unwrap();
+        let kb = GksKernel::new(&pixel_coords(15, 20)).unwrap();
         let run = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -52,6 +52,13 @@ pub fn visium_coords(array_row: &[i64], array_col: &[i64]) -> Result<Vec<[f64; 2
         .collect())
 }
 
+/// Coordinates `(row, col)` of the pixels of an `h × w` grid, node `row·w + col` (row-major).
+pub fn pixel_coords(h: usize, w: usize) -> Vec<[f64; 2]> {
+    (0..h)
+        .flat_map(|r| (0..w).map(move |c| [r as f64, c as f64]))
+        .collect()
+}
+
 impl Graph {
     /// Build a graph from an undirected pair list (SPEC §3.2 semantics): every pair `(a, b)` adds
     /// both `(a, b)` and `(b, a)`, every node gets its self-loop, duplicates are merged.
@@ -462,16 +469,9 @@ fn cmp_candidate(a: &(f64, u32), b: &(f64, u32)) -> std::cmp::Ordering {
 mod tests {
     use super::*;
 
-    /// Square lattice coordinates `(row, col)` of an `h × w` grid, row-major.
-    fn square(h: usize, w: usize) -> Vec<[f64; 2]> {
-        (0..h)
-            .flat_map(|r| (0..w).map(move |c| [r as f64, c as f64]))
-            .collect()
-    }
-
     #[test]
     fn square_interior_has_nine_entries_and_hand_counted_edges() {
-        let g = Graph::radius(&square(3, 3), SQUARE_RADIUS).unwrap();
+        let g = Graph::radius(&pixel_coords(3, 3), SQUARE_RADIUS).unwrap();
         // Centre node 4 of a 3×3 grid: itself + 8 neighbours = all 9 nodes.
         assert_eq!(g.neighbors(4), &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
         // Hand count for 3×3, 8-neighbourhood: 4 corners × 4 + 4 edge-midpoints × 6 + 1 × 9
@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(g.num_edges(), 49);
         // 4×5 grid: undirected non-self pairs = horizontal 4·4 + vertical 3·5 + 2 diagonals × 3·4
         // = 16 + 15 + 24 = 55; entries = 2·55 + 20 self-loops = 130.
-        let g = Graph::radius(&square(4, 5), SQUARE_RADIUS).unwrap();
+        let g = Graph::radius(&pixel_coords(4, 5), SQUARE_RADIUS).unwrap();
         assert_eq!(g.num_edges(), 130);
         assert_eq!(g, Graph::pixel_grid(4, 5).unwrap());
     }

@@ -128,18 +128,13 @@ mod tests {
     use ndarray::Array2;
     use rand::Rng;
 
-    /// Square lattice coordinates `(row, col)` of an `h × w` grid, row-major.
-    fn grid(h: usize, w: usize) -> Vec<[f64; 2]> {
-        (0..h)
-            .flat_map(|r| (0..w).map(move |c| [r as f64, c as f64]))
-            .collect()
-    }
+    use crate::augment::graph::pixel_coords;
 
     #[test]
     fn checkerboard_on_rook_graph_is_minus_one() {
         // 4×4 grid, 4-neighbourhood (radius 1). Checkerboard x = ±1 has mean 0 and every
         // neighbour pair has opposite signs: Σ w x_i x_j = −W, Σ x² = n, so I = (n/W)(−W)/n = −1.
-        let g = Graph::radius(&grid(4, 4), 1.0).unwrap();
+        let g = Graph::radius(&pixel_coords(4, 4), 1.0).unwrap();
         let x: Vec<f64> = (0..16)
             .map(|i| if (i / 4 + i % 4) % 2 == 0 { 1.0 } else { -1.0 })
             .collect();
@@ -150,7 +145,7 @@ mod tests {
     fn hand_computed_small_cases() {
         // 2×2 grid, 8-neighbourhood = complete graph K4, W = 12. x = [1, −1, −1, 1]: mean 0,
         // Σx² = 4, Σ_{i≠j} x_i x_j = (Σx)² − Σx² = −4, so I = (4/12)(−4)/4 = −1/3.
-        let g = Graph::radius(&grid(2, 2), 1.5).unwrap();
+        let g = Graph::radius(&pixel_coords(2, 2), 1.5).unwrap();
         let i = moran_i(&g, &[1.0, -1.0, -1.0, 1.0]).unwrap().unwrap();
         assert_relative_eq!(i, -1.0 / 3.0, epsilon = 1e-15);
         // Path 0–1–2–3, x = [0, 1, 2, 3]: mean 1.5, d = [−1.5, −.5, .5, 1.5], Σd² = 5, W = 6,
@@ -162,7 +157,7 @@ mod tests {
 
     #[test]
     fn undefined_cases_are_none() {
-        let g = Graph::radius(&grid(3, 3), 1.5).unwrap();
+        let g = Graph::radius(&pixel_coords(3, 3), 1.5).unwrap();
         assert_eq!(moran_i(&g, &[0.1; 9]).unwrap(), None);
         // No non-self edges.
         let lonely = Graph::radius(&[[0.0, 0.0], [5.0, 0.0]], 1.0).unwrap();
@@ -173,7 +168,7 @@ mod tests {
     #[test]
     fn smooth_gradient_is_positive() {
         // A linear ramp along the rows of a 10×10 grid is strongly autocorrelated.
-        let g = Graph::radius(&grid(10, 10), 1.5).unwrap();
+        let g = Graph::radius(&pixel_coords(10, 10), 1.5).unwrap();
         let x: Vec<f64> = (0..100).map(|i| (i / 10) as f64).collect();
         let i = moran_i(&g, &x).unwrap().unwrap();
         assert!(i > 0.8, "I = {i}");
@@ -183,7 +178,7 @@ mod tests {
     fn random_signals_average_minus_one_over_n_minus_one() {
         // Under randomisation E[I] = −1/(n − 1) (Cliff & Ord). Check the mean over 2000 i.i.d.
         // uniform signals lies within 4 standard errors of it.
-        let g = Graph::radius(&grid(10, 10), 1.5).unwrap();
+        let g = Graph::radius(&pixel_coords(10, 10), 1.5).unwrap();
         let cols = 2000;
         let mut rng = crate::rng::stream(3, "test.moran.random");
         let x = Array2::from_shape_fn((100, cols), |_| rng.random::<f64>());
