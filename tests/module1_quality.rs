@@ -146,7 +146,7 @@ fn module1_digits_h_beats_raw_pixels_in_nmi() {
             batch,
             ..WarmupOptions::default()
         };
-        let logs = warmup(&mut m, set.images.view(), xs.view(), &wopts).unwrap();
+        let logs = warmup(&mut m, set.images.view(), xs.view(), &wopts, |_| Ok(())).unwrap();
         let h = m.embed(set.images.view(), 256).mapv(|v| v as f64);
         let kh = kmeans(h.view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
         let b = nmi(&y, &kh.labels).unwrap();

@@ -94,12 +94,14 @@ pub fn step_bar(show: bool, total: u64) -> indicatif::ProgressBar {
 
 /// Train `model` for `opts.epochs` epochs on raw images `x` and their smoothed twins `x_s`
 /// (`[N, C, H, W]`). Permutations come from the stream `"warmup.perm.epoch{e}"`, masks from
-/// `"warmup.mask.epoch{e}"` (drawn batch after batch).
+/// `"warmup.mask.epoch{e}"` (drawn batch after batch). `on_epoch` receives each epoch's record
+/// as soon as it is complete.
 pub fn warmup<T: Float>(
     model: &mut ModuleI<T>,
     x: ArrayView4<T>,
     x_s: ArrayView4<T>,
     opts: &WarmupOptions,
+    mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
     let n = x.dim().0;
     let mut adam = Adam::<T>::new(opts.lr);
@@ -163,6 +165,7 @@ pub fn warmup<T: Float>(
             lines.push('\n');
             crate::io::atomic_write(path, lines.as_bytes())?;
         }
+        on_epoch(&log)?;
         logs.push(log);
     }
     bar.finish_and_clear();
