@@ -26,6 +26,7 @@ pub mod module1;
 pub mod module2;
 pub mod nn;
 pub mod pipeline;
+pub mod progress;
 pub mod rng;
 
 pub use error::{DarlcError, Result};

@@ -40,11 +40,13 @@ use crate::io::TensorFile;
 use crate::nn::adam::Adam;
 use crate::nn::clip::clip_grad_norm;
 use crate::nn::params::{ParamId, ParamStore};
+use crate::progress::{Eta, batch_job_line};
 use crate::rng;
 use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2};
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Xavier-normal gain and attention-vector scale of SPEC §3.4 (STAGATE's 1.414, not √2).
 pub const INIT_GAIN: f64 = 1.414;
@@ -590,11 +592,24 @@ pub fn train_observed<T: Float>(
     let mut opt = Optimiser::new(params, cfg);
     let pb = progress_bar(cfg.progress, cfg.epochs, "GAT");
     let mut losses = Vec::with_capacity(cfg.epochs);
+    // Without a terminal: a line at every tenth of the epochs.
+    let every = (cfg.epochs / 10).max(1);
+    let mut eta = Eta::new(cfg.epochs);
+    let mut tick = Instant::now();
     for epoch in 0..cfg.epochs {
         let l = train_step(&mut tape, xv, &g, &mut opt, cfg, x_sq);
         check_finite(l, epoch)?;
         losses.push(l);
         on_epoch(epoch, l);
+        let left = eta.after(tick.elapsed().as_secs_f64());
+        tick = Instant::now();
+        if cfg.progress && (epoch + 1) % every == 0 {
+            batch_job_line(&format!(
+                "GAT epoch {}/{}: loss {l:.6}{left}",
+                epoch + 1,
+                cfg.epochs
+            ));
+        }
         if let Some(pb) = &pb {
             pb.set_position(epoch as u64 + 1);
             pb.set_message(format!("epoch {} loss {:.6}", epoch + 1, l));

@@ -54,6 +54,21 @@ pub struct EpochLog {
     pub images_per_s: f64,
 }
 
+impl EpochLog {
+    /// One line for a log file: `warm-up epoch e/E: losses, img/s, seconds`.
+    pub fn describe(&self, epochs: usize) -> String {
+        format!(
+            "warm-up epoch {}/{epochs}: L_SSL {:.4} (L_MIM {:.4}, L_CL {:.4}), {:.1} img/s, {:.1} s",
+            self.epoch + 1,
+            self.l_ssl,
+            self.l_mim,
+            self.l_cl,
+            self.images_per_s,
+            self.seconds
+        )
+    }
+}
+
 /// A permutation of `0..n` from a stream (Fisher–Yates).
 pub fn permutation<R: Rng>(r: &mut R, n: usize) -> Vec<usize> {
     let mut p: Vec<usize> = (0..n).collect();

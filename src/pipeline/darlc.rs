@@ -25,6 +25,7 @@ use crate::module2::joint::{Joint, JointOptions, clusters_used};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::module2::smm::ScalePrior;
+use crate::progress::{Eta, batch_job_line};
 use ndarray::{Array2, ArrayD};
 use std::path::Path;
 use std::time::Instant;
@@ -142,48 +143,6 @@ fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) 
     Ok(r)
 }
 
-/// One progress line per epoch on stderr when it is not a terminal (a batch job's log file),
-/// where the progress bars stay hidden.
-fn batch_job_line(text: &str) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        eprintln!("[darlc] {text}");
-    }
-}
-
-/// Remaining time of a phase from the mean epoch time so far.
-struct Eta {
-    epochs: usize,
-    done: usize,
-    seconds: f64,
-}
-
-impl Eta {
-    fn new(epochs: usize) -> Self {
-        Eta {
-            epochs,
-            done: 0,
-            seconds: 0.0,
-        }
-    }
-
-    /// Record one finished epoch of `seconds`; returns `"; about … left"` (empty after the last).
-    fn after(&mut self, seconds: f64) -> String {
-        self.done += 1;
-        self.seconds += seconds;
-        let left = self.epochs.saturating_sub(self.done);
-        if left == 0 {
-            return String::new();
-        }
-        let s = self.seconds / self.done as f64 * left as f64;
-        if s >= 120.0 {
-            format!("; about {:.0} min left", s / 60.0)
-        } else {
-            format!("; about {s:.0} s left")
-        }
-    }
-}
-
 fn check_finite(name: &str, a: &Array2<f64>) -> Result<()> {
     if a.iter().any(|v| !v.is_finite()) {
         return Err(DarlcError::Numerical(format!(
@@ -270,17 +229,8 @@ pub fn run_darlc(
     timed(&mut phases, "warm-up", || {
         let mut eta = Eta::new(wopts.epochs);
         warmup(&mut m1, x.view(), xs.view(), &wopts, |rec| {
-            batch_job_line(&format!(
-                "warm-up epoch {}/{}: L_SSL {:.4} (L_MIM {:.4}, L_CL {:.4}), {:.1} img/s, {:.1} s{}",
-                rec.epoch + 1,
-                wopts.epochs,
-                rec.l_ssl,
-                rec.l_mim,
-                rec.l_cl,
-                rec.images_per_s,
-                rec.seconds,
-                eta.after(rec.seconds)
-            ));
+            let left = eta.after(rec.seconds);
+            batch_job_line(&format!("{}{left}", rec.describe(wopts.epochs)));
             log.push(&Tagged {
                 phase: "warm-up",
                 rec,
@@ -401,17 +351,6 @@ fn tensor_file(named: Vec<(String, ArrayD<f32>)>) -> TensorFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eta_extrapolates_the_mean_epoch_time() {
-        let mut e = Eta::new(4);
-        // 1 epoch of 30 s done, 3 left: 90 s.
-        assert_eq!(e.after(30.0), "; about 90 s left");
-        // mean (30 + 90)/2 = 60 s, 2 left: 120 s = 2 min.
-        assert_eq!(e.after(90.0), "; about 2 min left");
-        e.after(60.0);
-        assert_eq!(e.after(60.0), "");
-    }
 
     #[test]
     fn merge_warning_names_the_parameters_to_try() {
