@@ -135,11 +135,12 @@ fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) 
     let t = Instant::now();
     eprintln!("[darlc] {name} …");
     let r = f()?;
-    eprintln!("[darlc] {name} done in {:.1} s", t.elapsed().as_secs_f64());
-    phases.push(Phase {
-        name: name.into(),
-        seconds: t.elapsed().as_secs_f64(),
+    let phase = Phase::ended(name, t);
+    let peak = phase.peak_rss_mb.map_or(String::new(), |m| {
+        format!(" (peak RSS so far {:.2} GB)", m / 1024.0)
     });
+    eprintln!("[darlc] {name} done in {:.1} s{peak}", phase.seconds);
+    phases.push(phase);
     Ok(r)
 }
 

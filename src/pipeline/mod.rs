@@ -21,6 +21,20 @@ use std::time::Instant;
 pub struct Phase {
     pub name: String,
     pub seconds: f64,
+    /// The process's peak resident set size (`VmHWM`) when the phase ended, in MB: the first
+    /// phase whose value jumps is the one that sets the run's memory need.
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl Phase {
+    /// A phase called `name` that started at `t0` and ends now.
+    pub fn ended(name: &str, t0: Instant) -> Phase {
+        Phase {
+            name: name.into(),
+            seconds: t0.elapsed().as_secs_f64(),
+            peak_rss_mb: crate::module1::bench::peak_rss_mb(),
+        }
+    }
 }
 
 /// What a run produced, before it is written.
@@ -108,15 +122,11 @@ pub fn run(
     let mut phases = Vec::new();
     let t0 = Instant::now();
     let set = data::load(input, load)?;
-    phases.push(Phase {
-        name: "load".into(),
-        seconds: t0.elapsed().as_secs_f64(),
-    });
+    phases.push(Phase::ended("load", t0));
     eprint!("{}", data::cli::summary(&set));
     let n = set.images.dim().0;
-    // `x`: the images as loaded, for metrics and outputs; the methods see `model_set` / `x_model`,
-    // which differ only under a per-image scaling (`image_scale`, not in SPEC).
-    let x = baselines::tissue_vectors(set.images.view(), set.mask.view())?;
+    // The methods see `model_set`, which differs from `set` only under a per-image scaling
+    // (`image_scale`, not in SPEC); metrics and outputs use the images as loaded.
     let scaled = (c.image_scale != ImageScale::None).then(|| {
         let mut s = set.clone();
         data::scale_images(&mut s.images, c.image_scale);
@@ -124,13 +134,12 @@ pub fn run(
         s
     });
     let model_set = scaled.as_ref().unwrap_or(&set);
-    let x_scaled = match &scaled {
-        Some(s) => Some(baselines::tissue_vectors(s.images.view(), s.mask.view())?),
-        None => None,
-    };
-    let x_model = x_scaled.as_ref().unwrap_or(&x);
+    // Tissue-pixel vectors `[N, P]` in f64 (480 MB for 15,000 genes at 75×75): built only when a
+    // baseline needs them and, after the method, for the metrics, so that DARLC's training does
+    // not hold them.
+    let tissue = |s: &ImageSet| baselines::tissue_vectors(s.images.view(), s.mask.view());
     let k_given = cfg.clusters_for(n)?;
-    let baseline_k = || match k_given {
+    let baseline_k = |x_model: &Array2<f64>| match k_given {
         Some(k) => Ok(k),
         None => infer_clusters(x_model, c.module2.knn, c.seed),
     };
@@ -138,7 +147,8 @@ pub fn run(
     let mut extras = Extras { model: None };
     let (mut result, k) = match c.method {
         Method::Kmeans => {
-            let k = baseline_k()?;
+            let x_model = tissue(model_set)?;
+            let k = baseline_k(&x_model)?;
             let cl = baselines::kmeans_baseline(x_model.view(), k, c.seed)?;
             let r = RunResult {
                 clustering: cl,
@@ -149,7 +159,8 @@ pub fn run(
             (r, k)
         }
         Method::GmmPca => {
-            let k = baseline_k()?;
+            let x_model = tissue(model_set)?;
+            let k = baseline_k(&x_model)?;
             let mut cl = baselines::gmm_pca_baseline(
                 x_model.view(),
                 k,
@@ -176,17 +187,12 @@ pub fn run(
             (r, k)
         }
     };
-    phases.push(Phase {
-        name: format!("{:?}", c.method).to_lowercase(),
-        seconds: t1.elapsed().as_secs_f64(),
-    });
+    phases.push(Phase::ended(&format!("{:?}", c.method).to_lowercase(), t1));
     phases.append(&mut result.phases);
     let t2 = Instant::now();
+    let x = tissue(&set)?;
     let written = write_all(&set, &x, &result, &extras, truth, out)?;
-    phases.push(Phase {
-        name: "outputs".into(),
-        seconds: t2.elapsed().as_secs_f64(),
-    });
+    phases.push(Phase::ended("outputs", t2));
     let rj = RunJson {
         complete: true,
         darlc_version: env!("CARGO_PKG_VERSION"),
