@@ -27,12 +27,16 @@ impl Eta {
         }
     }
 
-    /// Record one finished epoch of `seconds`; returns `"; about … left"` (empty after the last).
-    pub fn after(&mut self, seconds: f64) -> String {
+    /// Record one finished epoch of `seconds`.
+    pub fn record(&mut self, seconds: f64) {
         self.done += 1;
         self.seconds += seconds;
+    }
+
+    /// `"; about … left"` from the mean epoch time so far (empty when no epoch is left).
+    pub fn left(&self) -> String {
         let left = self.epochs.saturating_sub(self.done);
-        if left == 0 {
+        if left == 0 || self.done == 0 {
             return String::new();
         }
         let s = self.seconds / self.done as f64 * left as f64;
@@ -41,6 +45,12 @@ impl Eta {
         } else {
             format!("; about {s:.0} s left")
         }
+    }
+
+    /// [`Self::record`] then [`Self::left`].
+    pub fn after(&mut self, seconds: f64) -> String {
+        self.record(seconds);
+        self.left()
     }
 }
 

@@ -601,13 +601,14 @@ pub fn train_observed<T: Float>(
         check_finite(l, epoch)?;
         losses.push(l);
         on_epoch(epoch, l);
-        let left = eta.after(tick.elapsed().as_secs_f64());
+        eta.record(tick.elapsed().as_secs_f64());
         tick = Instant::now();
         if cfg.progress && (epoch + 1) % every == 0 {
             batch_job_line(&format!(
-                "GAT epoch {}/{}: loss {l:.6}{left}",
+                "GAT epoch {}/{}: loss {l:.6}{}",
                 epoch + 1,
-                cfg.epochs
+                cfg.epochs,
+                eta.left()
             ));
         }
         if let Some(pb) = &pb {

@@ -198,14 +198,7 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
         progress: !args.quiet,
         log: Some(args.out.join("warmup.jsonl")),
     };
-    let mut eta = crate::progress::Eta::new(opts.epochs);
-    warmup(&mut model, x.view(), xs.view(), &opts, |rec| {
-        if opts.progress {
-            let left = eta.after(rec.seconds);
-            crate::progress::batch_job_line(&format!("{}{left}", rec.describe(opts.epochs)));
-        }
-        Ok(())
-    })?;
+    warmup(&mut model, x.view(), xs.view(), &opts, |_| Ok(()))?;
     let hrep = model.embed(x.view(), 256);
     let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
     write_outputs(&args.out, &ids, &hrep, &model, &cfg_json)?;

@@ -6,6 +6,7 @@ use super::model::{ModuleI, StepLosses};
 use crate::error::Result;
 use crate::float::Float;
 use crate::nn::adam::Adam;
+use crate::progress::{Eta, batch_job_line};
 use crate::rng;
 use ndarray::{ArrayView4, Axis};
 use rand::Rng;
@@ -92,7 +93,8 @@ pub fn steps_per_epoch(n: usize, batch: usize) -> usize {
 }
 
 /// A step progress bar (`epoch`/`loss` in prefix and message), hidden unless `show`; indicatif
-/// also hides it when stderr is not a terminal.
+/// also hides it when stderr is not a terminal, and the training loops then print one
+/// [`batch_job_line`] per epoch instead.
 pub fn step_bar(show: bool, total: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
@@ -122,6 +124,7 @@ pub fn warmup<T: Float>(
     let mut adam = Adam::<T>::new(opts.lr);
     let total = (steps_per_epoch(n, opts.batch) * opts.epochs) as u64;
     let bar = step_bar(opts.progress, total);
+    let mut eta = Eta::new(opts.epochs);
     let mut logs = Vec::new();
     let mut lines = String::new();
     let (l, nk) = (model.cfg.tokens(), model.cfg.n_keep());
@@ -179,6 +182,10 @@ pub fn warmup<T: Float>(
             lines.push_str(&serde_json::to_string(&log).unwrap_or_default());
             lines.push('\n');
             crate::io::atomic_write(path, lines.as_bytes())?;
+        }
+        if opts.progress {
+            let left = eta.after(secs);
+            batch_job_line(&format!("{}{left}", log.describe(opts.epochs)));
         }
         on_epoch(&log)?;
         logs.push(log);

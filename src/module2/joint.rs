@@ -36,6 +36,7 @@ use crate::module1::uwl::check_sigmas;
 use crate::module1::warmup::{batches, permutation, step_bar, steps_per_epoch};
 use crate::nn::adam::Adam;
 use crate::nn::params::{Bound, ParamId};
+use crate::progress::{Eta, batch_job_line};
 use crate::rng;
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView4, Axis, IxDyn, s};
 use serde::Serialize;
@@ -147,6 +148,28 @@ pub struct JointTiming {
     pub target: f64,
     /// e: all batch-level steps.
     pub batch_steps: f64,
+}
+
+impl JointEpochLog {
+    /// One line for a log file: `joint epoch e/E: losses, clusters used, labels changed, seconds`
+    /// (the first epoch has no previous labels to compare with).
+    pub fn describe(&self, epochs: usize) -> String {
+        let changed = if self.epoch == 0 {
+            String::new()
+        } else {
+            format!(", {:.1}% labels changed", 100.0 * self.labels_changed)
+        };
+        format!(
+            "joint epoch {}/{epochs}: L_E {:.4}, L_KL {:.4}, L_SSL {:.4}, {} clusters used{changed}, \
+             {:.1} s",
+            self.epoch + 1,
+            self.l_e,
+            self.l_kl,
+            self.l_ssl,
+            self.clusters_used,
+            self.seconds
+        )
+    }
 }
 
 /// Number of distinct labels (clusters that hold at least one image).
@@ -509,6 +532,7 @@ impl<T: Float> Joint<T> {
         let e_total = self.opts.epochs;
         let steps = steps_per_epoch(n, self.opts.batch);
         let bar = step_bar(self.opts.progress, (e_total * steps) as u64);
+        let mut eta = Eta::new(e_total);
         let mut prev_labels: Option<Vec<usize>> = None;
         let mut logs = Vec::new();
         for e in 0..e_total {
@@ -612,6 +636,10 @@ impl<T: Float> Joint<T> {
                 seconds: t0.elapsed().as_secs_f64(),
                 timing,
             };
+            if self.opts.progress {
+                let left = eta.after(log.seconds);
+                batch_job_line(&format!("{}{left}", log.describe(e_total)));
+            }
             on_epoch(&log, prev_labels.as_deref().unwrap_or(&[]))?;
             logs.push(log);
         }

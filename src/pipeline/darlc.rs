@@ -25,7 +25,6 @@ use crate::module2::joint::{Joint, JointOptions, clusters_used};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::module2::smm::ScalePrior;
-use crate::progress::{Eta, batch_job_line};
 use ndarray::{Array2, ArrayD};
 use std::path::Path;
 use std::time::Instant;
@@ -228,10 +227,7 @@ pub fn run_darlc(
         log: None,
     };
     timed(&mut phases, "warm-up", || {
-        let mut eta = Eta::new(wopts.epochs);
         warmup(&mut m1, x.view(), xs.view(), &wopts, |rec| {
-            let left = eta.after(rec.seconds);
-            batch_job_line(&format!("{}{left}", rec.describe(wopts.epochs)));
             log.push(&Tagged {
                 phase: "warm-up",
                 rec,
@@ -279,26 +275,7 @@ pub fn run_darlc(
         "nmi_truth": nmi_of(&init.estep.labels().0),
     }))?;
     timed(&mut phases, "joint", || {
-        let mut eta = Eta::new(c.module2.joint_epochs);
         joint.train(x.view(), xs.view(), &lap, |rec, labels| {
-            // The first epoch has no previous labels to compare with.
-            let changed = if rec.epoch == 0 {
-                String::new()
-            } else {
-                format!(", {:.1}% labels changed", 100.0 * rec.labels_changed)
-            };
-            batch_job_line(&format!(
-                "joint epoch {}/{}: L_E {:.4}, L_KL {:.4}, L_SSL {:.4}, {} clusters used{changed}, \
-                 {:.1} s{}",
-                rec.epoch + 1,
-                c.module2.joint_epochs,
-                rec.l_e,
-                rec.l_kl,
-                rec.l_ssl,
-                rec.clusters_used,
-                rec.seconds,
-                eta.after(rec.seconds)
-            ));
             let mut v = serde_json::to_value(rec).unwrap_or_default();
             if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
                 obj.insert("nmi_truth".into(), m.into());

@@ -143,12 +143,14 @@ pub fn run(
         Some(k) => Ok(k),
         None => infer_clusters(x_model, c.module2.knn, c.seed),
     };
+    // A baseline's input, kept for the metrics when it is also the images as loaded.
+    let mut x_loaded: Option<Array2<f64>> = None;
     let t1 = Instant::now();
     let mut extras = Extras { model: None };
     let (mut result, k) = match c.method {
         Method::Kmeans => {
-            let x_model = tissue(model_set)?;
-            let k = baseline_k(&x_model)?;
+            let x_model = x_loaded.insert(tissue(model_set)?);
+            let k = baseline_k(x_model)?;
             let cl = baselines::kmeans_baseline(x_model.view(), k, c.seed)?;
             let r = RunResult {
                 clustering: cl,
@@ -159,8 +161,8 @@ pub fn run(
             (r, k)
         }
         Method::GmmPca => {
-            let x_model = tissue(model_set)?;
-            let k = baseline_k(&x_model)?;
+            let x_model = x_loaded.insert(tissue(model_set)?);
+            let k = baseline_k(x_model)?;
             let mut cl = baselines::gmm_pca_baseline(
                 x_model.view(),
                 k,
@@ -190,7 +192,10 @@ pub fn run(
     phases.push(Phase::ended(&format!("{:?}", c.method).to_lowercase(), t1));
     phases.append(&mut result.phases);
     let t2 = Instant::now();
-    let x = tissue(&set)?;
+    let x = match (x_loaded, &scaled) {
+        (Some(x), None) => x,
+        _ => tissue(&set)?,
+    };
     let written = write_all(&set, &x, &result, &extras, truth, out)?;
     phases.push(Phase::ended("outputs", t2));
     let rj = RunJson {
