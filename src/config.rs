@@ -293,7 +293,7 @@ impl Config {
         if m1.patch == 0 {
             return p("module1.patch", "must be ≥ 1".into());
         }
-        if m1.dim == 0 || m1.dim % 4 != 0 {
+        if m1.dim == 0 || !m1.dim.is_multiple_of(4) {
             return p(
                 "module1.dim",
                 format!(
@@ -308,7 +308,7 @@ impl Config {
                 format!("every decoder width must be ≥ 1; got {:?}", m1.dec_widths),
             );
         }
-        if m1.heads == 0 || m1.dim % m1.heads != 0 {
+        if m1.heads == 0 || !m1.dim.is_multiple_of(m1.heads) {
             return p(
                 "module1.heads",
                 format!("must divide module1.dim = {}; got {}", m1.dim, m1.heads),
@@ -351,10 +351,10 @@ impl Config {
         if m2.dim == 0 {
             return p("module2.dim", "must be ≥ 1".into());
         }
-        if let Clusters::Fixed(k) = m2.clusters {
-            if k < 2 {
-                return p("module2.clusters", format!("K must be ≥ 2; got {k}"));
-            }
+        if let Clusters::Fixed(k) = m2.clusters
+            && k < 2
+        {
+            return p("module2.clusters", format!("K must be ≥ 2; got {k}"));
         }
         if !(m2.alpha >= 1.0) {
             return p(

@@ -181,21 +181,21 @@ impl LoadOptions {
                 format!("{} is too large", self.canvas),
             ));
         }
-        if let Some(f) = self.sparsify {
-            if !(0.0..1.0).contains(&f) {
-                return Err(DarlcError::param(
-                    "sparsify",
-                    format!("{f} must be in [0, 1)"),
-                ));
-            }
+        if let Some(f) = self.sparsify
+            && !(0.0..1.0).contains(&f)
+        {
+            return Err(DarlcError::param(
+                "sparsify",
+                format!("{f} must be in [0, 1)"),
+            ));
         }
-        if let Some((h, w, c)) = self.image_shape {
-            if h == 0 || w == 0 || c == 0 {
-                return Err(DarlcError::param(
-                    "image-shape",
-                    "every dimension must be ≥ 1",
-                ));
-            }
+        if let Some((h, w, c)) = self.image_shape
+            && (h == 0 || w == 0 || c == 0)
+        {
+            return Err(DarlcError::param(
+                "image-shape",
+                "every dimension must be ≥ 1",
+            ));
         }
         Ok(())
     }

@@ -496,10 +496,10 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     if base != dir {
         truth_candidates.push(base.join("truth.csv"));
     }
-    if dir.ends_with("outs") {
-        if let Some(p) = dir.parent() {
-            truth_candidates.push(p.join("truth.csv"));
-        }
+    if dir.ends_with("outs")
+        && let Some(p) = dir.parent()
+    {
+        truth_candidates.push(p.join("truth.csv"));
     }
     let truth = match truth_candidates.into_iter().find(|p| p.is_file()) {
         Some(p) => {

@@ -86,15 +86,13 @@ fn finish(
 }
 
 fn check_shape(path: &Path, opts: &LoadOptions, h: usize, w: usize, c: usize) -> Result<()> {
-    if let Some((eh, ew, ec)) = opts.image_shape {
-        if (eh, ew, ec) != (h, w, c) {
-            return Err(shape_error(
-                path,
-                format!(
-                    "the file holds {h}x{w}x{c} (HxWxC) images, --image-shape says {eh}x{ew}x{ec}"
-                ),
-            ));
-        }
+    if let Some((eh, ew, ec)) = opts.image_shape
+        && (eh, ew, ec) != (h, w, c)
+    {
+        return Err(shape_error(
+            path,
+            format!("the file holds {h}x{w}x{c} (HxWxC) images, --image-shape says {eh}x{ew}x{ec}"),
+        ));
     }
     if h * w > super::raster::MAX_SIDE * super::raster::MAX_SIDE {
         return Err(shape_error(path, format!("{h}x{w} images are too large")));

@@ -424,10 +424,11 @@ fn move_nodes_fast(level: &Level, gamma: f64, part: &mut [usize], rng: &mut rng:
             }
         }
         // An empty community has gain 0.
-        if comm_count[old] > 0 && 0.0 > best_gain + tol {
-            if let Some(c) = empty.pop() {
-                best = c;
-            }
+        if comm_count[old] > 0
+            && 0.0 > best_gain + tol
+            && let Some(c) = empty.pop()
+        {
+            best = c;
         }
         edge_to.clear();
         if comm_count[old] == 0 && best != old {

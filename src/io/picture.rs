@@ -59,15 +59,15 @@ pub fn write_grid(
             path.display()
         )));
     }
-    if let Some(m) = mask {
-        if m.dim() != (h, w) {
-            return Err(DarlcError::Data(format!(
-                "{}: mask shape {:?} differs from images {:?}",
-                path.display(),
-                m.dim(),
-                (h, w)
-            )));
-        }
+    if let Some(m) = mask
+        && m.dim() != (h, w)
+    {
+        return Err(DarlcError::Data(format!(
+            "{}: mask shape {:?} differs from images {:?}",
+            path.display(),
+            m.dim(),
+            (h, w)
+        )));
     }
     let scale = scale.max(1);
     let ncols = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);

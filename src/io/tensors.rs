@@ -184,11 +184,11 @@ impl TensorFile {
         let mut out = TensorFile::new();
         if let Some(m) = md.metadata() {
             for (k, v) in m {
-                if k == "darlc" {
-                    if let Ok(inner) = serde_json::from_str::<BTreeMap<String, String>>(v) {
-                        out.metadata.extend(inner);
-                        continue;
-                    }
+                if k == "darlc"
+                    && let Ok(inner) = serde_json::from_str::<BTreeMap<String, String>>(v)
+                {
+                    out.metadata.extend(inner);
+                    continue;
                 }
                 out.metadata.insert(k.clone(), v.clone());
             }

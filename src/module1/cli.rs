@@ -114,13 +114,13 @@ pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
         seed: args.seed,
         ..crate::data::LoadOptions::default()
     };
-    if let Some(m) = args.pixel_max {
-        if !(m.is_finite() && m > 0.0) {
-            return Err(DarlcError::param(
-                "--pixel-max",
-                format!("must be a positive number, got {m}"),
-            ));
-        }
+    if let Some(m) = args.pixel_max
+        && !(m.is_finite() && m > 0.0)
+    {
+        return Err(DarlcError::param(
+            "--pixel-max",
+            format!("must be a positive number, got {m}"),
+        ));
     }
     let mut set = crate::data::load(&path, &opts)?;
     if let Some(m) = args.pixel_max {

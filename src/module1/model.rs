@@ -97,7 +97,10 @@ impl Config {
     }
     /// Check the sizes fit together; errors name the offending parameter.
     pub fn validate(&self) -> Result<()> {
-        if self.patch == 0 || self.height % self.patch != 0 || self.width % self.patch != 0 {
+        if self.patch == 0
+            || !self.height.is_multiple_of(self.patch)
+            || !self.width.is_multiple_of(self.patch)
+        {
             return Err(DarlcError::param(
                 "patch",
                 format!(
@@ -106,7 +109,7 @@ impl Config {
                 ),
             ));
         }
-        if self.dim % 4 != 0 || self.heads == 0 || self.dim % self.heads != 0 {
+        if !self.dim.is_multiple_of(4) || self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
             return Err(DarlcError::param(
                 "dim",
                 format!(

@@ -53,7 +53,7 @@ pub fn patchify<T: Float>(x: ArrayView4<T>, p: usize) -> Array3<T> {
 /// The fixed 2-D sin-cos table `PE [L, D]` (SPEC §4.1): `ω_k = 10000^{−k/(D/4)}`,
 /// `PE[l] = [sin(b·ω), cos(b·ω), sin(a·ω), cos(a·ω)]` for `l = a·gw + b`. Needs `D % 4 = 0`.
 pub fn sincos_pe(d: usize, gh: usize, gw: usize) -> Array2<f64> {
-    assert!(d % 4 == 0, "sin-cos positions need D % 4 = 0");
+    assert!(d.is_multiple_of(4), "sin-cos positions need D % 4 = 0");
     let q = d / 4;
     let mut pe = Array2::<f64>::zeros((gh * gw, d));
     for a in 0..gh {

@@ -43,7 +43,7 @@ impl MultiHeadAttention {
         rng: &mut Stream,
     ) -> Self {
         assert!(
-            n_heads > 0 && d % n_heads == 0,
+            n_heads > 0 && d.is_multiple_of(n_heads),
             "MultiHeadAttention: {n_heads} heads do not divide width {d}"
         );
         let mut lin = |s: &str| {
