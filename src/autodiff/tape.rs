@@ -10,9 +10,11 @@ use super::ops::elementwise::{Binary, Unary};
 use super::ops::{
     attention, cholesky, elementwise, linear, matmul, norm, reduce, segment, shape, softmax,
 };
+use super::profile;
 use crate::float::Float;
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A handle to a node of a [`Tape`] (its index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,10 +88,71 @@ pub enum Op<T: Float> {
     TriSolveLower { l: Var, b: Var },
     /// `2 Σ ln L_jj`.
     LogDetChol { l: Var },
-    /// Fused multi-head attention on packed `qkv: [B, L, 3D]` (saved probabilities `[B, h, L, L]`).
-    Attention { qkv: Var, probs: Box<ArrayD<T>> },
+    /// Fused multi-head attention on packed `qkv: [B, L, 3D]` with `heads` heads; `saved` is what
+    /// the backward pass needs besides the input and output (probabilities `[B, h, L, L]`, or the
+    /// row log-sum-exps `[B, h, L]` on the fused f32 path).
+    Attention {
+        qkv: Var,
+        heads: usize,
+        saved: Box<ArrayD<T>>,
+    },
     /// `x W + b` for `x: [.., k]`, `W: [k, n]`, `b: [n]`.
     Linear { x: Var, w: Var, b: Var },
+}
+
+impl<T: Float> Op<T> {
+    /// A short name for profiles and printing (`"linear"`, `"unary.gelu"`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::MatMul { .. } => "matmul",
+            Op::BatchMatMul { .. } => "batch_matmul",
+            Op::Binary { kind, .. } => match kind {
+                Binary::Add => "binary.add",
+                Binary::Sub => "binary.sub",
+                Binary::Mul => "binary.mul",
+                Binary::Div => "binary.div",
+            },
+            Op::Unary { kind, .. } => match kind {
+                Unary::Neg => "unary.neg",
+                Unary::Scale(_) => "unary.scale",
+                Unary::Shift(_) => "unary.shift",
+                Unary::Square => "unary.square",
+                Unary::Exp => "unary.exp",
+                Unary::Ln => "unary.ln",
+                Unary::Log1p => "unary.log1p",
+                Unary::Expm1 => "unary.expm1",
+                Unary::Sqrt => "unary.sqrt",
+                Unary::Sigmoid => "unary.sigmoid",
+                Unary::Elu => "unary.elu",
+                Unary::Selu => "unary.selu",
+                Unary::LeakyRelu(_) => "unary.leaky_relu",
+                Unary::Relu => "unary.relu",
+                Unary::Gelu => "unary.gelu",
+                Unary::Clamp(..) => "unary.clamp",
+            },
+            Op::Sum { .. } => "sum_axis",
+            Op::SumAll { .. } => "sum_all",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
+            Op::GatherRows { .. } => "gather_rows",
+            Op::ScatterAddRows { .. } => "scatter_add_rows",
+            Op::Softmax { .. } => "softmax",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::LogSumExp { .. } => "logsumexp",
+            Op::SegmentSoftmax { .. } => "segment_softmax",
+            Op::SegmentWeightedSum { .. } => "segment_weighted_sum",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::L2Normalize { .. } => "l2_normalize",
+            Op::TriSolveLower { .. } => "tri_solve_lower",
+            Op::LogDetChol { .. } => "log_det_chol",
+            Op::Attention { .. } => "attention",
+            Op::Linear { .. } => "linear",
+        }
+    }
 }
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
@@ -188,6 +251,7 @@ impl<T: Float> Tape<T> {
     }
 
     fn push(&mut self, value: ArrayD<T>, op: Op<T>, parents: &[Var]) -> Var {
+        self.profile_gap(op.name());
         let needs_grad = self.record && parents.iter().any(|p| self.nodes[p.0].needs_grad);
         let op = if needs_grad { op } else { Op::Leaf };
         self.nodes.push(Node {
@@ -198,8 +262,17 @@ impl<T: Float> Tape<T> {
         Var(self.nodes.len() - 1)
     }
 
+    /// Charge the time since the previous push (on any tape of this thread) to `name`, only while
+    /// profiling.
+    fn profile_gap(&mut self, name: &'static str) {
+        if profile::enabled() {
+            profile::gap(name);
+        }
+    }
+
     /// A leaf whose gradient is wanted.
     pub fn param(&mut self, value: ArrayD<T>) -> Var {
+        self.profile_gap("leaf");
         let needs_grad = self.record;
         self.nodes.push(Node {
             value,
@@ -210,6 +283,7 @@ impl<T: Float> Tape<T> {
     }
     /// A leaf without gradient.
     pub fn constant(&mut self, value: ArrayD<T>) -> Var {
+        self.profile_gap("leaf");
         self.nodes.push(Node {
             value,
             op: Op::Leaf,
@@ -632,16 +706,14 @@ impl<T: Float> Tape<T> {
             .into_dimensionality::<Ix3>()
             .expect("attention: qkv must be [B, L, 3D]");
         let keep = self.record && self.needs(qkv);
-        let (out, probs) = attention::attention(x, heads, keep);
-        let probs = match probs {
-            Some(p) => p.into_dyn(),
-            None => ArrayD::zeros(IxDyn(&[0])),
-        };
+        let (out, saved) = attention::attention(x, heads, keep);
+        let saved = saved.unwrap_or_else(|| ArrayD::zeros(IxDyn(&[0])));
         self.push(
             out.into_dyn(),
             Op::Attention {
                 qkv,
-                probs: Box::new(probs),
+                heads,
+                saved: Box::new(saved),
             },
             &[qkv],
         )
@@ -692,7 +764,17 @@ impl<T: Float> Tape<T> {
                 continue; // leaves keep their gradient
             }
             let Some(g) = grads[i].take() else { continue };
-            self.backward_node(node, &g, &mut grads);
+            if profile::enabled() {
+                let t0 = Instant::now();
+                self.backward_node(node, &g, &mut grads);
+                drop(g);
+                profile::record("bwd", node.op.name(), t0.elapsed());
+            } else {
+                self.backward_node(node, &g, &mut grads);
+            }
+        }
+        if profile::enabled() {
+            profile::restart_clock();
         }
         Grads { grads }
     }
@@ -916,11 +998,13 @@ impl<T: Float> Tape<T> {
                 accumulate(grads, *w, gw.map(|a| a.into_dyn()));
                 accumulate(grads, *b, gb.map(|a| a.into_dyn()));
             }
-            Op::Attention { qkv, probs } => {
+            Op::Attention { qkv, heads, saved } => {
                 let d = attention::attention_backward(
                     g.view().into_dimensionality::<Ix3>().expect("3-D"),
                     val(*qkv).view().into_dimensionality().expect("3-D"),
-                    probs.view().into_dimensionality().expect("4-D"),
+                    node.value.view().into_dimensionality().expect("3-D"),
+                    saved,
+                    *heads,
                 );
                 accumulate(grads, *qkv, Some(d.into_dyn()));
             }

@@ -8,13 +8,15 @@
 //! do not depend on the thread count). The attention probabilities are kept for the backward pass
 //! (only when asked for: a no-grad pass does not store them).
 //!
-//! In f32 with head width 8, 16 or 32 on an AVX2/AVX-512 CPU, both passes run the fused row-wise
-//! kernels of [`super::fast32`] instead (same formulas; f32 rounding differs, f64 never goes there).
+//! In f32 with head width 8, 16 or 32 on an AVX2/AVX-512 CPU, both passes run the fused row-block
+//! kernels of [`super::fast32`] instead (same function; f32 rounding differs, f64 never goes
+//! there): they keep one log-sum-exp per query row instead of the `[B, n_h, L, L]` probabilities
+//! and recompute the probabilities in the backward pass.
 
 use super::fast32;
 use super::matmul::gemm_once;
 use crate::float::Float;
-use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
+use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView3, Axis, IxDyn, s};
 use rayon::prelude::*;
 
 /// Whether the fused f32 kernels handle this scalar type and head width on this CPU.
@@ -24,46 +26,49 @@ fn use_fast<T: Float>(dh: usize) -> bool {
         && fast32::level() != fast32::Level::None
 }
 
-/// The f32 fused forward over all images (parallel over images; one task per image).
+/// The f32 fused forward over all images (parallel over images; one task per image); the saved
+/// tensor is the row log-sum-exps `[B, n_h, L]` when `keep`.
 fn attention_fast<T: Float>(
     qkv: ArrayView3<T>,
     heads: usize,
-    keep_probs: bool,
-) -> (Array3<T>, Option<Array4<T>>) {
+    keep: bool,
+) -> (Array3<T>, Option<ArrayD<T>>) {
     let (b, l, d3) = qkv.dim();
     let d = d3 / 3;
     let x = qkv.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let mut out = vec![T::zero(); b * l * d];
-    let mut probs = vec![T::zero(); if keep_probs { b * heads * l * l } else { 0 }];
-    let mut pchunks = probs.chunks_mut((heads * l * l).max(1));
+    let mut lse = vec![T::zero(); if keep { b * heads * l } else { 0 }];
+    let mut lchunks = lse.chunks_mut((heads * l).max(1));
     let tasks: Vec<_> = out
         .chunks_mut(l * d)
         .enumerate()
-        .map(|(i, o)| (i, o, if keep_probs { pchunks.next() } else { None }))
+        .map(|(i, o)| (i, o, if keep { lchunks.next() } else { None }))
         .collect();
-    tasks.into_par_iter().for_each(|(i, o, p)| {
+    tasks.into_par_iter().for_each(|(i, o, s)| {
         let xi = T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32");
         let o = T::as_f32_mut(o).expect("f32");
-        let p = p.map(|p| T::as_f32_mut(p).expect("f32"));
-        let done = fast32::attention_forward(xi, l, d, heads, o, p);
+        let s = s.map(|s| T::as_f32_mut(s).expect("f32"));
+        let done = fast32::attention_forward(xi, l, d, heads, o, s);
         assert!(
             done.is_some(),
             "fused attention kernel unavailable after the check"
         );
     });
     let out = Array3::from_shape_vec((b, l, d), out).expect("shape");
-    let probs = keep_probs.then(|| Array4::from_shape_vec((b, heads, l, l), probs).expect("shape"));
-    (out, probs)
+    let lse = keep.then(|| ArrayD::from_shape_vec(IxDyn(&[b, heads, l]), lse).expect("shape"));
+    (out, lse)
 }
 
-/// Forward: returns `(out [B, L, D], probs [B, n_h, L, L])`, the probabilities only if
-/// `keep_probs` (the backward pass needs them).
+/// Forward: returns `(out [B, L, D], saved)`, with `saved` (only if `keep`, for the backward
+/// pass) the probabilities `[B, n_h, L, L]`, or on the fused f32 path the row log-sum-exps
+/// `[B, n_h, L]` from which the backward pass recomputes them.
 pub fn attention<T: Float>(
     qkv: ArrayView3<T>,
     heads: usize,
-    keep_probs: bool,
-) -> (Array3<T>, Option<Array4<T>>) {
+    keep: bool,
+) -> (Array3<T>, Option<ArrayD<T>>) {
+    let keep_probs = keep;
     let (b, l, d3) = qkv.dim();
     assert!(d3 % 3 == 0, "attention: last axis must be 3·D, got {d3}");
     let d = d3 / 3;
@@ -126,24 +131,30 @@ pub fn attention<T: Float>(
             );
         }
     });
-    (out, keep_probs.then_some(probs))
+    (out, keep_probs.then(|| probs.into_dyn()))
 }
 
-/// Backward: `∂qkv` from `g = ∂out [B, L, D]`, the input and the saved probabilities.
+/// Backward: `∂qkv` from `g = ∂out [B, L, D]`, the input `qkv`, the forward's output `out` and
+/// what [`attention`] saved (`heads` heads).
 /// Per head: `∂V = Aᵀ G`, `∂A = G Vᵀ`, `∂S = A ⊙ (∂A − rowsum(∂A ⊙ A))`,
 /// `∂Q = ∂S K / √d_h`, `∂K = ∂Sᵀ Q / √d_h`.
 pub fn attention_backward<T: Float>(
     g: ArrayView3<T>,
     qkv: ArrayView3<T>,
-    probs: ArrayView4<T>,
+    out: ArrayView3<T>,
+    saved: &ArrayD<T>,
+    heads: usize,
 ) -> Array3<T> {
     let (b, l, d3) = qkv.dim();
     let d = d3 / 3;
-    let heads = probs.dim().1;
     let dh = d / heads;
     if b * l * d > 0 && use_fast::<T>(dh) {
-        return attention_backward_fast(g, qkv, probs);
+        return attention_backward_fast(g, qkv, out, saved, heads);
     }
+    let probs = saved
+        .view()
+        .into_dimensionality::<ndarray::Ix4>()
+        .expect("saved probabilities [B, h, L, L]");
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut dqkv = Array3::<T>::zeros((b, l, d3));
     let tasks: Vec<_> = dqkv.outer_iter_mut().enumerate().collect();
@@ -201,27 +212,32 @@ pub fn attention_backward<T: Float>(
 fn attention_backward_fast<T: Float>(
     g: ArrayView3<T>,
     qkv: ArrayView3<T>,
-    probs: ArrayView4<T>,
+    out: ArrayView3<T>,
+    lse: &ArrayD<T>,
+    heads: usize,
 ) -> Array3<T> {
     let (b, l, d3) = qkv.dim();
     let d = d3 / 3;
-    let heads = probs.dim().1;
-    let (gs, xs, ps) = (
+    assert_eq!(lse.shape(), &[b, heads, l], "saved row log-sum-exps");
+    let (gs, xs, os, ls) = (
         g.as_standard_layout(),
         qkv.as_standard_layout(),
-        probs.as_standard_layout(),
+        out.as_standard_layout(),
+        lse.as_standard_layout(),
     );
-    let (gs, xs, ps) = (
+    let (gs, xs, os, ls) = (
         gs.as_slice().expect("standard"),
         xs.as_slice().expect("standard"),
-        ps.as_slice().expect("standard"),
+        os.as_slice().expect("standard"),
+        ls.as_slice().expect("standard"),
     );
     let mut dqkv = vec![T::zero(); b * l * d3];
     dqkv.par_chunks_mut(l * d3).enumerate().for_each(|(i, dx)| {
         let done = fast32::attention_backward(
             T::as_f32(&gs[i * l * d..(i + 1) * l * d]).expect("f32"),
             T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32"),
-            T::as_f32(&ps[i * heads * l * l..(i + 1) * heads * l * l]).expect("f32"),
+            T::as_f32(&os[i * l * d..(i + 1) * l * d]).expect("f32"),
+            T::as_f32(&ls[i * heads * l..(i + 1) * heads * l]).expect("f32"),
             l,
             d,
             heads,

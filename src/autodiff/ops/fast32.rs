@@ -9,16 +9,16 @@
 //!   accuracy (an absolute-error `erf` would not).
 //! * [`layer_norm_rows`] / [`layer_norm_backward_rows`]: LayerNorm rows with fixed-lane sums.
 //! * [`attention_forward`] / [`attention_backward`]: fused multi-head attention for head widths
-//!   8, 16 or 32, row by row (scores, softmax and `A V` of a block of query rows stay in L1),
-//!   register-blocked over 4 query rows, instead of per-head GEMM calls whose packing costs more
-//!   than the 16-deep products themselves.
+//!   16 or 32 in the manner of FlashAttention ([`attention`]: blocks of query rows whose scores,
+//!   softmax and `A V` stay in L1, one log-sum-exp saved per row, probabilities recomputed in the
+//!   backward pass), with explicit 16-lane vectors ([`v16`]).
 //!
 //! Every reduction runs over fixed lanes in a fixed order, and each image is processed by one
 //! task, so results do not depend on the thread count. The kernels are compiled twice, for
 //! AVX-512 and for AVX2+FMA, and picked at run time; without either (or off x86-64) the callers
-//! keep their generic code. Both compiled variants are written to do the same IEEE operations in
-//! the same order (explicit 16-lane reductions, `mul_add` fused in both), so they should give the
-//! same bits; that is not tested (one machine only has one of them active).
+//! keep their generic code. Both compiled variants do the same IEEE operations in the same order
+//! (explicit 16-lane reductions, fused multiply-adds in both), so they give the same bits: a test
+//! runs both on a CPU that has both ([`with_level`]).
 
 // Kernels index several arrays with one loop variable on purpose (fixed lanes, register blocks).
 #![allow(clippy::needless_range_loop)]
@@ -34,21 +34,73 @@ pub enum Level {
     None,
 }
 
-/// The best available [`Level`] (detected once, cached by `std`).
-pub fn level() -> Level {
+thread_local! {
+    static FORCED: std::cell::Cell<Option<Level>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with this thread's kernels compiled for `level` instead of the best one (for tests
+/// that compare the AVX2 and AVX-512 variants). Kernels called from other threads (e.g. rayon
+/// workers) are not affected.
+///
+/// # Panics
+/// If the CPU does not support `level`.
+pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
+    assert!(
+        supports(level),
+        "with_level: this CPU does not support {level:?}"
+    );
+    let before = FORCED.with(|c| c.replace(Some(level)));
+    let r = f();
+    FORCED.with(|c| c.set(before));
+    r
+}
+
+/// Whether this CPU can run the kernels compiled for `level`.
+pub fn supports(level: Level) -> bool {
+    match level {
+        Level::None => true,
+        Level::Avx2 => detect_avx2(),
+        Level::Avx512 => detect_avx512(),
+    }
+}
+
+fn detect_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
-        {
-            return Level::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return Level::Avx2;
-        }
     }
-    Level::None
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn detect_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The [`Level`] this thread's kernels run: the one set by [`with_level`], else the best the CPU
+/// has (detection is cached by `std`).
+pub fn level() -> Level {
+    if let Some(l) = FORCED.with(|c| c.get()) {
+        return l;
+    }
+    if detect_avx512() {
+        Level::Avx512
+    } else if detect_avx2() {
+        Level::Avx2
+    } else {
+        Level::None
+    }
 }
 
 /// Lanes of the fixed-order reductions (independent of the instruction set).
@@ -116,8 +168,42 @@ pub fn gelu_grad(x: f32) -> f32 {
 /// Define `fn $name(args) -> Option<R>` that runs `$body` compiled for the detected instruction
 /// set (`None` without a fast variant). The body is duplicated into one `#[target_feature]`
 /// function per set, so the `#[inline(always)]` helpers it calls are compiled with those features
-/// (a closure would not be: it keeps the caller's baseline features).
+/// (a closure would not be: it keeps the caller's baseline features). With a leading
+/// `vector V;`, the name `V` stands in the body for the [`v16::V16`] type of that set.
 macro_rules! simd_fn {
+    (vector $v:ident; $(#[$m:meta])* $vis:vis fn $name:ident($($a:ident : $t:ty),* $(,)?) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($a: $t),*) -> Option<$r> {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn v512($($a: $t),*) -> $r {
+                    type $v = $crate::autodiff::ops::fast32::v16::Avx512;
+                    $body
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn v256($($a: $t),*) -> $r {
+                    type $v = $crate::autodiff::ops::fast32::v16::Avx2;
+                    $body
+                }
+                match level() {
+                    // SAFETY: the CPU supports the enabled features (checked by `level`).
+                    Level::Avx512 => Some(unsafe { v512($($a),*) }),
+                    // SAFETY: as above.
+                    Level::Avx2 => Some(unsafe { v256($($a),*) }),
+                    Level::None => None,
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = ($($a,)*);
+                None
+            }
+        }
+    };
     ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident : $t:ty),* $(,)?) -> $r:ty $body:block) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
@@ -145,6 +231,25 @@ macro_rules! simd_fn {
             }
         }
     };
+}
+
+pub mod v16;
+
+/// Fixed-lane sum of `f(j)` over `j < n`: lane `u` adds the `j ≡ u (mod 16)` terms in increasing
+/// `j`, then the lanes are added in index order.
+#[inline(always)]
+fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut a = [0.0f32; LANES];
+    let full = n / LANES * LANES;
+    for j0 in (0..full).step_by(LANES) {
+        for u in 0..LANES {
+            a[u] += f(j0 + u);
+        }
+    }
+    for j in full..n {
+        a[j - full] += f(j);
+    }
+    a.iter().fold(0.0, |s, &v| s + v)
 }
 
 simd_fn! {
@@ -232,377 +337,76 @@ simd_fn! {
 
 // ------------------------------------------------------------------------------------ attention
 
-/// Head widths with a fused kernel.
-pub fn attention_supported(dh: usize) -> bool {
-    matches!(dh, 8 | 16 | 32)
-}
-
-/// Query rows per register block.
-const ROWS: usize = 4;
-
-/// Per-head working copies of one image: `Q` (optionally pre-scaled) `[L, DH]`, `Kᵀ`/`Vᵀ`
-/// `[DH, Lp]` with `Lp = L` rounded up to 16 (padding columns zero), `K`, `V` `[L, DH]`.
-struct Head {
-    l: usize,
-    lp: usize,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    kt: Vec<f32>,
-    vt: Vec<f32>,
-}
-
-impl Head {
-    fn new(l: usize, dh: usize) -> Self {
-        let lp = l.div_ceil(LANES) * LANES;
-        Head {
-            l,
-            lp,
-            q: vec![0.0; l * dh],
-            k: vec![0.0; l * dh],
-            v: vec![0.0; l * dh],
-            kt: vec![0.0; dh * lp],
-            vt: vec![0.0; dh * lp],
-        }
-    }
-
-    /// Copy head `h`'s columns of one image's `qkv` rows `[L, 3D]`.
-    #[inline(always)]
-    fn load<const DH: usize>(&mut self, x: &[f32], d: usize, h: usize, qscale: f32, vt: bool) {
-        let c0 = h * DH;
-        let (l, lp) = (self.l, self.lp);
-        for i in 0..l {
-            let row = &x[i * 3 * d..(i + 1) * 3 * d];
-            for c in 0..DH {
-                let (q, k, v) = (row[c0 + c], row[d + c0 + c], row[2 * d + c0 + c]);
-                self.q[i * DH + c] = q * qscale;
-                self.k[i * DH + c] = k;
-                self.v[i * DH + c] = v;
-                self.kt[c * lp + i] = k;
-                if vt {
-                    self.vt[c * lp + i] = v;
-                }
-            }
-        }
-    }
-}
-
-/// `s[r][j] = Σ_c a[r][c] · bt[c][j]` for `R` rows of `a: [R, DH]` against `bt: [DH, lp]`, into
-/// `s: [R, lp]` (16 columns at a time, accumulators in registers, `c` in increasing order).
-#[inline(always)]
-fn rows_times_t<const DH: usize, const R: usize>(a: &[f32], bt: &[f32], lp: usize, s: &mut [f32]) {
-    for jb in (0..lp).step_by(LANES) {
-        let mut acc = [[0.0f32; LANES]; R];
-        for c in 0..DH {
-            let b: &[f32; LANES] = bt[c * lp + jb..c * lp + jb + LANES]
-                .try_into()
-                .expect("16 lanes");
-            for r in 0..R {
-                let ar = a[r * DH + c];
-                for u in 0..LANES {
-                    acc[r][u] = ar.mul_add(b[u], acc[r][u]);
-                }
-            }
-        }
-        for r in 0..R {
-            s[r * lp + jb..r * lp + jb + LANES].copy_from_slice(&acc[r]);
-        }
-    }
-}
-
-/// `o[r] = Σ_j p[r][j] · m[j]` for `R` rows of `p: [R, lp]` (first `l` columns) and `m: [l, DH]`
-/// (`j` in increasing order), into `o: [R, DH]`.
-#[inline(always)]
-fn rows_times<const DH: usize, const R: usize>(
-    p: &[f32],
-    lp: usize,
-    m: &[f32],
-    l: usize,
-) -> [[f32; DH]; R] {
-    let mut acc = [[0.0f32; DH]; R];
-    for j in 0..l {
-        let mr: [f32; DH] = m[j * DH..(j + 1) * DH].try_into().expect("DH");
-        for r in 0..R {
-            let pj = p[r * lp + j];
-            for c in 0..DH {
-                acc[r][c] = pj.mul_add(mr[c], acc[r][c]);
-            }
-        }
-    }
-    acc
-}
-
-/// Fixed-lane maximum of a row.
-#[inline(always)]
-fn row_max(s: &[f32]) -> f32 {
-    let mut m = [f32::NEG_INFINITY; LANES];
-    let mut chunks = s.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for u in 0..LANES {
-            m[u] = if ch[u] > m[u] { ch[u] } else { m[u] };
-        }
-    }
-    for (u, &v) in chunks.remainder().iter().enumerate() {
-        m[u] = if v > m[u] { v } else { m[u] };
-    }
-    m.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-}
-
-/// Fixed-lane sum of `f(j)` over a row of length `n` (lanes combined in index order).
-#[inline(always)]
-fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut a = [0.0f32; LANES];
-    let full = n / LANES * LANES;
-    for j0 in (0..full).step_by(LANES) {
-        for u in 0..LANES {
-            a[u] += f(j0 + u);
-        }
-    }
-    for j in full..n {
-        a[j - full] += f(j);
-    }
-    a.iter().fold(0.0, |s, &v| s + v)
-}
-
-/// In-place softmax of `s[..l]`: `s ← exp(s − max) / Σ`.
-#[inline(always)]
-fn softmax_row(s: &mut [f32]) {
-    let m = row_max(s);
-    for e in s.iter_mut() {
-        *e = exp(*e - m);
-    }
-    let sum = lane_sum(s.len(), |j| s[j]);
-    let inv = 1.0 / sum;
-    for e in s.iter_mut() {
-        *e *= inv;
-    }
-}
-
-/// One block of `R` query rows starting at `i0` of head `h` (forward).
-#[inline(always)]
-fn forward_rows<const DH: usize, const R: usize>(
-    hd: &Head,
-    i0: usize,
-    s: &mut [f32],
-    out: &mut [f32],
-    d: usize,
-    h: usize,
-    probs: &mut Option<&mut [f32]>,
-) {
-    let (l, lp) = (hd.l, hd.lp);
-    rows_times_t::<DH, R>(&hd.q[i0 * DH..(i0 + R) * DH], &hd.kt, lp, s);
-    for r in 0..R {
-        let row = &mut s[r * lp..r * lp + l];
-        softmax_row(row);
-        if let Some(p) = probs.as_deref_mut() {
-            let off = (h * l + i0 + r) * l;
-            p[off..off + l].copy_from_slice(row);
-        }
-    }
-    let o = rows_times::<DH, R>(s, lp, &hd.v, l);
-    for r in 0..R {
-        let off = (i0 + r) * d + h * DH;
-        out[off..off + DH].copy_from_slice(&o[r]);
-    }
-}
-
-#[inline(always)]
-fn forward_image_dh<const DH: usize>(
-    x: &[f32],
-    l: usize,
-    d: usize,
-    heads: usize,
-    out: &mut [f32],
-    mut probs: Option<&mut [f32]>,
-) {
-    let scale = 1.0 / (DH as f32).sqrt();
-    let mut hd = Head::new(l, DH);
-    let mut s = vec![0.0f32; ROWS * hd.lp];
-    for h in 0..heads {
-        hd.load::<DH>(x, d, h, scale, false);
-        let mut i0 = 0;
-        while i0 + ROWS <= l {
-            forward_rows::<DH, ROWS>(&hd, i0, &mut s, out, d, h, &mut probs);
-            i0 += ROWS;
-        }
-        while i0 < l {
-            forward_rows::<DH, 1>(&hd, i0, &mut s, out, d, h, &mut probs);
-            i0 += 1;
-        }
-    }
-}
-
-simd_fn! {
-    /// Fused attention forward for one image (SPEC §4.1 `MHSA` core): `x` = the image's `qkv`
-    /// rows `[L, 3D]`, `out` = its `[L, D]` output, `probs` = its `[h, L, L]` probabilities if
-    /// kept. Head width `D / heads` must be 8, 16 or 32 ([`attention_supported`]).
-    pub fn attention_forward(
-        x: &[f32],
-        l: usize,
-        d: usize,
-        heads: usize,
-        out: &mut [f32],
-        probs: Option<&mut [f32]>,
-    ) -> () {
-        match d / heads {
-            8 => forward_image_dh::<8>(x, l, d, heads, out, probs),
-            16 => forward_image_dh::<16>(x, l, d, heads, out, probs),
-            32 => forward_image_dh::<32>(x, l, d, heads, out, probs),
-            dh => panic!("fused attention: unsupported head width {dh}"),
-        }
-    }
-}
-
-/// Gradient accumulators of one head: `∂K`, `∂V` `[L, DH]`.
-struct HeadGrads {
-    dk: Vec<f32>,
-    dv: Vec<f32>,
-}
-
-/// One block of `R` query rows starting at `i0` of head `h` (backward). `gq`: the rows' upstream
-/// gradient `[R, DH]`; `dp`: scratch `[R, lp]`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn backward_rows<const DH: usize, const R: usize>(
-    hd: &Head,
-    hg: &mut HeadGrads,
-    i0: usize,
-    gq: &[f32],
-    p: &[f32],
-    dp: &mut [f32],
-    dq: &mut [[f32; DH]; R],
-) {
-    let (l, lp) = (hd.l, hd.lp);
-    // ∂A = G Vᵀ for the R rows.
-    rows_times_t::<DH, R>(gq, &hd.vt, lp, dp);
-    // ∂S = A ⊙ (∂A − rowsum(∂A ⊙ A)), in place in dp.
-    for r in 0..R {
-        let pr = &p[(i0 + r) * l..(i0 + r + 1) * l];
-        let dr = &mut dp[r * lp..r * lp + l];
-        let dot = lane_sum(l, |j| dr[j] * pr[j]);
-        for j in 0..l {
-            dr[j] = pr[j] * (dr[j] - dot);
-        }
-    }
-    // ∂Q rows = ∂S K (the 1/√d_h is applied by the caller).
-    *dq = rows_times::<DH, R>(dp, lp, &hd.k, l);
-    // ∂K[j] += Σ_r ∂S[r][j] Q[r],  ∂V[j] += Σ_r A[r][j] G[r]  (r in increasing order). The R
-    // rows of Q and G are copied to locals first so the updates vectorise (no possible aliasing).
-    let qrows: [[f32; DH]; R] = std::array::from_fn(|r| {
-        hd.q[(i0 + r) * DH..(i0 + r + 1) * DH]
-            .try_into()
-            .expect("DH")
-    });
-    let grows: [[f32; DH]; R] =
-        std::array::from_fn(|r| gq[r * DH..(r + 1) * DH].try_into().expect("DH"));
-    for j in 0..l {
-        let dkj: &mut [f32; DH] = (&mut hg.dk[j * DH..(j + 1) * DH]).try_into().expect("DH");
-        let mut acc = *dkj;
-        for r in 0..R {
-            let sj = dp[r * lp + j];
-            for c in 0..DH {
-                acc[c] = sj.mul_add(qrows[r][c], acc[c]);
-            }
-        }
-        *dkj = acc;
-        let dvj: &mut [f32; DH] = (&mut hg.dv[j * DH..(j + 1) * DH]).try_into().expect("DH");
-        let mut acc = *dvj;
-        for r in 0..R {
-            let aj = p[(i0 + r) * l + j];
-            for c in 0..DH {
-                acc[c] = aj.mul_add(grows[r][c], acc[c]);
-            }
-        }
-        *dvj = acc;
-    }
-}
-
-#[inline(always)]
-fn backward_image_dh<const DH: usize>(
-    g: &[f32],
-    x: &[f32],
-    probs: &[f32],
-    l: usize,
-    d: usize,
-    heads: usize,
-    dx: &mut [f32],
-) {
-    let scale = 1.0 / (DH as f32).sqrt();
-    let mut hd = Head::new(l, DH);
-    let lp = hd.lp;
-    let mut dp = vec![0.0f32; ROWS * lp];
-    let mut gq = vec![0.0f32; ROWS * DH];
-    let mut hg = HeadGrads {
-        dk: vec![0.0; l * DH],
-        dv: vec![0.0; l * DH],
-    };
-    for h in 0..heads {
-        hd.load::<DH>(x, d, h, 1.0, true);
-        hg.dk.fill(0.0);
-        hg.dv.fill(0.0);
-        let p = &probs[h * l * l..(h + 1) * l * l];
-        let c0 = h * DH;
-        let mut i0 = 0;
-        while i0 < l {
-            let r_here = if i0 + ROWS <= l { ROWS } else { 1 };
-            for r in 0..r_here {
-                gq[r * DH..(r + 1) * DH]
-                    .copy_from_slice(&g[(i0 + r) * d + c0..(i0 + r) * d + c0 + DH]);
-            }
-            if r_here == ROWS {
-                let mut dq = [[0.0f32; DH]; ROWS];
-                backward_rows::<DH, ROWS>(&hd, &mut hg, i0, &gq, p, &mut dp, &mut dq);
-                for (r, row) in dq.iter().enumerate() {
-                    let off = (i0 + r) * 3 * d + c0;
-                    for c in 0..DH {
-                        dx[off + c] = row[c] * scale;
-                    }
-                }
-            } else {
-                let mut dq = [[0.0f32; DH]; 1];
-                backward_rows::<DH, 1>(&hd, &mut hg, i0, &gq, p, &mut dp, &mut dq);
-                let off = i0 * 3 * d + c0;
-                for c in 0..DH {
-                    dx[off + c] = dq[0][c] * scale;
-                }
-            }
-            i0 += r_here;
-        }
-        for j in 0..l {
-            let off = j * 3 * d;
-            for c in 0..DH {
-                dx[off + d + c0 + c] = hg.dk[j * DH + c] * scale;
-                dx[off + 2 * d + c0 + c] = hg.dv[j * DH + c];
-            }
-        }
-    }
-}
-
-simd_fn! {
-    /// Fused attention backward for one image: `g` = `∂out` rows `[L, D]`, `x` = `qkv` rows
-    /// `[L, 3D]`, `probs` = the saved `[h, L, L]`; writes every element of `dx` = `∂qkv`
-    /// `[L, 3D]`. Head width as for [`attention_forward`].
-    pub fn attention_backward(
-        g: &[f32],
-        x: &[f32],
-        probs: &[f32],
-        l: usize,
-        d: usize,
-        heads: usize,
-        dx: &mut [f32],
-    ) -> () {
-        match d / heads {
-            8 => backward_image_dh::<8>(g, x, probs, l, d, heads, dx),
-            16 => backward_image_dh::<16>(g, x, probs, l, d, heads, dx),
-            32 => backward_image_dh::<32>(g, x, probs, l, d, heads, dx),
-            dh => panic!("fused attention: unsupported head width {dh}"),
-        }
-    }
-}
+mod attention;
+pub use attention::{attention_backward, attention_forward, attention_supported};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Uniform draws in `[lo, hi)` from a named stream.
+    fn draws(n: usize, lo: f32, hi: f32, name: &str) -> Vec<f32> {
+        use rand::Rng;
+        let mut r = crate::rng::stream(0, name);
+        (0..n).map(|_| r.random_range(lo..hi)).collect()
+    }
+
+    #[test]
+    fn avx2_and_avx512_variants_give_the_same_bits() {
+        // The module's claim: both compiled variants do the same IEEE operations in the same
+        // order. Checked on every kernel where the CPU has both instruction sets.
+        if !(supports(Level::Avx512) && supports(Level::Avx2)) {
+            eprintln!("skipped: this CPU lacks AVX-512 or AVX2");
+            return;
+        }
+        // One image of L = 37 tokens (not a multiple of the 8-row blocks or the 16 lanes),
+        // D = 64 in 4 heads (d_h 16) and in 2 heads (d_h 32).
+        let (l, d) = (37, 64);
+        let x = draws(l * 3 * d, -2.0, 2.0, "same_bits.qkv");
+        let g = draws(l * d, -1.0, 1.0, "same_bits.g");
+        let run = |level: Level, heads: usize| {
+            with_level(level, || {
+                let mut out = vec![0.0f32; l * d];
+                let mut lse = vec![0.0f32; heads * l];
+                let mut dx = vec![0.0f32; l * 3 * d];
+                attention_forward(&x, l, d, heads, &mut out, Some(&mut lse)).expect("kernel");
+                attention_backward(&g, &x, &out, &lse, l, d, heads, &mut dx).expect("kernel");
+                let mut e = vec![0.0f32; x.len()];
+                exp_slice(&x.iter().map(|v| 40.0 * v).collect::<Vec<_>>(), &mut e).expect("kernel");
+                let mut ge = vec![0.0f32; x.len()];
+                gelu_slice(&x, &mut ge).expect("kernel");
+                let mut gb = vec![0.0f32; g.len()];
+                gelu_backward_slice(&g, &x[..g.len()], &mut gb).expect("kernel");
+                let (gamma, beta) = (&g[..d], &g[d..2 * d]);
+                let (mut y, mut xh, mut rs) = (vec![0.0; l * d], vec![0.0; l * d], vec![0.0; l]);
+                layer_norm_rows(&x[..l * d], gamma, beta, 1e-5, &mut y, &mut xh, &mut rs)
+                    .expect("kernel");
+                let mut dln = vec![0.0f32; l * d];
+                layer_norm_backward_rows(&g, &xh, gamma, &rs, &mut dln).expect("kernel");
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+                [
+                    bits(&out),
+                    bits(&lse),
+                    bits(&dx),
+                    bits(&e),
+                    bits(&ge),
+                    bits(&gb),
+                    bits(&y),
+                    bits(&dln),
+                ]
+            })
+        };
+        for heads in [4, 2] {
+            let (a, b) = (run(Level::Avx512, heads), run(Level::Avx2, heads));
+            let names = ["out", "lse", "dqkv", "exp", "gelu", "gelu'", "LN", "LN'"];
+            for (i, name) in names.iter().enumerate() {
+                assert!(
+                    a[i] == b[i],
+                    "{name} differs between AVX-512 and AVX2 ({heads} heads)"
+                );
+            }
+        }
+    }
 
     #[test]
     fn exp_matches_f64_within_3e_7_relative() {

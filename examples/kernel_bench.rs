@@ -1,0 +1,118 @@
+//! Single-thread timings of the f32 fused kernels at the paper's Module I sizes (one image per
+//! call, as the tape runs them, each thread on its own images): attention forward (no-grad and
+//! recording), attention backward, with GFLOP/s of the `Q Kᵀ` / `A V` products (forward 2 products,
+//! backward 5 with the recomputed scores). Median of `--reps` runs over `--images` images.
+//!
+//! ```text
+//! cargo run --release --example kernel_bench -- [--images 64] [--reps 7] [--tokens 225] [--dim 64] [--heads 4]
+//! ```
+
+use darlc::autodiff::ops::fast32;
+use rand::Rng;
+use std::time::Instant;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = arg(&args, "--images", 64);
+    let reps: usize = arg(&args, "--reps", 7);
+    let l: usize = arg(&args, "--tokens", 225);
+    let d: usize = arg(&args, "--dim", 64);
+    let heads: usize = arg(&args, "--heads", 4);
+    let mut r = darlc::rng::stream(0, "kernel_bench");
+    let x: Vec<f32> = (0..n * l * 3 * d)
+        .map(|_| r.random_range(-1.0f32..1.0))
+        .collect();
+    let g: Vec<f32> = (0..n * l * d)
+        .map(|_| r.random_range(-1.0f32..1.0))
+        .collect();
+    let mut out = vec![0.0f32; n * l * d];
+    let mut lse = vec![0.0f32; n * heads * l];
+    let mut dx = vec![0.0f32; n * l * 3 * d];
+    let flop = |products: f64| products * 2.0 * (l * l * d) as f64 * n as f64;
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        median(
+            (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        )
+    };
+    println!(
+        "fast32 level {:?}, L {l}, D {d}, {heads} heads, {n} images, 1 thread",
+        fast32::level()
+    );
+    let t_fwd = time(&mut || {
+        for i in 0..n {
+            fast32::attention_forward(
+                &x[i * l * 3 * d..(i + 1) * l * 3 * d],
+                l,
+                d,
+                heads,
+                &mut out[i * l * d..(i + 1) * l * d],
+                None,
+            )
+            .expect("fast kernel");
+        }
+    });
+    let t_rec = time(&mut || {
+        for i in 0..n {
+            fast32::attention_forward(
+                &x[i * l * 3 * d..(i + 1) * l * 3 * d],
+                l,
+                d,
+                heads,
+                &mut out[i * l * d..(i + 1) * l * d],
+                Some(&mut lse[i * heads * l..(i + 1) * heads * l]),
+            )
+            .expect("fast kernel");
+        }
+    });
+    let t_bwd = time(&mut || {
+        for i in 0..n {
+            fast32::attention_backward(
+                &g[i * l * d..(i + 1) * l * d],
+                &x[i * l * 3 * d..(i + 1) * l * 3 * d],
+                &out[i * l * d..(i + 1) * l * d],
+                &lse[i * heads * l..(i + 1) * heads * l],
+                l,
+                d,
+                heads,
+                &mut dx[i * l * 3 * d..(i + 1) * l * 3 * d],
+            )
+            .expect("fast kernel");
+        }
+    });
+    let per = |t: f64| 1e6 * t / (n * heads) as f64;
+    println!(
+        "attention forward (no-grad)  {:8.2} µs/(image·head)  {:6.1} GFLOP/s",
+        per(t_fwd),
+        flop(2.0) / t_fwd / 1e9
+    );
+    println!(
+        "attention forward (recording) {:7.2} µs/(image·head)  {:6.1} GFLOP/s",
+        per(t_rec),
+        flop(2.0) / t_rec / 1e9
+    );
+    println!(
+        "attention backward           {:8.2} µs/(image·head)  {:6.1} GFLOP/s",
+        per(t_bwd),
+        flop(5.0) / t_bwd / 1e9
+    );
+}
