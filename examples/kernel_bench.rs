@@ -99,6 +99,76 @@ fn main() {
             .expect("fast kernel");
         }
     });
+    // The linear layers: [rows, k] · [k, n] (forward), the same through the f32 tape op, and
+    // matrixmultiply's sgemm on the same operands for reference.
+    let rows = 64 * l;
+    for (k, nn) in [(64usize, 256usize), (256, 64), (64, 192), (64, 64)] {
+        let a: Vec<f32> = (0..rows * k)
+            .map(|_| r.random_range(-1.0f32..1.0))
+            .collect();
+        let w: Vec<f32> = (0..k * nn).map(|_| r.random_range(-1.0f32..1.0)).collect();
+        let gy: Vec<f32> = (0..rows * nn)
+            .map(|_| r.random_range(-1.0f32..1.0))
+            .collect();
+        let mut c = vec![0.0f32; rows * nn];
+        let panels = fast32::gemm::Panels::pack(&w, k, nn, nn, 1);
+        let t_fast = time(&mut || {
+            fast32::gemm::gemm_rows(&a, k, rows, &panels, None, &mut c, nn).expect("kernel");
+        });
+        let t_mm = time(&mut || unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                nn,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                w.as_ptr(),
+                nn as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                nn as isize,
+                1,
+            )
+        });
+        let mut gw = vec![0.0f32; k * nn];
+        let t_tn = time(&mut || {
+            gw.fill(0.0);
+            for s0 in (0..rows).step_by(256) {
+                let m = 256.min(rows - s0);
+                fast32::gemm::gemm_tn_acc(&a[s0 * k..], k, &gy[s0 * nn..], nn, m, k, nn, &mut gw)
+                    .expect("kernel");
+            }
+        });
+        let t_mm_tn = time(&mut || unsafe {
+            matrixmultiply::sgemm(
+                k,
+                rows,
+                nn,
+                1.0,
+                a.as_ptr(),
+                1,
+                k as isize,
+                gy.as_ptr(),
+                nn as isize,
+                1,
+                0.0,
+                gw.as_mut_ptr(),
+                nn as isize,
+                1,
+            )
+        });
+        let gf = |t: f64| 2.0 * (rows * k * nn) as f64 / t / 1e9;
+        println!(
+            "linear [{rows},{k}]x[{k},{nn}]: fast {:6.1} GFLOP/s, sgemm {:6.1}; Xᵀ·G fast {:6.1}, sgemm {:6.1}",
+            gf(t_fast),
+            gf(t_mm),
+            gf(t_tn),
+            gf(t_mm_tn)
+        );
+    }
     let per = |t: f64| 1e6 * t / (n * heads) as f64;
     println!(
         "attention forward (no-grad)  {:8.2} µs/(image·head)  {:6.1} GFLOP/s",

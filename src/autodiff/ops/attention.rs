@@ -13,8 +13,8 @@
 //! there): they keep one log-sum-exp per query row instead of the `[B, n_h, L, L]` probabilities
 //! and recompute the probabilities in the backward pass.
 
-use super::fast32;
 use super::matmul::gemm_once;
+use super::{fast32, par};
 use crate::float::Float;
 use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView3, Axis, IxDyn, s};
 use rayon::prelude::*;
@@ -37,24 +37,33 @@ fn attention_fast<T: Float>(
     let d = d3 / 3;
     let x = qkv.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let mut out = vec![T::zero(); b * l * d];
-    let mut lse = vec![T::zero(); if keep { b * heads * l } else { 0 }];
-    let mut lchunks = lse.chunks_mut((heads * l).max(1));
-    let tasks: Vec<_> = out
-        .chunks_mut(l * d)
-        .enumerate()
-        .map(|(i, o)| (i, o, if keep { lchunks.next() } else { None }))
-        .collect();
-    tasks.into_par_iter().for_each(|(i, o, s)| {
-        let xi = T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32");
-        let o = T::as_f32_mut(o).expect("f32");
-        let s = s.map(|s| T::as_f32_mut(s).expect("f32"));
-        let done = fast32::attention_forward(xi, l, d, heads, o, s);
-        assert!(
-            done.is_some(),
-            "fused attention kernel unavailable after the check"
-        );
-    });
+    let mut lse = Vec::new();
+    // SAFETY: the kernel writes every element of each image's output (and of its `lse` rows when
+    // kept, see below).
+    let out = unsafe {
+        par::filled(b * l * d, |out: &mut [T]| {
+            let fill_lse = |lse: &mut [T]| {
+                let mut lchunks = lse.chunks_mut((heads * l).max(1));
+                let tasks: Vec<_> = out
+                    .chunks_mut(l * d)
+                    .enumerate()
+                    .map(|(i, o)| (i, o, if keep { lchunks.next() } else { None }))
+                    .collect();
+                tasks.into_par_iter().for_each(|(i, o, s)| {
+                    let xi = T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32");
+                    let o = T::as_f32_mut(o).expect("f32");
+                    let s = s.map(|s| T::as_f32_mut(s).expect("f32"));
+                    let done = fast32::attention_forward(xi, l, d, heads, o, s);
+                    assert!(
+                        done.is_some(),
+                        "fused attention kernel unavailable after the check"
+                    );
+                });
+            };
+            // SAFETY: with `keep`, every image writes its `[h, L]` log-sum-exps.
+            lse = par::filled(if keep { b * heads * l } else { 0 }, fill_lse);
+        })
+    };
     let out = Array3::from_shape_vec((b, l, d), out).expect("shape");
     let lse = keep.then(|| ArrayD::from_shape_vec(IxDyn(&[b, heads, l]), lse).expect("shape"));
     (out, lse)
@@ -231,7 +240,28 @@ fn attention_backward_fast<T: Float>(
         os.as_slice().expect("standard"),
         ls.as_slice().expect("standard"),
     );
-    let mut dqkv = vec![T::zero(); b * l * d3];
+    // SAFETY: the kernel writes every element of each image's `∂qkv`.
+    let dqkv = unsafe {
+        par::filled(b * l * d3, |dqkv: &mut [T]| {
+            attention_backward_images(dqkv, gs, xs, os, ls, l, d, heads)
+        })
+    };
+    Array3::from_shape_vec((b, l, d3), dqkv).expect("shape")
+}
+
+/// The per-image fused backward kernels over `dqkv` (every element written).
+#[allow(clippy::too_many_arguments)]
+fn attention_backward_images<T: Float>(
+    dqkv: &mut [T],
+    gs: &[T],
+    xs: &[T],
+    os: &[T],
+    ls: &[T],
+    l: usize,
+    d: usize,
+    heads: usize,
+) {
+    let d3 = 3 * d;
     dqkv.par_chunks_mut(l * d3).enumerate().for_each(|(i, dx)| {
         let done = fast32::attention_backward(
             T::as_f32(&gs[i * l * d..(i + 1) * l * d]).expect("f32"),
@@ -248,5 +278,4 @@ fn attention_backward_fast<T: Float>(
             "fused attention kernel unavailable after the check"
         );
     });
-    Array3::from_shape_vec((b, l, d3), dqkv).expect("shape")
 }

@@ -193,19 +193,25 @@ fn gelu_fast<T: Float>(x: &ArrayD<T>, g: Option<&ArrayD<T>>) -> Option<ArrayD<T>
     }
     let xs = par::std_slice(x);
     let gs = g.map(par::std_slice);
-    let mut out = vec![T::zero(); xs.len()];
-    out.par_chunks_mut(par::CHUNK)
-        .enumerate()
-        .for_each(|(ci, o)| {
-            let r = ci * par::CHUNK..ci * par::CHUNK + o.len();
-            let xi = T::as_f32(&xs[r.clone()]).expect("f32");
-            let o = T::as_f32_mut(o).expect("f32");
-            let done = match &gs {
-                None => fast32::gelu_slice(xi, o),
-                Some(gs) => fast32::gelu_backward_slice(T::as_f32(&gs[r]).expect("f32"), xi, o),
-            };
-            assert!(done.is_some(), "fast GELU unavailable after the check");
-        });
+    // SAFETY: the GELU kernels write every element of each chunk.
+    let out = unsafe {
+        par::filled(xs.len(), |out: &mut [T]| {
+            out.par_chunks_mut(par::CHUNK)
+                .enumerate()
+                .for_each(|(ci, o)| {
+                    let r = ci * par::CHUNK..ci * par::CHUNK + o.len();
+                    let xi = T::as_f32(&xs[r.clone()]).expect("f32");
+                    let o = T::as_f32_mut(o).expect("f32");
+                    let done = match &gs {
+                        None => fast32::gelu_slice(xi, o),
+                        Some(gs) => {
+                            fast32::gelu_backward_slice(T::as_f32(&gs[r]).expect("f32"), xi, o)
+                        }
+                    };
+                    assert!(done.is_some(), "fast GELU unavailable after the check");
+                })
+        })
+    };
     Some(ArrayD::from_shape_vec(x.raw_dim(), out).expect("shape preserved"))
 }
 

@@ -338,6 +338,7 @@ simd_fn! {
 // ------------------------------------------------------------------------------------ attention
 
 mod attention;
+pub mod gemm;
 pub use attention::{attention_backward, attention_forward, attention_supported};
 
 #[cfg(test)]

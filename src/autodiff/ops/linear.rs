@@ -1,20 +1,114 @@
 //! The affine layer `Y = X W + b` as one op (SPEC §0 row-vector convention): the bias is added row
 //! by row right after the GEMM, and its gradient is a column sum over fixed row chunks combined in
 //! chunk order, so results are bit-identical on any number of threads.
+//!
+//! In f32 on an AVX2/AVX-512 CPU, products with at least [`FAST_MIN_ROWS`] rows and output widths
+//! that are multiples of 16 run the direct kernels of [`fast32::gemm`] instead (weights packed
+//! once per call, activations read in place, bias added in the register tile), over fixed chunks
+//! of [`FAST_ROWS`] rows; f64 never goes there.
 
+use super::fast32::{self, gemm::Panels};
 use super::matmul::{gemm_once, matmul, matmul_backward};
-use super::par::CHUNK;
+use super::par::{self, CHUNK};
 use crate::float::Float;
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, IxDyn, s};
 use rayon::prelude::*;
+
+/// Rows per parallel task of the fast f32 kernels (fixed: results do not depend on the thread
+/// count).
+pub const FAST_ROWS: usize = 256;
+/// Fewer rows keep the generic GEMM, which splits columns across threads.
+pub const FAST_MIN_ROWS: usize = 1024;
+
+/// Whether the fast f32 kernels take a product of `rows` rows with output width `n`.
+fn fast<T: Float>(rows: usize, n: usize) -> bool {
+    T::as_f32(&[]).is_some()
+        && rows >= FAST_MIN_ROWS
+        && n.is_multiple_of(16)
+        && n > 0
+        && fast32::level() != fast32::Level::None
+}
+
+/// The contiguous f32 data of a standard-layout array of `T = f32`.
+fn f32_data<T: Float, S: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
+    a: &ndarray::ArrayBase<S, D>,
+) -> &[f32] {
+    T::as_f32(a.as_slice().expect("standard layout")).expect("f32")
+}
+
+/// `c = a · b (+ bias)` for `a: [rows, k]` (row-major), `b` packed, `c: [rows, b.n()]`, in
+/// parallel over fixed chunks of [`FAST_ROWS`] rows.
+fn fast_rows(a: &[f32], k: usize, b: &Panels, bias: Option<&[f32]>, c: &mut [f32]) {
+    let n = b.n();
+    c.par_chunks_mut(FAST_ROWS * n)
+        .enumerate()
+        .for_each(|(ci, cc)| {
+            let r0 = ci * FAST_ROWS;
+            let m = cc.len() / n;
+            let done = fast32::gemm::gemm_rows(&a[r0 * k..], k, m, b, bias, cc, n);
+            assert!(done.is_some(), "fast GEMM unavailable after the check");
+        });
+}
+
+/// Rows per sequential step of the weight-gradient kernel inside one [`ROW_CHUNK`] (keeps the
+/// step's rows of `x` and `g` in L2 while all column tiles run over them).
+const TN_STEP: usize = 256;
+
+/// `xᵀ g` for `x: [rows, k]`, `g: [rows, n]` with the fast kernel: one partial per fixed chunk of
+/// [`ROW_CHUNK`] rows (accumulated over steps of [`TN_STEP`] rows in order), partials added in
+/// chunk order.
+fn fast_weight_grad(x: &[f32], g: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
+    let starts: Vec<usize> = (0..rows).step_by(ROW_CHUNK).collect();
+    let partials: Vec<Vec<f32>> = starts
+        .par_iter()
+        .map(|&s0| {
+            let mut p = vec![0.0f32; k * n];
+            let e = (s0 + ROW_CHUNK).min(rows);
+            for t in (s0..e).step_by(TN_STEP) {
+                let m = TN_STEP.min(e - t);
+                let done =
+                    fast32::gemm::gemm_tn_acc(&x[t * k..], k, &g[t * n..], n, m, k, n, &mut p);
+                assert!(done.is_some(), "fast GEMM unavailable after the check");
+            }
+            p
+        })
+        .collect();
+    let mut out = vec![0.0f32; k * n];
+    for p in &partials {
+        for (o, &v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    out
+}
+
+/// `T` data from f32 data (`T = f32` whenever the fast path ran).
+fn from_f32<T: Float>(v: Vec<f32>) -> Vec<T> {
+    v.into_iter().map(|x| T::of(x as f64)).collect()
+}
 
 /// `x: [.., k]` flattened to rows, `w: [k, n]`, `b: [n]` → `[.., n]`.
 pub fn linear<T: Float>(x: &ArrayD<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> ArrayD<T> {
     let k = *x.shape().last().expect("linear: input needs an axis");
     let rows = x.len() / k.max(1);
     let xs = x.as_standard_layout();
-    let x2 = xs.view().into_shape_with_order((rows, k)).expect("flatten");
     let n = w.dim().1;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("axis") = n;
+    if fast::<T>(rows, n) {
+        let ws = w.as_standard_layout();
+        let panels = Panels::pack(f32_data(&ws), k, n, n, 1);
+        let bs = b.as_standard_layout();
+        // SAFETY: the kernel writes every element of every row chunk.
+        let y = unsafe {
+            par::filled(rows * n, |y: &mut [T]| {
+                let y = T::as_f32_mut(y).expect("f32");
+                fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y)
+            })
+        };
+        return ArrayD::from_shape_vec(IxDyn(&shape), y).expect("shape");
+    }
+    let x2 = xs.view().into_shape_with_order((rows, k)).expect("flatten");
     let mut y = matmul(x2, w);
     let bs: Vec<T> = b.iter().copied().collect();
     if let Some(ys) = y.as_slice_mut() {
@@ -27,8 +121,6 @@ pub fn linear<T: Float>(x: &ArrayD<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> Ar
             }
         });
     }
-    let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("axis") = n;
     y.into_shape_with_order(IxDyn(&shape)).expect("unflatten")
 }
 
@@ -109,8 +201,32 @@ pub fn linear_backward<T: Float>(
     let x2 = xs.view().into_shape_with_order((rows, k)).expect("flatten");
     let gs = g.as_standard_layout();
     let g2 = gs.view().into_shape_with_order((rows, n)).expect("flatten");
-    let (gx, _) = matmul_backward(g2, x2, w, false, false, (need.0, false));
-    let gw = need.1.then(|| weight_grad(x2, g2));
+    let fast_gx = need.0 && fast::<T>(rows, k);
+    let fast_gw = need.1 && fast::<T>(rows, n);
+    let (gx, _) = matmul_backward(g2, x2, w, false, false, (need.0 && !fast_gx, false));
+    let gx = if fast_gx {
+        // ∂x = g Wᵀ: Wᵀ packed as the [n, k] operand (b(j, kk) = W[kk][j]).
+        let ws = w.as_standard_layout();
+        let panels = Panels::pack(f32_data(&ws), n, k, 1, n);
+        // SAFETY: the kernel writes every element of every row chunk.
+        let gx = unsafe {
+            par::filled(rows * k, |gx: &mut [T]| {
+                let gx = T::as_f32_mut(gx).expect("f32");
+                fast_rows(f32_data(&gs), n, &panels, None, gx)
+            })
+        };
+        Some(Array2::from_shape_vec((rows, k), gx).expect("shape"))
+    } else {
+        gx
+    };
+    let gw = need.1.then(|| {
+        if fast_gw {
+            let gw = fast_weight_grad(f32_data(&xs), f32_data(&gs), rows, k, n);
+            Array2::from_shape_vec((k, n), from_f32(gw)).expect("shape")
+        } else {
+            weight_grad(x2, g2)
+        }
+    });
     let gx = gx.map(|a| {
         a.into_shape_with_order(IxDyn(x.shape()))
             .expect("unflatten")

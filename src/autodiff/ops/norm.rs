@@ -25,12 +25,44 @@ pub fn layer_norm<T: Float>(
     let xs = par::std_slice(x);
     let (gs, bs) = (par::std_slice(gamma), par::std_slice(beta));
     let rows = xs.len() / w.max(1);
-    let mut y = vec![T::zero(); xs.len()];
-    let mut xhat = vec![T::zero(); xs.len()];
-    let mut rstd = vec![T::zero(); rows];
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     let fast = use_fast::<T>(w);
+    let (mut xhat, mut rstd) = (Vec::new(), Vec::new());
+    // SAFETY (the three buffers): every row of every chunk writes its `y`, `x̂` and `rstd`
+    // entries, in both branches.
+    let y = unsafe {
+        par::filled(xs.len(), |y: &mut [T]| {
+            xhat = par::filled(xs.len(), |xhat: &mut [T]| {
+                rstd = par::filled(rows, |rstd: &mut [T]| {
+                    layer_norm_chunks(&xs, &gs, &bs, eps, wt, w, chunk_rows, fast, y, xhat, rstd)
+                })
+            })
+        })
+    };
+    let xhat = ArrayD::from_shape_vec(x.raw_dim(), xhat).expect("shape");
+    (
+        ArrayD::from_shape_vec(x.raw_dim(), y).expect("shape"),
+        LayerNormSaved { xhat, rstd },
+    )
+}
+
+/// LayerNorm over fixed chunks of `chunk_rows` rows, writing every element of `y`, `xhat` and
+/// `rstd`.
+#[allow(clippy::too_many_arguments)]
+fn layer_norm_chunks<T: Float>(
+    xs: &[T],
+    gs: &[T],
+    bs: &[T],
+    eps: T,
+    wt: T,
+    w: usize,
+    chunk_rows: usize,
+    fast: bool,
+    y: &mut [T],
+    xhat: &mut [T],
+    rstd: &mut [T],
+) {
     y.par_chunks_mut(chunk_rows * w)
         .zip(xhat.par_chunks_mut(chunk_rows * w))
         .zip(rstd.par_chunks_mut(chunk_rows))
@@ -41,8 +73,8 @@ pub fn layer_norm<T: Float>(
                 let f = f32s::<T>;
                 let done = fast32::layer_norm_rows(
                     f(&xs[off..off + yc.len()]),
-                    f(&gs),
-                    f(&bs),
+                    f(gs),
+                    f(bs),
                     eps.to_f32().expect("f32"),
                     T::as_f32_mut(yc).expect("f32"),
                     T::as_f32_mut(hc).expect("f32"),
@@ -68,11 +100,6 @@ pub fn layer_norm<T: Float>(
                 }
             }
         });
-    let xhat = ArrayD::from_shape_vec(x.raw_dim(), xhat).expect("shape");
-    (
-        ArrayD::from_shape_vec(x.raw_dim(), y).expect("shape"),
-        LayerNormSaved { xhat, rstd },
-    )
 }
 
 /// Whether LayerNorm over width `w` runs the vectorised f32 rows of [`fast32`] (f32 only; the f64
@@ -125,43 +152,47 @@ pub fn layer_norm_backward<T: Float>(
         par::std_slice(gamma),
     );
     let wt = T::of(w as f64);
-    let mut dx = vec![T::zero(); gs.len()];
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     let fast = use_fast::<T>(w);
-    dx.par_chunks_mut(chunk_rows * w)
-        .enumerate()
-        .for_each(|(ci, dc)| {
-            if fast {
-                let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
-                let n = dc.len() / w;
-                let f = f32s::<T>;
-                let done = fast32::layer_norm_backward_rows(
-                    f(&gs[off..off + dc.len()]),
-                    f(&hs[off..off + dc.len()]),
-                    f(&gm),
-                    f(&saved.rstd[r0..r0 + n]),
-                    T::as_f32_mut(dc).expect("f32"),
-                );
-                assert!(done.is_some(), "fast LayerNorm unavailable after the check");
-                return;
-            }
-            for (r, dr) in dc.chunks_mut(w).enumerate() {
-                let row = ci * chunk_rows + r;
-                let off = row * w;
-                let (gr, hr) = (&gs[off..off + w], &hs[off..off + w]);
-                let mut s1 = T::zero();
-                let mut s2 = T::zero();
-                for j in 0..w {
-                    let d = gr[j] * gm[j];
-                    s1 = s1 + d;
-                    s2 = s2 + d * hr[j];
-                }
-                let (m1, m2) = (s1 / wt, s2 / wt);
-                for j in 0..w {
-                    dr[j] = saved.rstd[row] * (gr[j] * gm[j] - m1 - hr[j] * m2);
-                }
-            }
-        });
+    // SAFETY: every row of every chunk writes its `∂x` entries, in both branches.
+    let dx = unsafe {
+        par::filled(gs.len(), |dx: &mut [T]| {
+            dx.par_chunks_mut(chunk_rows * w)
+                .enumerate()
+                .for_each(|(ci, dc)| {
+                    if fast {
+                        let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
+                        let n = dc.len() / w;
+                        let f = f32s::<T>;
+                        let done = fast32::layer_norm_backward_rows(
+                            f(&gs[off..off + dc.len()]),
+                            f(&hs[off..off + dc.len()]),
+                            f(&gm),
+                            f(&saved.rstd[r0..r0 + n]),
+                            T::as_f32_mut(dc).expect("f32"),
+                        );
+                        assert!(done.is_some(), "fast LayerNorm unavailable after the check");
+                        return;
+                    }
+                    for (r, dr) in dc.chunks_mut(w).enumerate() {
+                        let row = ci * chunk_rows + r;
+                        let off = row * w;
+                        let (gr, hr) = (&gs[off..off + w], &hs[off..off + w]);
+                        let mut s1 = T::zero();
+                        let mut s2 = T::zero();
+                        for j in 0..w {
+                            let d = gr[j] * gm[j];
+                            s1 = s1 + d;
+                            s2 = s2 + d * hr[j];
+                        }
+                        let (m1, m2) = (s1 / wt, s2 / wt);
+                        for j in 0..w {
+                            dr[j] = saved.rstd[row] * (gr[j] * gm[j] - m1 - hr[j] * m2);
+                        }
+                    }
+                });
+        })
+    };
     let dgamma = column_sums(&gs, w, |r, j| gs[r * w + j] * hs[r * w + j]);
     let dbeta = column_sums(&gs, w, |r, j| gs[r * w + j]);
     (

@@ -17,17 +17,38 @@ pub fn std_slice<T: Float>(x: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
     }
 }
 
+/// A vector of `len` elements written by `fill`, without first zero-filling the memory (on the
+/// large outputs of the tape that pass cost as much as a cheap op itself).
+///
+/// # Safety
+/// `fill` receives uninitialised memory: it must write every element of the slice and must not
+/// read an element before writing it. (If it panics, the vector is dropped empty.)
+pub unsafe fn filled<T: Float>(len: usize, fill: impl FnOnce(&mut [T])) -> Vec<T> {
+    let mut v = Vec::<T>::with_capacity(len);
+    // SAFETY: the capacity is `len`; the caller's `fill` writes every element before any read, so
+    // all `len` elements are initialised when the length is set.
+    unsafe {
+        fill(std::slice::from_raw_parts_mut(v.as_mut_ptr(), len));
+        v.set_len(len);
+    }
+    v
+}
+
 /// `y[i] = f(x[i])` in parallel over fixed chunks.
 pub fn map<T: Float, F: Fn(T) -> T + Sync>(x: &ArrayD<T>, f: F) -> ArrayD<T> {
     let xs = std_slice(x);
-    let mut out = vec![T::zero(); xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .for_each(|(o, i)| {
-            for (o, &i) in o.iter_mut().zip(i) {
-                *o = f(i);
-            }
-        });
+    // SAFETY: the chunks of `out` and `xs` have equal lengths; every element is written.
+    let out = unsafe {
+        filled(xs.len(), |out: &mut [T]| {
+            out.par_chunks_mut(CHUNK)
+                .zip(xs.par_chunks(CHUNK))
+                .for_each(|(o, i)| {
+                    for (o, &i) in o.iter_mut().zip(i) {
+                        *o = f(i);
+                    }
+                })
+        })
+    };
     ArrayD::from_shape_vec(x.raw_dim(), out).expect("shape preserved")
 }
 
@@ -36,14 +57,18 @@ pub fn zip_map<T: Float, F: Fn(T, T) -> T + Sync>(a: &ArrayD<T>, b: &ArrayD<T>, 
     assert_eq!(a.shape(), b.shape(), "zip_map needs equal shapes");
     let as_ = std_slice(a);
     let bs = std_slice(b);
-    let mut out = vec![T::zero(); as_.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(as_.par_chunks(CHUNK).zip(bs.par_chunks(CHUNK)))
-        .for_each(|(o, (x, y))| {
-            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
-            }
-        });
+    // SAFETY: the chunks of `out`, `as_` and `bs` have equal lengths; every element is written.
+    let out = unsafe {
+        filled(as_.len(), |out: &mut [T]| {
+            out.par_chunks_mut(CHUNK)
+                .zip(as_.par_chunks(CHUNK).zip(bs.par_chunks(CHUNK)))
+                .for_each(|(o, (x, y))| {
+                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                        *o = f(x, y);
+                    }
+                })
+        })
+    };
     ArrayD::from_shape_vec(a.raw_dim(), out).expect("shape preserved")
 }
 
@@ -57,13 +82,17 @@ pub fn zip3_map<T: Float, F: Fn(T, T, T) -> T + Sync>(
     assert_eq!(a.shape(), b.shape());
     assert_eq!(a.shape(), c.shape());
     let (as_, bs, cs) = (std_slice(a), std_slice(b), std_slice(c));
-    let mut out = vec![T::zero(); as_.len()];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
-        let s = ci * CHUNK;
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = f(as_[s + j], bs[s + j], cs[s + j]);
-        }
-    });
+    // SAFETY: every element of every chunk is written.
+    let out = unsafe {
+        filled(as_.len(), |out: &mut [T]| {
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, o)| {
+                let s = ci * CHUNK;
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(as_[s + j], bs[s + j], cs[s + j]);
+                }
+            })
+        })
+    };
     ArrayD::from_shape_vec(a.raw_dim(), out).expect("shape preserved")
 }
 

@@ -1,0 +1,318 @@
+//! Direct f32 products for the affine layer `Y = X W + b` and its gradients (the `linear` op of
+//! the tape), at the shapes of the ViT: many rows (`B·L`), short reductions (`k` = 25…256) and
+//! narrow outputs (`n` = 64…256).
+//!
+//! The weight operand is packed once per call into column panels ([`Panels`]); the activations
+//! are read in place, row by row, so the large operand is never copied. A register tile holds
+//! [`MR`] rows × 32 columns (16 AVX-512 registers) over the whole reduction, `k` ascending; the
+//! bias is added to the finished sum. The weight gradient `Xᵀ G` has its own tile (8 reduction
+//! rows of `W` × 32 columns) that runs down the rows of `X` and `G` in ascending order.
+//!
+//! The callers cut rows into fixed chunks (independent of the thread count), so every output
+//! element is computed by exactly one tile in one order.
+
+use super::v16::V16;
+use super::{LANES, Level, level};
+
+/// Columns of a packed panel.
+pub const NR: usize = 2 * LANES;
+/// Rows of a register tile.
+pub const MR: usize = 8;
+
+/// A `[k, n]` matrix (`n` a multiple of 16) in column panels: panel `p` holds columns
+/// `32p .. 32p + w` (`w` = 32, or 16 for a last half panel) as `k` rows of `w` contiguous floats.
+#[derive(Clone, Debug)]
+pub struct Panels {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl Panels {
+    /// Pack `b(kk, j) = src[kk·rs + j·cs]` for `kk < k`, `j < n`.
+    ///
+    /// # Panics
+    /// If `n` is not a multiple of 16 or `src` is too short.
+    pub fn pack(src: &[f32], k: usize, n: usize, rs: usize, cs: usize) -> Panels {
+        assert!(
+            n.is_multiple_of(LANES),
+            "Panels: n = {n} is not a multiple of 16"
+        );
+        if k > 0 && n > 0 {
+            assert!(
+                src.len() > (k - 1) * rs + (n - 1) * cs,
+                "Panels: source too short"
+            );
+        }
+        let mut data = vec![0.0f32; k * n];
+        let mut off = 0;
+        for j0 in (0..n).step_by(NR) {
+            let w = NR.min(n - j0);
+            for kk in 0..k {
+                let row = &mut data[off + kk * w..off + (kk + 1) * w];
+                for (jj, v) in row.iter_mut().enumerate() {
+                    *v = src[kk * rs + (j0 + jj) * cs];
+                }
+            }
+            off += k * w;
+        }
+        Panels { k, n, data }
+    }
+
+    /// Reduction length `k`.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns `n`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// One `R × 32` (or `R × 16` when `HALF`) tile: `c[r][j] = Σ_kk a[r][kk] · b[kk][j] (+ bias[j])`.
+///
+/// # Safety
+/// `a` valid for `R` rows of `k` floats at stride `lda`; `b` for `k·W` floats; `bias` (if not
+/// null) for `W` floats; `c` for `R` rows of `W` floats at stride `ldc` (`W` = 16 or 32).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<V: V16, const R: usize, const HALF: bool>(
+    a: *const f32,
+    lda: usize,
+    k: usize,
+    b: *const f32,
+    bias: *const f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    unsafe {
+        let w = if HALF { LANES } else { NR };
+        let mut acc = [[V::zero(); 2]; R];
+        for kk in 0..k {
+            let b0 = V::load_ptr(b.add(kk * w));
+            let b1 = if HALF {
+                b0
+            } else {
+                V::load_ptr(b.add(kk * w + LANES))
+            };
+            for r in 0..R {
+                let ar = V::splat(*a.add(r * lda + kk));
+                acc[r][0] = acc[r][0].fma(ar, b0);
+                if !HALF {
+                    acc[r][1] = acc[r][1].fma(ar, b1);
+                }
+            }
+        }
+        if !bias.is_null() {
+            let b0 = V::load_ptr(bias);
+            let b1 = if HALF {
+                b0
+            } else {
+                V::load_ptr(bias.add(LANES))
+            };
+            for r in 0..R {
+                acc[r][0] = acc[r][0].add(b0);
+                acc[r][1] = acc[r][1].add(b1);
+            }
+        }
+        for r in 0..R {
+            acc[r][0].store_ptr(c.add(r * ldc));
+            if !HALF {
+                acc[r][1].store_ptr(c.add(r * ldc + LANES));
+            }
+        }
+    }
+}
+
+/// `R` rows against every panel.
+///
+/// # Safety
+/// As for [`tile`], for `R` rows and all of `b`'s columns.
+#[inline(always)]
+unsafe fn rows<V: V16, const R: usize>(
+    a: *const f32,
+    lda: usize,
+    b: &Panels,
+    bias: *const f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let k = b.k;
+    let mut off = 0;
+    for j0 in (0..b.n).step_by(NR) {
+        let bp = unsafe { b.data.as_ptr().add(off) };
+        let bi = if bias.is_null() {
+            bias
+        } else {
+            unsafe { bias.add(j0) }
+        };
+        // SAFETY: panel `j0` starts at `off` and holds k·w floats; columns j0..j0+w of c and bias.
+        unsafe {
+            if b.n - j0 >= NR {
+                tile::<V, R, false>(a, lda, k, bp, bi, c.add(j0), ldc);
+                off += k * NR;
+            } else {
+                tile::<V, R, true>(a, lda, k, bp, bi, c.add(j0), ldc);
+                off += k * LANES;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    vector V;
+    /// `c[i][j] = Σ_kk a[i][kk] · b[kk][j] + bias[j]` for `m` rows (`a` at row stride `lda`,
+    /// `c` at row stride `ldc`), `kk` ascending, bias (if any) added to the finished sum.
+    pub fn gemm_rows(
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        b: &Panels,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) -> () {
+        if m == 0 || b.n == 0 {
+            return;
+        }
+        assert!(a.len() >= (m - 1) * lda + b.k, "gemm_rows: a too short");
+        assert!(c.len() >= (m - 1) * ldc + b.n, "gemm_rows: c too short");
+        assert!(bias.is_none_or(|v| v.len() >= b.n), "gemm_rows: bias too short");
+        let bias = bias.map_or(std::ptr::null(), |v| v.as_ptr());
+        let (a, c) = (a.as_ptr(), c.as_mut_ptr());
+        let mut i = 0;
+        // SAFETY: rows i..i+R < m of a and c, checked by the asserts above.
+        unsafe {
+            while i + MR <= m {
+                rows::<V, MR>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+                i += MR;
+            }
+            if i + 4 <= m {
+                rows::<V, 4>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+                i += 4;
+            }
+            if i + 2 <= m {
+                rows::<V, 2>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+                i += 2;
+            }
+            if i < m {
+                rows::<V, 1>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+            }
+        }
+    }
+}
+
+/// One `R × 32` (or `× 16`) tile of `out += Σ_i a[i][k0..k0+R]ᵀ g[i][j0..j0+w]` over `m` rows.
+///
+/// # Safety
+/// `a` valid for `m` rows at stride `lda` from column `k0` (R floats), `g` for `m` rows at stride
+/// `ldg` (w floats from `j0`), `out` for `R` rows of `w` floats at stride `ldo`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_tn<V: V16, const R: usize, const HALF: bool>(
+    a: *const f32,
+    lda: usize,
+    g: *const f32,
+    ldg: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    unsafe {
+        let mut acc = [[V::zero(); 2]; R];
+        for r in 0..R {
+            acc[r][0] = V::load_ptr(out.add(r * ldo));
+            if !HALF {
+                acc[r][1] = V::load_ptr(out.add(r * ldo + LANES));
+            }
+        }
+        for i in 0..m {
+            let g0 = V::load_ptr(g.add(i * ldg));
+            let g1 = if HALF {
+                g0
+            } else {
+                V::load_ptr(g.add(i * ldg + LANES))
+            };
+            for r in 0..R {
+                let ar = V::splat(*a.add(i * lda + r));
+                acc[r][0] = acc[r][0].fma(ar, g0);
+                if !HALF {
+                    acc[r][1] = acc[r][1].fma(ar, g1);
+                }
+            }
+        }
+        for r in 0..R {
+            acc[r][0].store_ptr(out.add(r * ldo));
+            if !HALF {
+                acc[r][1].store_ptr(out.add(r * ldo + LANES));
+            }
+        }
+    }
+}
+
+/// All column tiles of `R` reduction rows from `k0`.
+///
+/// # Safety
+/// As for [`tile_tn`], for every column of `g` (`n` a multiple of 16).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tn_rows<V: V16, const R: usize>(
+    a: *const f32,
+    lda: usize,
+    g: *const f32,
+    ldg: usize,
+    m: usize,
+    n: usize,
+    out: *mut f32,
+) {
+    let mut j0 = 0;
+    // SAFETY: columns j0..j0+w < n of g and out.
+    unsafe {
+        while j0 + NR <= n {
+            tile_tn::<V, R, false>(a, lda, g.add(j0), ldg, m, out.add(j0), n);
+            j0 += NR;
+        }
+        if j0 < n {
+            tile_tn::<V, R, true>(a, lda, g.add(j0), ldg, m, out.add(j0), n);
+        }
+    }
+}
+
+simd_fn! {
+    vector V;
+    /// `out[kk][j] += Σ_i a[i][kk] · g[i][j]` for `i < m` (ascending), `kk < k`, `j < n` (`n` a
+    /// multiple of 16; `a` at row stride `lda`, `g` at `ldg`, `out` `[k, n]` row-major): the weight
+    /// gradient `Xᵀ G` of one chunk of rows, accumulated into `out`.
+    pub fn gemm_tn_acc(
+        a: &[f32],
+        lda: usize,
+        g: &[f32],
+        ldg: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+        out: &mut [f32],
+    ) -> () {
+        assert!(n.is_multiple_of(LANES), "gemm_tn_acc: n = {n} is not a multiple of 16");
+        if m == 0 || k == 0 || n == 0 {
+            return;
+        }
+        assert!(a.len() >= (m - 1) * lda + k, "gemm_tn_acc: a too short");
+        assert!(g.len() >= (m - 1) * ldg + n, "gemm_tn_acc: g too short");
+        assert!(out.len() >= k * n, "gemm_tn_acc: out too short");
+        let (a, g, out) = (a.as_ptr(), g.as_ptr(), out.as_mut_ptr());
+        let mut k0 = 0;
+        // SAFETY: reduction rows k0..k0+R < k; all rows < m of a and g (asserts above).
+        unsafe {
+            while k0 + MR <= k {
+                tn_rows::<V, MR>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+                k0 += MR;
+            }
+            while k0 < k {
+                tn_rows::<V, 1>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+                k0 += 1;
+            }
+        }
+    }
+}
