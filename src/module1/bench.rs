@@ -44,6 +44,10 @@ pub struct SslStepArgs {
     /// the wall time per tape op over the timed steps.
     #[arg(long)]
     pub profile: bool,
+    /// Time the no-grad representation pass `h = f_o(x)` of a batch instead of a training step
+    /// (the peer's `--mode embed`).
+    #[arg(long)]
+    pub embed: bool,
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), if readable.
@@ -151,7 +155,10 @@ fn run(args: &SslStepArgs) -> Result<()> {
             let xb = x.select(Axis(0), idx);
             let xsb = xs.select(Axis(0), idx);
             let vis = draw_visible(&mut mrng, idx.len(), l, nk);
-            if args.profile {
+            if args.embed {
+                let h = model.embed(xb.view(), b);
+                assert_eq!(h.dim().0, idx.len());
+            } else if args.profile {
                 let p0 = Instant::now();
                 let g = model.forward_step(xb.view(), xsb.view(), &vis);
                 let f = p0.elapsed().as_secs_f64();
@@ -194,13 +201,14 @@ fn run(args: &SslStepArgs) -> Result<()> {
     };
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
     let rec = serde_json::json!({
-        "tool": "darlc", "mode": "train", "batch": b, "img": args.img, "patch": args.patch,
+        "tool": "darlc", "mode": if args.embed { "embed" } else { "train" }, "batch": b, "img": args.img, "patch": args.patch,
         "dim": args.dim, "threads": rayon::current_num_threads(),
         "img_s_min": ips.first(), "img_s_med": med, "img_s_max": ips.last(),
         "step_s": times, "peak_rss_mb": rss, "last": last,
     });
     println!(
-        "darlc ssl-step: B {b}, {}x{} p {} D {}, {} threads: images/s min {:.1} median {:.1} max {:.1}; peak RSS {:.0} MB",
+        "darlc ssl-step{}: B {b}, {}x{} p {} D {}, {} threads: images/s min {:.1} median {:.1} max {:.1}; peak RSS {:.0} MB",
+        if args.embed { " (embed)" } else { "" },
         args.img,
         args.img,
         args.patch,
