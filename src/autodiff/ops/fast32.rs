@@ -313,13 +313,16 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// LayerNorm input gradient over rows: `∂x = rstd·(g⊙γ − mean(g⊙γ) − x̂·mean(g⊙γ⊙x̂))`.
+    /// LayerNorm input gradient over rows: `∂x = rstd·(g⊙γ − mean(g⊙γ) − x̂·mean(g⊙γ⊙x̂))`; also
+    /// adds the rows' `g ⊙ x̂` to `dgamma` and `g` to `dbeta` (rows in ascending order).
     pub fn layer_norm_backward_rows(
         g: &[f32],
         xhat: &[f32],
         gamma: &[f32],
         rstd: &[f32],
         dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
     ) -> () {
         let w = gamma.len();
         let inv_w = 1.0 / w as f32;
@@ -330,6 +333,8 @@ simd_fn! {
             let dr = &mut dx[r * w..(r + 1) * w];
             for j in 0..w {
                 dr[j] = rs * (gr[j] * gamma[j] - m1 - hr[j] * m2);
+                dgamma[j] += gr[j] * hr[j];
+                dbeta[j] += gr[j];
             }
         }
     }
@@ -382,8 +387,9 @@ mod tests {
                 let (mut y, mut xh, mut rs) = (vec![0.0; l * d], vec![0.0; l * d], vec![0.0; l]);
                 layer_norm_rows(&x[..l * d], gamma, beta, 1e-5, &mut y, &mut xh, &mut rs)
                     .expect("kernel");
-                let mut dln = vec![0.0f32; l * d];
-                layer_norm_backward_rows(&g, &xh, gamma, &rs, &mut dln).expect("kernel");
+                let (mut dln, mut dg, mut db) = (vec![0.0f32; l * d], vec![0.0; d], vec![0.0; d]);
+                layer_norm_backward_rows(&g, &xh, gamma, &rs, &mut dln, &mut dg, &mut db)
+                    .expect("kernel");
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
                 [
                     bits(&out),
@@ -394,12 +400,16 @@ mod tests {
                     bits(&gb),
                     bits(&y),
                     bits(&dln),
+                    bits(&dg),
+                    bits(&db),
                 ]
             })
         };
         for heads in [4, 2] {
             let (a, b) = (run(Level::Avx512, heads), run(Level::Avx2, heads));
-            let names = ["out", "lse", "dqkv", "exp", "gelu", "gelu'", "LN", "LN'"];
+            let names = [
+                "out", "lse", "dqkv", "exp", "gelu", "gelu'", "LN", "LN'", "dgamma", "dbeta",
+            ];
             for (i, name) in names.iter().enumerate() {
                 assert!(
                     a[i] == b[i],

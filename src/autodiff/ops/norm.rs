@@ -102,6 +102,62 @@ fn layer_norm_chunks<T: Float>(
         });
 }
 
+/// The f32 LayerNorm backward of [`fast32::layer_norm_backward_rows`]: `∂x` per fixed chunk of
+/// `chunk_rows` rows, with each chunk's partial `∂γ`, `∂β` added in chunk order afterwards (one
+/// pass over `g` and `x̂` instead of three).
+fn layer_norm_backward_fast<T: Float>(
+    g: &ArrayD<T>,
+    gamma: &ArrayD<T>,
+    saved: &LayerNormSaved<T>,
+    chunk_rows: usize,
+) -> (ArrayD<T>, ArrayD<T>, ArrayD<T>) {
+    let w = *g.shape().last().expect("axis");
+    let (gs, hs, gm) = (
+        par::std_slice(g),
+        par::std_slice(&saved.xhat),
+        par::std_slice(gamma),
+    );
+    let f = f32s::<T>;
+    let mut partials: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    // SAFETY: the kernel writes every `∂x` entry of every row of every chunk.
+    let dx = unsafe {
+        par::filled(gs.len(), |dx: &mut [T]| {
+            dx.par_chunks_mut(chunk_rows * w)
+                .enumerate()
+                .map(|(ci, dc)| {
+                    let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
+                    let n = dc.len() / w;
+                    let (mut dg, mut db) = (vec![0.0f32; w], vec![0.0f32; w]);
+                    let done = fast32::layer_norm_backward_rows(
+                        f(&gs[off..off + dc.len()]),
+                        f(&hs[off..off + dc.len()]),
+                        f(&gm),
+                        f(&saved.rstd[r0..r0 + n]),
+                        T::as_f32_mut(dc).expect("f32"),
+                        &mut dg,
+                        &mut db,
+                    );
+                    assert!(done.is_some(), "fast LayerNorm unavailable after the check");
+                    (dg, db)
+                })
+                .collect_into_vec(&mut partials)
+        })
+    };
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; w], vec![0.0f32; w]);
+    for (dg, db) in &partials {
+        for j in 0..w {
+            dgamma[j] += dg[j];
+            dbeta[j] += db[j];
+        }
+    }
+    let to_t = |v: Vec<f32>| v.into_iter().map(|x| T::of(x as f64)).collect::<Vec<T>>();
+    (
+        ArrayD::from_shape_vec(g.raw_dim(), dx).expect("shape"),
+        ArrayD::from_shape_vec(gamma.raw_dim(), to_t(dgamma)).expect("shape"),
+        ArrayD::from_shape_vec(gamma.raw_dim(), to_t(dbeta)).expect("shape"),
+    )
+}
+
 /// Whether LayerNorm over width `w` runs the vectorised f32 rows of [`fast32`] (f32 only; the f64
 /// oracle keeps the generic code below).
 fn use_fast<T: Float>(w: usize) -> bool {
@@ -154,26 +210,15 @@ pub fn layer_norm_backward<T: Float>(
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     let fast = use_fast::<T>(w);
-    // SAFETY: every row of every chunk writes its `∂x` entries, in both branches.
+    if fast {
+        return layer_norm_backward_fast(g, gamma, saved, chunk_rows);
+    }
+    // SAFETY: every row of every chunk writes its `∂x` entries.
     let dx = unsafe {
         par::filled(gs.len(), |dx: &mut [T]| {
             dx.par_chunks_mut(chunk_rows * w)
                 .enumerate()
                 .for_each(|(ci, dc)| {
-                    if fast {
-                        let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
-                        let n = dc.len() / w;
-                        let f = f32s::<T>;
-                        let done = fast32::layer_norm_backward_rows(
-                            f(&gs[off..off + dc.len()]),
-                            f(&hs[off..off + dc.len()]),
-                            f(&gm),
-                            f(&saved.rstd[r0..r0 + n]),
-                            T::as_f32_mut(dc).expect("f32"),
-                        );
-                        assert!(done.is_some(), "fast LayerNorm unavailable after the check");
-                        return;
-                    }
                     for (r, dr) in dc.chunks_mut(w).enumerate() {
                         let row = ci * chunk_rows + r;
                         let off = row * w;
