@@ -652,3 +652,57 @@ fn layer_norm_f32_fast_path_matches_f64_oracle() {
         }
     }
 }
+
+#[test]
+fn linear_f32_fast_path_matches_f64_oracle() {
+    // The direct f32 GEMM of `linear` runs for ≥ 1024 rows and output widths that are multiples
+    // of 16 (∂x needs k % 16 = 0 too). 2,500 rows = 9 full 256-row chunks + 196 (whose last rows
+    // are not a multiple of the 8-row tile) and 1 full 2,048-row weight-gradient chunk + 452;
+    // n = 48 is a 32-column panel plus a 16-column half panel; k = 25 (the patch embedding) and
+    // k = 40 keep the generic ∂x. Tolerance: y and ∂x are sums of k ≤ 64 or n ≤ 64 products
+    // (≲ 64·ε·max ≈ 8e-6·max, we allow 1e-5); ∂W and ∂b sum 2,500 rows (≲ 2,500·ε ≈ 3e-4 relative
+    // worst case, we allow 3e-4).
+    for &(k, n) in &[(64usize, 48usize), (25, 64), (40, 16), (64, 256)] {
+        let rows = 2500;
+        let x = rand(&[rows, k], -1.0, 1.0, &format!("flx{k}{n}"));
+        let w = rand(&[k, n], -0.5, 0.5, &format!("flw{k}{n}"));
+        let b = rand(&[n], -0.5, 0.5, &format!("flb{k}{n}"));
+        let seed = rand(&[rows, n], -1.0, 1.0, &format!("fls{k}{n}"));
+        fn run<T: darlc::float::Float>(
+            x: &ArrayD<f64>,
+            w: &ArrayD<f64>,
+            b: &ArrayD<f64>,
+            seed: &ArrayD<f64>,
+        ) -> Vec<ArrayD<f64>> {
+            let mut t = Tape::<T>::new();
+            let (xv, wv, bv) = (
+                t.param(x.mapv(T::of)),
+                t.param(w.mapv(T::of)),
+                t.param(b.mapv(T::of)),
+            );
+            let y = t.linear(xv, wv, bv);
+            let gr = t.backward_with(y, seed.mapv(T::of));
+            let f = |a: &ArrayD<T>| a.mapv(|v| v.f64());
+            vec![
+                f(t.value(y)),
+                f(gr.get(xv).expect("∂x")),
+                f(gr.get(wv).expect("∂W")),
+                f(gr.get(bv).expect("∂b")),
+            ]
+        }
+        let r32 = run::<f32>(&x, &w, &b, &seed);
+        let r64 = run::<f64>(&x, &w, &b, &seed);
+        for ((name, a), o) in ["y", "∂x", "∂W", "∂b"].iter().zip(&r32).zip(&r64) {
+            let (err, scale) = max_err(a, o);
+            let tol = if name.starts_with("∂W") || name.starts_with("∂b") {
+                3e-4
+            } else {
+                1e-5
+            };
+            assert!(
+                err < tol * scale,
+                "k {k} n {n} {name}: max error {err} (scale {scale})"
+            );
+        }
+    }
+}

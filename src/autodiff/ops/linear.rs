@@ -54,26 +54,30 @@ fn fast_rows(a: &[f32], k: usize, b: &Panels, bias: Option<&[f32]>, c: &mut [f32
 /// step's rows of `x` and `g` in L2 while all column tiles run over them).
 const TN_STEP: usize = 256;
 
-/// `xᵀ g` for `x: [rows, k]`, `g: [rows, n]` with the fast kernel: one partial per fixed chunk of
-/// [`ROW_CHUNK`] rows (accumulated over steps of [`TN_STEP`] rows in order), partials added in
-/// chunk order.
-fn fast_weight_grad(x: &[f32], g: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
+/// `xᵀ g` for `x: [rows, k]`, `g: [rows, n]` with the fast kernel, followed (if `bias`) by the
+/// column sums of `g` as row `k`: one partial per fixed chunk of [`ROW_CHUNK`] rows (accumulated
+/// over steps of [`TN_STEP`] rows in order), partials added in chunk order.
+fn fast_weight_grad(x: &[f32], g: &[f32], rows: usize, k: usize, n: usize, bias: bool) -> Vec<f32> {
+    let kb = k + usize::from(bias);
     let starts: Vec<usize> = (0..rows).step_by(ROW_CHUNK).collect();
     let partials: Vec<Vec<f32>> = starts
         .par_iter()
         .map(|&s0| {
-            let mut p = vec![0.0f32; k * n];
+            let mut p = vec![0.0f32; kb * n];
+            let (pw, pb) = p.split_at_mut(k * n);
+            let mut pb = bias.then_some(pb);
             let e = (s0 + ROW_CHUNK).min(rows);
             for t in (s0..e).step_by(TN_STEP) {
                 let m = TN_STEP.min(e - t);
+                let (xt, gt) = (&x[t * k..], &g[t * n..]);
                 let done =
-                    fast32::gemm::gemm_tn_acc(&x[t * k..], k, &g[t * n..], n, m, k, n, &mut p);
+                    fast32::gemm::gemm_tn_acc(xt, k, gt, n, m, k, n, pw, pb.as_deref_mut());
                 assert!(done.is_some(), "fast GEMM unavailable after the check");
             }
             p
         })
         .collect();
-    let mut out = vec![0.0f32; k * n];
+    let mut out = vec![0.0f32; kb * n];
     for p in &partials {
         for (o, &v) in out.iter_mut().zip(p) {
             *o += v;
@@ -219,18 +223,20 @@ pub fn linear_backward<T: Float>(
     } else {
         gx
     };
-    let gw = need.1.then(|| {
-        if fast_gw {
-            let gw = fast_weight_grad(f32_data(&xs), f32_data(&gs), rows, k, n);
-            Array2::from_shape_vec((k, n), from_f32(gw)).expect("shape")
-        } else {
-            weight_grad(x2, g2)
-        }
-    });
+    let (gw, gb) = if fast_gw {
+        let mut gw = fast_weight_grad(f32_data(&xs), f32_data(&gs), rows, k, n, need.2);
+        let gb = need.2.then(|| Array1::from_vec(from_f32(gw.split_off(k * n))));
+        let gw = Array2::from_shape_vec((k, n), from_f32(gw)).expect("shape");
+        (Some(gw), gb)
+    } else {
+        (
+            need.1.then(|| weight_grad(x2, g2)),
+            need.2.then(|| column_sums(g2)),
+        )
+    };
     let gx = gx.map(|a| {
         a.into_shape_with_order(IxDyn(x.shape()))
             .expect("unflatten")
     });
-    let gb = need.2.then(|| column_sums(g2));
     (gx, gw, gb)
 }

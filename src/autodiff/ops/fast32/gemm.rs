@@ -283,7 +283,8 @@ simd_fn! {
     vector V;
     /// `out[kk][j] += Σ_i a[i][kk] · g[i][j]` for `i < m` (ascending), `kk < k`, `j < n` (`n` a
     /// multiple of 16; `a` at row stride `lda`, `g` at `ldg`, `out` `[k, n]` row-major): the weight
-    /// gradient `Xᵀ G` of one chunk of rows, accumulated into `out`.
+    /// gradient `Xᵀ G` of one chunk of rows, accumulated into `out`; with `colsum`, also
+    /// `colsum[j] += Σ_i g[i][j]` (the bias gradient, `i` ascending) while the rows are in cache.
     pub fn gemm_tn_acc(
         a: &[f32],
         lda: usize,
@@ -293,6 +294,7 @@ simd_fn! {
         k: usize,
         n: usize,
         out: &mut [f32],
+        colsum: Option<&mut [f32]>,
     ) -> () {
         assert!(n.is_multiple_of(LANES), "gemm_tn_acc: n = {n} is not a multiple of 16");
         if m == 0 || k == 0 || n == 0 {
@@ -301,6 +303,15 @@ simd_fn! {
         assert!(a.len() >= (m - 1) * lda + k, "gemm_tn_acc: a too short");
         assert!(g.len() >= (m - 1) * ldg + n, "gemm_tn_acc: g too short");
         assert!(out.len() >= k * n, "gemm_tn_acc: out too short");
+        if let Some(cs) = colsum {
+            for j0 in (0..n).step_by(LANES) {
+                let mut acc = V::load(&cs[j0..]);
+                for i in 0..m {
+                    acc = acc.add(V::load(&g[i * ldg + j0..]));
+                }
+                acc.store(&mut cs[j0..]);
+            }
+        }
         let (a, g, out) = (a.as_ptr(), g.as_ptr(), out.as_mut_ptr());
         let mut k0 = 0;
         // SAFETY: reduction rows k0..k0+R < k; all rows < m of a and g (asserts above).
