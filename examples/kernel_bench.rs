@@ -138,8 +138,18 @@ fn main() {
             gw.fill(0.0);
             for s0 in (0..rows).step_by(256) {
                 let m = 256.min(rows - s0);
-                fast32::gemm::gemm_tn_acc(&a[s0 * k..], k, &gy[s0 * nn..], nn, m, k, nn, &mut gw, None)
-                    .expect("kernel");
+                fast32::gemm::gemm_tn_acc(
+                    &a[s0 * k..],
+                    k,
+                    &gy[s0 * nn..],
+                    nn,
+                    m,
+                    k,
+                    nn,
+                    &mut gw,
+                    None,
+                )
+                .expect("kernel");
             }
         });
         let t_mm_tn = time(&mut || unsafe {

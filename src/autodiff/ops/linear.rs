@@ -70,8 +70,7 @@ fn fast_weight_grad(x: &[f32], g: &[f32], rows: usize, k: usize, n: usize, bias:
             for t in (s0..e).step_by(TN_STEP) {
                 let m = TN_STEP.min(e - t);
                 let (xt, gt) = (&x[t * k..], &g[t * n..]);
-                let done =
-                    fast32::gemm::gemm_tn_acc(xt, k, gt, n, m, k, n, pw, pb.as_deref_mut());
+                let done = fast32::gemm::gemm_tn_acc(xt, k, gt, n, m, k, n, pw, pb.as_deref_mut());
                 assert!(done.is_some(), "fast GEMM unavailable after the check");
             }
             p
@@ -225,7 +224,9 @@ pub fn linear_backward<T: Float>(
     };
     let (gw, gb) = if fast_gw {
         let mut gw = fast_weight_grad(f32_data(&xs), f32_data(&gs), rows, k, n, need.2);
-        let gb = need.2.then(|| Array1::from_vec(from_f32(gw.split_off(k * n))));
+        let gb = need
+            .2
+            .then(|| Array1::from_vec(from_f32(gw.split_off(k * n))));
         let gw = Array2::from_shape_vec((k, n), from_f32(gw)).expect("shape");
         (Some(gw), gb)
     } else {

@@ -316,9 +316,17 @@ simd_fn! {
         let mut k0 = 0;
         // SAFETY: reduction rows k0..k0+R < k; all rows < m of a and g (asserts above).
         unsafe {
+            while k0 + 12 <= k {
+                tn_rows::<V, 12>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+                k0 += 12;
+            }
             while k0 + MR <= k {
                 tn_rows::<V, MR>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
                 k0 += MR;
+            }
+            while k0 + 4 <= k {
+                tn_rows::<V, 4>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+                k0 += 4;
             }
             while k0 < k {
                 tn_rows::<V, 1>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
