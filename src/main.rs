@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     // op, and glibc would otherwise map and unmap (and page-fault) every block (see bench::alloc).
     darlc::bench::alloc::retain_freed_memory();
     let cli = Cli::parse();
+    // DARLC_PROFILE_OPS=1: time every tape op of the command and print the table at the end.
+    let profile = std::env::var_os("DARLC_PROFILE_OPS").is_some_and(|v| v != "0");
+    darlc::autodiff::profile::set_enabled(profile);
     let result: darlc::Result<()> = match cli.command {
         Command::Run(a) => darlc::pipeline::cli::run_cmd(a),
         Command::Fixtures(a) => darlc::fixtures::cli::fixtures(a),
@@ -60,6 +63,9 @@ fn main() -> ExitCode {
         Command::Probe(args) => darlc::eval::probe::probe_cmd(args),
         Command::Embed(a) => darlc::module1::cli::embed(a),
     };
+    if profile {
+        darlc::autodiff::profile::print(1);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

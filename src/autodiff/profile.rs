@@ -53,6 +53,27 @@ pub fn record(pass: &'static str, op: &'static str, d: Duration) {
     }
 }
 
+/// Print (stderr) and clear the table as seconds per repetition, for `reps` repetitions of the
+/// profiled work; ops under 2 ms per repetition are left out.
+pub fn print(reps: usize) {
+    let rows = take();
+    let total: f64 = rows.iter().map(|r| r.2).sum();
+    let per = 1.0 / reps.max(1) as f64;
+    eprintln!("per-op wall time (forward = time since the previous node):");
+    for (pass, op, s, n) in rows {
+        if s * per < 0.002 {
+            continue;
+        }
+        eprintln!(
+            "  {pass} {op:<22} {:8.3} s {:5.1} %  {:6.0} calls",
+            s * per,
+            100.0 * s / total,
+            n as f64 * per
+        );
+    }
+    eprintln!("  total {:.3} s", total * per);
+}
+
 /// Take and clear the table: `(pass, op, seconds, calls)`, largest time first.
 pub fn take() -> Vec<(&'static str, &'static str, f64, usize)> {
     let mut t = match TABLE.lock() {

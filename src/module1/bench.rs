@@ -96,26 +96,6 @@ pub fn synthetic_pool(n: usize, s: usize, seed: u64) -> (Array4<f32>, Array4<f32
     (x, xs)
 }
 
-/// Print the per-op table of [`crate::autodiff::profile`] as seconds per step.
-fn print_op_profile(steps: usize) {
-    let rows = crate::autodiff::profile::take();
-    let total: f64 = rows.iter().map(|r| r.2).sum();
-    let per = 1.0 / steps.max(1) as f64;
-    eprintln!("per-op wall time per step (forward = time since the previous node):");
-    for (pass, op, s, n) in rows {
-        if s * per < 0.002 {
-            continue;
-        }
-        eprintln!(
-            "  {pass} {op:<22} {:8.3} s {:5.1} %  {:6.0} calls",
-            s * per,
-            100.0 * s / total,
-            n as f64 * per
-        );
-    }
-    eprintln!("  total {:.3} s", total * per);
-}
-
 /// Run the benchmark and print images/s (min / median / max) and peak RSS.
 pub fn ssl_step(args: SslStepArgs) -> Result<()> {
     crate::bench::alloc::retain_freed_memory();
@@ -188,7 +168,7 @@ fn run(args: &SslStepArgs) -> Result<()> {
     }
     if args.profile {
         crate::autodiff::profile::set_enabled(false);
-        print_op_profile(args.steps);
+        crate::autodiff::profile::print(args.steps);
     }
     let mut ips: Vec<f64> = times.iter().map(|t| b as f64 / t).collect();
     ips.sort_by(f64::total_cmp);

@@ -189,11 +189,12 @@ macro_rules! simd_fn {
                     type $v = $crate::autodiff::ops::fast32::v16::Avx2;
                     $body
                 }
+                // The f32 kernels run without subnormals (`crate::float::flush_subnormals`).
                 match level() {
                     // SAFETY: the CPU supports the enabled features (checked by `level`).
-                    Level::Avx512 => Some(unsafe { v512($($a),*) }),
+                    Level::Avx512 => Some($crate::float::flush_subnormals(|| unsafe { v512($($a),*) })),
                     // SAFETY: as above.
-                    Level::Avx2 => Some(unsafe { v256($($a),*) }),
+                    Level::Avx2 => Some($crate::float::flush_subnormals(|| unsafe { v256($($a),*) })),
                     Level::None => None,
                 }
             }
@@ -216,11 +217,12 @@ macro_rules! simd_fn {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn v256($($a: $t),*) -> $r $body
+                // The f32 kernels run without subnormals (`crate::float::flush_subnormals`).
                 match level() {
                     // SAFETY: the CPU supports the enabled features (checked by `level`).
-                    Level::Avx512 => Some(unsafe { v512($($a),*) }),
+                    Level::Avx512 => Some($crate::float::flush_subnormals(|| unsafe { v512($($a),*) })),
                     // SAFETY: as above.
-                    Level::Avx2 => Some(unsafe { v256($($a),*) }),
+                    Level::Avx2 => Some($crate::float::flush_subnormals(|| unsafe { v256($($a),*) })),
                     Level::None => None,
                 }
             }
