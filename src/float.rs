@@ -222,3 +222,24 @@ impl Float for f64 {
             .collect()
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod flush_tests {
+    use super::flush_subnormals;
+    use std::hint::black_box;
+
+    #[test]
+    fn flush_subnormals_zeroes_subnormals_inside_and_restores_the_mode() {
+        let tiny = black_box(f32::MIN_POSITIVE / 4.0); // a subnormal, 2^-128
+        assert!(tiny > 0.0 && !tiny.is_normal());
+        let before = black_box(tiny) * black_box(1.0f32);
+        let inside = flush_subnormals(|| black_box(tiny) * black_box(1.0f32));
+        let after = black_box(tiny) * black_box(1.0f32);
+        assert_eq!(before, tiny, "IEEE subnormals outside");
+        assert_eq!(inside, 0.0, "read as zero (DAZ) inside");
+        assert_eq!(after, tiny, "the caller's mode is restored");
+        // A normal product that would round to a subnormal is flushed (FTZ).
+        let half_min = flush_subnormals(|| black_box(f32::MIN_POSITIVE) * black_box(0.5f32));
+        assert_eq!(half_min, 0.0);
+    }
+}
