@@ -623,8 +623,8 @@ impl Smm {
         }
         let zs = z.as_standard_layout();
         // Component-major copies [K, N] so that each component reads contiguous memory.
-        let rt = r.t().as_standard_layout().into_owned();
-        let wt = w.map(|w| w.t().as_standard_layout().into_owned());
+        let rt = component_major(r);
+        let wt = w.map(component_major);
         let zsl = zs.as_slice().expect("standard layout");
         let updates: Vec<(f64, Array1<f64>, Array2<f64>)> = (0..k)
             .into_par_iter()
@@ -658,7 +658,8 @@ impl Smm {
             return;
         }
         let d = self.d() as f64;
-        let (n, k) = e.r.dim();
+        let k = e.r.ncols();
+        let (rt, wt) = (component_major(e.r.view()), component_major(e.w.view()));
         let new: Vec<f64> = (0..k)
             .into_par_iter()
             .map(|comp| {
@@ -667,9 +668,8 @@ impl Smm {
                     return nu_old;
                 }
                 let mut s = 0.0;
-                for i in 0..n {
-                    let wi = e.w[[i, comp]];
-                    s += e.r[[i, comp]] * (wi.ln() - wi);
+                for (&ri, &wi) in rt.row(comp).iter().zip(wt.row(comp)) {
+                    s += ri * (wi.ln() - wi);
                 }
                 solve_nu(s / nk[comp], nu_old, d)
             })
@@ -868,8 +868,34 @@ fn component_log_rho(c: &CompConst, delta: f64, gaussian: bool) -> f64 {
     }
 }
 
+/// `a [N, K]` as a standard-layout `[K, N]` copy (each component's column contiguous), built in
+/// parallel over fixed blocks of 16 components.
+fn component_major(a: ArrayView2<f64>) -> Array2<f64> {
+    const COMPS: usize = 16;
+    let (n, k) = a.dim();
+    let mut out = Array2::<f64>::zeros((k, n));
+    if let Some(dst) = out.as_slice_mut() {
+        dst.par_chunks_mut(COMPS * n.max(1))
+            .enumerate()
+            .for_each(|(b, blk)| {
+                let c0 = b * COMPS;
+                let nc = blk.len() / n.max(1);
+                for i in 0..n {
+                    for c in 0..nc {
+                        blk[c * n + i] = a[[i, c0 + c]];
+                    }
+                }
+            });
+    }
+    out
+}
+
+/// Rows per block of the M-step scatter (the block's centred rows stay in L2).
+const SCATTER_ROWS: usize = 512;
+
 /// One component's M-step: `(N_k, μ_k, Σ_k)` (§6.7), sums over rows in index order; the scatter
-/// `Σ_i r w (z_i − μ)(z_i − μ)ᵀ` is one GEMM over the rows with `r·w ≠ 0`.
+/// `Σ_i r w (z_i − μ)(z_i − μ)ᵀ` runs over the rows with `r·w ≠ 0` in blocks of
+/// [`SCATTER_ROWS`] (one GEMM per block, added to the scatter block by block, in row order).
 /// `r`, `w` are this component's columns (`[N]`).
 fn mstep_component(
     z: &[f64],
@@ -900,19 +926,24 @@ fn mstep_component(
     let mu = Array1::from_shape_fn(d, |l| {
         (s[l] + prior.kappa0 * prior.m0[l]) / (wk + prior.kappa0)
     });
-    let m = rows.len();
-    let mut a = vec![0.0; m * d];
-    let mut b = vec![0.0; m * d];
-    for (p, (&i, &v)) in rows.iter().zip(&rw).enumerate() {
-        for l in 0..d {
-            let c = z[i * d + l] - mu[l];
-            a[p * d + l] = c;
-            b[p * d + l] = v * c;
-        }
-    }
     let mut scatter = Array2::<f64>::zeros((d, d));
-    if m > 0 {
-        // SAFETY: a, b are m×d row-major; bᵀ is d×m with strides (1, d); scatter is d×d
+    let mut a = vec![0.0; SCATTER_ROWS.min(rows.len()) * d];
+    let mut b = vec![0.0; a.len()];
+    for (blk, (rows, rw)) in rows
+        .chunks(SCATTER_ROWS)
+        .zip(rw.chunks(SCATTER_ROWS))
+        .enumerate()
+    {
+        let m = rows.len();
+        for (p, (&i, &v)) in rows.iter().zip(rw).enumerate() {
+            for l in 0..d {
+                let c = z[i * d + l] - mu[l];
+                a[p * d + l] = c;
+                b[p * d + l] = v * c;
+            }
+        }
+        let beta = if blk == 0 { 0.0 } else { 1.0 };
+        // SAFETY: a, b hold m×d row-major values; bᵀ is d×m with strides (1, d); scatter is d×d
         // row-major and does not alias a or b.
         unsafe {
             f64::gemm(
@@ -926,7 +957,7 @@ fn mstep_component(
                 a.as_ptr(),
                 d as isize,
                 1,
-                0.0,
+                beta,
                 scatter.as_mut_ptr(),
                 d as isize,
                 1,
