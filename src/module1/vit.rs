@@ -33,6 +33,24 @@ pub fn patchify<T: Float>(x: ArrayView4<T>, p: usize) -> Array3<T> {
     let (gh, gw) = (h / p, w / p);
     let pl = c * p * p;
     let mut out = Array3::<T>::zeros((b, gh * gw, pl));
+    if let (1, Some(xs), Some(os)) = (c, x.as_slice(), out.as_slice_mut()) {
+        // One channel, contiguous input: each patch row is a run of p pixels.
+        for n in 0..b {
+            let img = &xs[n * h * w..(n + 1) * h * w];
+            let dst = &mut os[n * gh * gw * pl..(n + 1) * gh * gw * pl];
+            for a in 0..gh {
+                for bb in 0..gw {
+                    let l = a * gw + bb;
+                    for i in 0..p {
+                        let src = (a * p + i) * w + bb * p;
+                        dst[l * pl + i * p..l * pl + (i + 1) * p]
+                            .copy_from_slice(&img[src..src + p]);
+                    }
+                }
+            }
+        }
+        return out;
+    }
     for n in 0..b {
         for a in 0..gh {
             for bb in 0..gw {
@@ -173,6 +191,32 @@ pub fn gather_tokens<T: Float>(t: &mut Tape<T>, t0: Var, visible: &[Vec<usize>])
 mod tests {
     use super::*;
     use ndarray::Array4;
+
+    #[test]
+    fn patchify_one_channel_fast_path_follows_the_formula() {
+        // C = 1 with contiguous input takes the row-copy path; a strided view (every other
+        // image) takes the general loop. Both against the SPEC §4.1 formula directly.
+        let x = Array4::from_shape_fn((4, 1, 6, 4), |(n, _, i, j)| (n * 100 + i * 10 + j) as f64);
+        let strided = x.slice(ndarray::s![..;2, .., .., ..]);
+        for (v, picked) in [(x.view(), vec![0, 1, 2, 3]), (strided, vec![0, 2])] {
+            let p = patchify(v, 2);
+            assert_eq!(p.dim(), (picked.len(), 6, 4));
+            for (n, &src) in picked.iter().enumerate() {
+                for a in 0..3 {
+                    for b in 0..2 {
+                        for i in 0..2 {
+                            for j in 0..2 {
+                                assert_eq!(
+                                    p[[n, a * 2 + b, i * 2 + j]],
+                                    x[[src, 0, a * 2 + i, b * 2 + j]]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn patchify_follows_the_spec_index_formula() {
