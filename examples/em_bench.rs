@@ -51,4 +51,12 @@ fn main() {
         t.elapsed().as_secs_f64(),
         t.elapsed().as_secs_f64() / rep.iters.max(1) as f64
     );
+    // Bits of the result, to compare builds (the EM must not change by a single bit).
+    let last = *rep.l_map.last().expect("trace");
+    let rsum: f64 = rep.estep.r.iter().sum();
+    println!(
+        "final l_MAP {last:e} (bits {:016x}), sum r bits {:016x}",
+        last.to_bits(),
+        rsum.to_bits()
+    );
 }
