@@ -32,7 +32,8 @@ fn run(out: &std::path::Path, extra: &[&str]) {
 
 #[test]
 fn smooth_writes_views_parameters_and_picture() {
-    let out = std::env::temp_dir().join(format!("darlc-smooth-cli-{}", std::process::id()));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-smooth-cli-{}", std::process::id()));
     run(&out, &[]);
     let f = TensorFile::load(&out.join("smoothed.safetensors")).unwrap();
     let TensorData::F32(sm) = f.get("smoothed", &out).unwrap() else {

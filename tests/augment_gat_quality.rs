@@ -61,7 +61,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 #[ignore]
 fn gat_smoothing_recovers_simulated_templates() {
-    let dir = std::env::temp_dir().join(format!("darlc-gat-sim-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-gat-sim-{}", std::process::id()));
     let cfg = SimConfig {
         n_genes: 2000,
         ..SimConfig::default()

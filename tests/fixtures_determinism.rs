@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-fixtures-det-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-fixtures-det-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }

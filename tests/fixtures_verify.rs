@@ -13,7 +13,8 @@ fn golden() -> PathBuf {
 
 /// A fresh copy of the committed golden set in a temporary folder.
 fn copy_of_golden(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-fixtures-ver-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-fixtures-ver-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     for e in std::fs::read_dir(golden()).unwrap() {

@@ -67,7 +67,8 @@ fn module1_train_steps_identical_on_1_and_2_threads() {
 
 #[test]
 fn module1_embed_outputs_identical_on_1_and_2_threads() {
-    let dir = std::env::temp_dir().join(format!("darlc_m1_threads_{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc_m1_threads_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.safetensors");
     let mut tf = TensorFile::new();

@@ -298,7 +298,8 @@ fn batchnorm_eval_calibration_and_buffers_in_files() {
     assert_eq!(y0.slice(s![0, ..]), y.slice(s![0, ..]));
 
     // Parameters and buffers in one file, read back by name.
-    let dir = std::env::temp_dir().join(format!("darlc-nn-bn-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-nn-bn-{}", std::process::id()));
     let path = dir.join("head.safetensors");
     s.to_tensor_file_with(bn.buffers())
         .unwrap()

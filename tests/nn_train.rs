@@ -188,7 +188,8 @@ fn ema_zero_copies_one_freezes_and_mid_matches_eq8() {
 
 #[test]
 fn param_store_safetensors_roundtrip_names_and_shape_errors() {
-    let dir = std::env::temp_dir().join(format!("darlc-nn-params-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-nn-params-{}", std::process::id()));
     let path = dir.join("params.safetensors");
     let mut s = ParamStore::<f32>::new();
     let w = s.add(

@@ -11,7 +11,8 @@ pub fn darlc() -> Command {
 
 /// A fresh (removed) scratch folder `darlc-<tag>-<pid>-<name>` in the temp dir.
 pub fn tmp(tag: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-{tag}-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-{tag}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
@@ -19,7 +20,8 @@ pub fn tmp(tag: &str, name: &str) -> PathBuf {
 /// A 300-gene simulated section (287 genes kept after the MT- filter), written once per test
 /// binary under `darlc-<tag>-sim-<pid>` (simulation is deterministic).
 pub fn section(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darlc-{tag}-sim-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("darlc-{tag}-sim-{}", std::process::id()));
     if !d.join("truth.csv").exists() {
         let st = darlc()
             .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
