@@ -202,6 +202,52 @@ pub struct Joint<T: Float> {
     /// The prior, computed once from `Z⁰` (§6.2) and kept.
     pub prior: SmmPrior,
     pub opts: JointOptions,
+    /// `Z⁰` of [`Joint::start`], reused by the first epoch of [`Joint::train`] while the parameters
+    /// it was computed from are unchanged.
+    start_z: Option<StartEmbedding<T>>,
+}
+
+/// The clustering embedding of all images at the end of [`Joint::start`] and the values it was
+/// computed from: every `vit.*` and `proj.*` parameter and the BN running statistics.
+#[derive(Clone, Debug)]
+struct StartEmbedding<T: Float> {
+    key: Vec<ArrayD<T>>,
+    z: Array2<T>,
+}
+
+impl<T: Float> Joint<T> {
+    /// The parameters and buffers that `Z = g(f(X))` depends on (see [`StartEmbedding`]).
+    fn embedding_key(&self) -> Vec<ArrayD<T>> {
+        let s = &self.m1.store;
+        let mut key: Vec<ArrayD<T>> = ["vit", "proj"]
+            .iter()
+            .flat_map(|p| s.ids_with_prefix(p))
+            .map(|id| s.get(id).clone())
+            .collect();
+        key.push(self.head.bn.running_mean.clone().into_dyn());
+        key.push(self.head.bn.running_var.clone().into_dyn());
+        key
+    }
+
+    /// `Z` of all `n` images: `Z⁰` of [`Joint::start`] (taken, so at most once) when it is for `n`
+    /// images and every value it depends on is bit-identical, else a fresh [`Joint::embed`].
+    fn embed_z(&mut self, x: ArrayView4<T>) -> Array2<T> {
+        if let Some(c) = self.start_z.take() {
+            let key = self.embedding_key();
+            let same = c.z.nrows() == x.dim().0
+                && c.key.len() == key.len()
+                && c.key.iter().zip(&key).all(|(a, b)| {
+                    a.shape() == b.shape()
+                        && a.iter()
+                            .zip(b.iter())
+                            .all(|(u, v)| u.f64().to_bits() == v.f64().to_bits())
+                });
+            if same {
+                return c.z;
+            }
+        }
+        self.embed(x).1
+    }
 }
 
 /// `[1, d, d]` constants: the identity and the strictly-lower-triangular mask.
@@ -261,7 +307,8 @@ impl<T: Float> Joint<T> {
         let mut head = ProjectionHead::new(&mut m1.store, "proj", m1.cfg.dim, d, &mut r);
         let h = m1.embed(x, opts.batch);
         head.calibrate(&m1.store, h.view())?;
-        let z = to_f64(head.embed(&m1.store, h.view()).view());
+        let z_t = head.embed(&m1.store, h.view());
+        let z = to_f64(z_t.view());
         let cfg = SmmConfig {
             k,
             gaussian: opts.gaussian,
@@ -292,7 +339,12 @@ impl<T: Float> Joint<T> {
             smm: fit.smm,
             prior: fit.prior,
             opts,
+            start_z: None,
         };
+        j.start_z = Some(StartEmbedding {
+            key: j.embedding_key(),
+            z: z_t,
+        });
         j.load_smm_params();
         Ok((j, fit.report))
     }
@@ -544,8 +596,9 @@ impl<T: Float> Joint<T> {
                 *slot = clock.elapsed().as_secs_f64();
                 clock = Instant::now();
             };
-            // a–b: Z, EM warm-started from the trained Θ; reset μ, L to Θ̂.
-            let (_, z) = self.embed(x);
+            // a–b: Z (at e = 0 the Z⁰ of `start`: nothing has changed since), EM warm-started
+            // from the trained Θ; reset μ, L to Θ̂.
+            let z = self.embed_z(x);
             let z = to_f64(z.view());
             lap_time(&mut timing.embed);
             let mut warm = self.trained_smm()?;
@@ -670,5 +723,47 @@ impl<T: Float> Joint<T> {
         let mut v = self.m1.named_tensors();
         v.extend(self.head.bn.buffers());
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module1::model::Config;
+    use ndarray::Array4;
+
+    fn tiny() -> (Joint<f64>, Array4<f64>) {
+        // 12 deterministic 10×10 images with zeros (the tiny configuration of SPEC §18).
+        let x = Array4::from_shape_fn((12, 1, 10, 10), |(i, _, a, b)| {
+            ((i * 7 + a * 3 + b) % 5) as f64 * 0.3
+        });
+        let m1 = ModuleI::<f64>::new(Config::tiny(), 3).unwrap();
+        let mut opts = JointOptions::new(3, 5);
+        opts.dim = 3;
+        opts.batch = 5;
+        opts.em_iters_init = 2;
+        let (j, _) = Joint::start(m1, x.view(), opts).unwrap();
+        (j, x)
+    }
+
+    #[test]
+    fn first_epoch_reuses_z0_only_while_its_inputs_are_unchanged() {
+        let (mut j, x) = tiny();
+        let fresh = j.embed(x.view()).1;
+        assert_eq!(j.embed_z(x.view()), fresh, "Z⁰ is the embedding at start");
+        assert!(j.start_z.is_none(), "Z⁰ is used at most once");
+        // An encoder parameter changed after `start`: Z⁰ is stale and must be recomputed.
+        let (mut j, x) = tiny();
+        let z0 = j.start_z.as_ref().unwrap().z.clone();
+        let id = j.m1.store.ids_with_prefix("vit")[0];
+        j.m1.store.get_mut(id).mapv_inplace(|v| v + 0.5);
+        let fresh = j.embed(x.view()).1;
+        assert_ne!(fresh, z0);
+        assert_eq!(j.embed_z(x.view()), fresh);
+        // A changed BN running statistic (only `proj.*` and the BN buffers feed g) likewise.
+        let (mut j, x) = tiny();
+        j.head.bn.running_var[0] *= 2.0;
+        let fresh = j.embed(x.view()).1;
+        assert_eq!(j.embed_z(x.view()), fresh);
     }
 }
