@@ -942,7 +942,7 @@ fn delta_tile<const T: usize>(
         for (j, &a) in lk[l * d..l * d + l].iter().enumerate() {
             let yj = &y[j * T..(j + 1) * T];
             for u in 0..T {
-                acc[u] = acc[u] - a * yj[u];
+                acc[u] -= a * yj[u];
             }
         }
         let lll = lk[l * d + l];
