@@ -19,13 +19,8 @@ use rand::Rng;
 use std::io::Write;
 use std::time::Instant;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 fn write_raw(path: &std::path::Path, bytes: &[u8]) {
     darlc::io::atomic_write(path, bytes).expect("write export");
