@@ -434,37 +434,16 @@ impl Smm {
         let (n, k) = (z.nrows(), self.k());
         let mut out = vec![0.0; n * k];
         let zs = z.as_standard_layout();
+        let (chol, mu) = (self.chol.as_standard_layout(), self.mu.as_standard_layout());
+        let (chol, mu) = (std_slice(&chol), std_slice(&mu));
         out.par_chunks_mut(CHUNK * k)
             .enumerate()
             .for_each(|(c, dst)| {
                 let r0 = c * CHUNK;
                 let nb = dst.len() / k;
-                self.delta_chunk(zs.view(), r0, nb, dst);
+                delta_chunk(zs.view(), chol, mu, r0, nb, dst);
             });
         Ok(Array2::from_shape_vec((n, k), out).expect("shape"))
-    }
-
-    /// δ for rows `r0..r0+nb` into `dst [nb, K]`: the chunk is transposed to `[d, nb]` and each
-    /// component's forward substitution `L y = z − μ` runs over tiles of [`DELTA_TILE`] rows
-    /// ([`delta_kernel`]; the same operations, in the same order, as a row-by-row substitution).
-    fn delta_chunk(&self, z: ArrayView2<f64>, r0: usize, nb: usize, dst: &mut [f64]) {
-        let d = self.d();
-        let mut zt = vec![0.0; d * nb];
-        for i in 0..nb {
-            for l in 0..d {
-                zt[l * nb + i] = z[[r0 + i, l]];
-            }
-        }
-        let chol = self.chol.as_standard_layout();
-        let mu = self.mu.as_standard_layout();
-        delta_kernel(
-            &zt,
-            nb,
-            d,
-            chol.as_slice().expect("standard layout"),
-            mu.as_slice().expect("standard layout"),
-            dst,
-        );
     }
 
     /// Component log densities `ln St(z_i | μ_k, Σ_k, ν_k)` `[N, K]` (Eq. 13; Gaussian in the
@@ -494,6 +473,8 @@ impl Smm {
         let mut w = vec![0.0; n * k];
         let mut lse = vec![0.0; n];
         let gaussian = self.gaussian;
+        let (chol, mu) = (self.chol.as_standard_layout(), self.mu.as_standard_layout());
+        let (chol, mu) = (std_slice(&chol), std_slice(&mu));
         let results: Vec<Option<usize>> = ln_q
             .par_chunks_mut(CHUNK * k)
             .zip(r.par_chunks_mut(CHUNK * k))
@@ -504,7 +485,7 @@ impl Smm {
                 let r0 = c * CHUNK;
                 let nb = ls.len();
                 // δ into ww first, then overwrite with w.
-                self.delta_chunk(zs.view(), r0, nb, ww);
+                delta_chunk(zs.view(), chol, mu, r0, nb, ww);
                 let mut bad = None;
                 #[allow(clippy::needless_range_loop)]
                 for i in 0..nb {
@@ -896,6 +877,33 @@ fn delta_kernel(zt: &[f64], nb: usize, d: usize, chol: &[f64], mu: &[f64], dst: 
         }
     }
     delta_rows(zt, nb, d, chol, mu, dst)
+}
+
+/// The elements of a standard-layout array as a row-major slice.
+fn std_slice<'a, D: ndarray::Dimension>(a: &'a ndarray::CowArray<'_, f64, D>) -> &'a [f64] {
+    a.as_slice().expect("standard layout")
+}
+
+/// δ for rows `r0..r0+nb` of `z` into `dst [nb, K]`, given the Cholesky factors `chol [K, d, d]`
+/// and means `mu [K, d]` as row-major slices: the chunk is transposed to `[d, nb]` and each
+/// component's forward substitution `L y = z − μ` runs over tiles of [`DELTA_TILE`] rows
+/// ([`delta_kernel`]; the same operations, in the same order, as a row-by-row substitution).
+fn delta_chunk(
+    z: ArrayView2<f64>,
+    chol: &[f64],
+    mu: &[f64],
+    r0: usize,
+    nb: usize,
+    dst: &mut [f64],
+) {
+    let d = z.ncols();
+    let mut zt = vec![0.0; d * nb];
+    for i in 0..nb {
+        for l in 0..d {
+            zt[l * nb + i] = z[[r0 + i, l]];
+        }
+    }
+    delta_kernel(&zt, nb, d, chol, mu, dst);
 }
 
 /// Body of [`delta_kernel`] (inlined into each compiled variant).
