@@ -9,6 +9,8 @@
 # Usage: benches/pipeline_sim.sh [OUT_DIR]
 # Env:   GENES=15000 SEED=0 THREADS=2 CONFIG=file.json (keys override the preset)
 #        PRESET=paper METHODS="darlc kmeans gmm-pca"
+#        CLUSTERS=14 (passed as --clusters to every method; default: the ST rule round(N/30);
+#        14 = the simulated patterns incl. noise, for comparing the methods at the true K)
 # The paper preset on 15,000 genes takes hours on 2 cores; for per-phase rates a config such as
 # {"module1":{"warmup_epochs":2},"module2":{"joint_epochs":2}} is enough (per-epoch times scale
 # linearly with the epoch counts).
@@ -27,6 +29,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in $METHODS; do
   args=(run --input "$SIM" --out "$OUT/$m" --method "$m" --preset "$PRESET" --threads "$T")
   [ -n "${CONFIG:-}" ] && args+=(--config "$CONFIG")
+  [ -n "${CLUSTERS:-}" ] && args+=(--clusters "$CLUSTERS")
   /usr/bin/time -v "$BIN" "${args[@]}" 2> "$OUT/$m.log" > /dev/null
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
