@@ -28,3 +28,25 @@ pub fn retain_freed_memory() -> bool {
         false
     }
 }
+
+/// Hand the freed memory of every glibc arena back to the kernel (`malloc_trim(0)`), keeping the
+/// live allocations. With [`retain_freed_memory`] in effect, freed blocks otherwise stay resident
+/// for the rest of the process, and blocks freed in one thread's arena are not reused by another
+/// thread's allocations: what a later phase allocates then adds to the earlier phase's peak.
+/// Call it between phases (e.g. after training, before the outputs are built). Returns `true` if
+/// memory was released, `false` if none was or on other targets. Changes no result.
+pub fn release_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes the number of
+        // bytes to leave untrimmed at the top of the main heap and returns 1 if it released any.
+        unsafe { malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

@@ -192,6 +192,10 @@ pub fn run(
     phases.push(Phase::ended(&format!("{:?}", c.method).to_lowercase(), t1));
     phases.append(&mut result.phases);
     let t2 = Instant::now();
+    // Training's freed memory stays with the allocator (`retain_freed_memory`), much of it in
+    // worker-thread arenas that the outputs, built on this thread, would not reuse; hand it back
+    // so that the outputs do not add to the training peak.
+    crate::bench::alloc::release_freed_memory();
     let x = match (x_loaded, &scaled) {
         (Some(x), None) => x,
         _ => tissue(&set)?,
