@@ -2,14 +2,11 @@
 //! A test binary of its own: the resident set is per process, and other tests allocating at the
 //! same time would blur it.
 
-use darlc::bench::alloc::{release_freed_memory, retain_freed_memory};
+use darlc::bench::alloc::{proc_status_bytes, release_freed_memory, retain_freed_memory};
 
 /// `VmRSS` of this process in MB (Linux).
 fn rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1e3)
+    Some(proc_status_bytes("VmRSS")? as f64 / 1e6)
 }
 
 /// 256 MiB in 2 MiB blocks, every other one freed: the freed half stays resident under

@@ -50,3 +50,31 @@ pub fn release_freed_memory() -> bool {
         false
     }
 }
+
+/// A `kB` field of `/proc/self/status` (e.g. `VmHWM`, the peak resident set, or `VmRSS`, the
+/// current one), in bytes; `None` where the file or field is missing (non-Linux targets).
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rest = s
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proc_status_bytes;
+
+    /// The peak resident set is never below the current one, and a missing field is `None`
+    /// (the prefix must be the whole field name: `VmHWMx` does not match `VmHWM`).
+    #[test]
+    fn proc_status_reads_fields_by_exact_name() {
+        if let (Some(peak), Some(now)) = (proc_status_bytes("VmHWM"), proc_status_bytes("VmRSS")) {
+            assert!(peak >= now, "{peak} < {now}");
+            assert!(now > 0);
+        }
+        assert_eq!(proc_status_bytes("VmHWMx"), None);
+        assert_eq!(proc_status_bytes("Vm"), None);
+    }
+}

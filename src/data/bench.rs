@@ -26,10 +26,7 @@ pub struct IngestBench {
 
 /// Peak resident set size of the current process (`VmHWM` in `/proc/self/status`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::bench::alloc::proc_status_bytes("VmHWM")
 }
 
 /// Time [`load`] on the simulated section in `dir`, simulating it first (default config,

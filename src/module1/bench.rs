@@ -52,10 +52,7 @@ pub struct SslStepArgs {
 
 /// Peak resident set size of this process in MB (`VmHWM`), if readable.
 pub fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    Some(crate::bench::alloc::proc_status_bytes("VmHWM")? as f64 / (1024.0 * 1024.0))
 }
 
 /// Synthetic pool like the peer's: `[n, 1, s, s]` raw and its 3×3 box blur.

@@ -135,9 +135,6 @@ fn timed<R>(phases: &mut Vec<Phase>, name: &str, f: impl FnOnce() -> Result<R>) 
     eprintln!("[darlc] {name} …");
     let r = f()?;
     let phase = Phase::ended(name, t);
-    // What the phase freed goes back to the kernel, so the next phase (often on other threads'
-    // arenas) does not stack its own allocations on top of it (see `release_freed_memory`).
-    crate::bench::alloc::release_freed_memory();
     let peak = phase.peak_rss_mb.map_or(String::new(), |m| {
         format!(" (peak RSS so far {:.2} GB)", m / 1024.0)
     });

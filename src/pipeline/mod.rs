@@ -27,13 +27,20 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// A phase called `name` that started at `t0` and ends now.
+    /// A phase called `name` that started at `t0` and ends now. Ending a phase also hands what
+    /// it freed back to the kernel ([`release_freed_memory`]): under `retain_freed_memory` much of
+    /// it sits in worker-thread arenas that the next phase would not reuse, so its allocations
+    /// would stack on top of this phase's peak.
+    ///
+    /// [`release_freed_memory`]: crate::bench::alloc::release_freed_memory
     pub fn ended(name: &str, t0: Instant) -> Phase {
-        Phase {
+        let phase = Phase {
             name: name.into(),
             seconds: t0.elapsed().as_secs_f64(),
             peak_rss_mb: crate::module1::bench::peak_rss_mb(),
-        }
+        };
+        crate::bench::alloc::release_freed_memory();
+        phase
     }
 }
 
@@ -192,10 +199,6 @@ pub fn run(
     phases.push(Phase::ended(&format!("{:?}", c.method).to_lowercase(), t1));
     phases.append(&mut result.phases);
     let t2 = Instant::now();
-    // Training's freed memory stays with the allocator (`retain_freed_memory`), much of it in
-    // worker-thread arenas that the outputs, built on this thread, would not reuse; hand it back
-    // so that the outputs do not add to the training peak.
-    crate::bench::alloc::release_freed_memory();
     let x = match (x_loaded, &scaled) {
         (Some(x), None) => x,
         _ => tissue(&set)?,
