@@ -75,7 +75,7 @@ fn grad_mhsa_and_block() {
     inputs.extend(vals);
     assert_grad("MHSA", &inputs, |t, v| {
         let pv = vars_of(&names, &v[1..]);
-        vit::mhsa(t, &pv, "vit.block0.attn", v[0], 2)
+        vit::mhsa(t, &pv, "vit.block0.attn", v[0], 2, None)
     });
     let (names, vals) = select(&m, &["vit.block1."]);
     let mut inputs = vec![y];

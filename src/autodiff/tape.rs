@@ -12,7 +12,7 @@ use super::ops::{
 };
 use super::profile;
 use crate::float::Float;
-use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
+use ndarray::{ArrayD, ArrayView2, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -96,8 +96,21 @@ pub enum Op<T: Float> {
         heads: usize,
         saved: Box<ArrayD<T>>,
     },
-    /// `x W + b` for `x: [.., k]`, `W: [k, n]`, `b: [n]`.
-    Linear { x: Var, w: Var, b: Var },
+    /// `x W + b (+ r)` for `x: [.., k]`, `W: [k, n]`, `b: [n]` and a residual `r` of the output's
+    /// shape.
+    Linear {
+        x: Var,
+        w: Var,
+        b: Var,
+        r: Option<Var>,
+    },
+    /// `GELU(x W + b)`; `pre` is `x W + b`, which the backward pass needs.
+    LinearGelu {
+        x: Var,
+        w: Var,
+        b: Var,
+        pre: Box<ArrayD<T>>,
+    },
 }
 
 impl<T: Float> Op<T> {
@@ -150,7 +163,9 @@ impl<T: Float> Op<T> {
             Op::TriSolveLower { .. } => "tri_solve_lower",
             Op::LogDetChol { .. } => "log_det_chol",
             Op::Attention { .. } => "attention",
-            Op::Linear { .. } => "linear",
+            Op::Linear { r: None, .. } => "linear",
+            Op::Linear { r: Some(_), .. } => "linear_add",
+            Op::LinearGelu { .. } => "linear_gelu",
         }
     }
 }
@@ -721,24 +736,58 @@ impl<T: Float> Tape<T> {
 
     /// The affine layer `x W + b` (`x: [.., k]`, `W: [k, n]`, `b: [n]`) as one op.
     pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Var {
+        let out = linear::linear(self.value(x), self.weight(x, w), self.bias(w, b), None);
+        self.push(out, Op::Linear { x, w, b, r: None }, &[x, w, b])
+    }
+
+    /// `x W + b + r` as one op: an affine layer and the residual connection around it (`r` has
+    /// the output's shape). Equal to `add(r, linear(x, w, b))`.
+    pub fn linear_add(&mut self, x: Var, w: Var, b: Var, r: Var) -> Var {
+        let wv = self.weight(x, w);
+        let out = linear::linear(self.value(x), wv, self.bias(w, b), Some(self.value(r)));
+        self.push(
+            out,
+            Op::Linear {
+                x,
+                w,
+                b,
+                r: Some(r),
+            },
+            &[x, w, b, r],
+        )
+    }
+
+    /// `GELU(x W + b)` (exact GELU) as one op. Equal to `gelu(linear(x, w, b))`.
+    pub fn linear_gelu(&mut self, x: Var, w: Var, b: Var) -> Var {
+        let (pre, out) = linear::linear_gelu(self.value(x), self.weight(x, w), self.bias(w, b));
+        let pre = Box::new(pre);
+        self.push(out, Op::LinearGelu { x, w, b, pre }, &[x, w, b])
+    }
+
+    /// `W` of an affine layer as a matrix whose row count is `x`'s width.
+    fn weight(&self, x: Var, w: Var) -> ArrayView2<'_, T> {
         let wv = self
             .value(w)
             .view()
             .into_dimensionality::<Ix2>()
             .expect("linear: W must be 2-D");
-        let bv = self
-            .value(b)
-            .view()
-            .into_dimensionality::<ndarray::Ix1>()
-            .expect("linear: b must be 1-D");
         assert_eq!(
             self.shape(x).last(),
             Some(&wv.dim().0),
             "linear: input width and W rows differ"
         );
-        assert_eq!(bv.len(), wv.dim().1, "linear: bias width");
-        let out = linear::linear(self.value(x), wv, bv);
-        self.push(out, Op::Linear { x, w, b }, &[x, w, b])
+        wv
+    }
+
+    /// `b` of an affine layer as a vector of `W`'s column count.
+    fn bias(&self, w: Var, b: Var) -> ndarray::ArrayView1<'_, T> {
+        let bv = self
+            .value(b)
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("linear: b must be 1-D");
+        assert_eq!(Some(&bv.len()), self.shape(w).get(1), "linear: bias width");
+        bv
     }
 
     // ---------------------------------------------------------------- backward
@@ -987,9 +1036,26 @@ impl<T: Float> Tape<T> {
             Op::LogDetChol { l } => {
                 accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
             }
-            Op::Linear { x, w, b } => {
+            Op::Linear { x, w, b, r } => {
                 let (gx, gw, gb) = linear::linear_backward(
                     g,
+                    val(*x),
+                    val(*w).view().into_dimensionality().expect("2-D"),
+                    (self.needs(*x), self.needs(*w), self.needs(*b)),
+                );
+                if let Some(r) = r
+                    && self.needs(*r)
+                {
+                    accumulate(grads, *r, Some(g.clone()));
+                }
+                accumulate(grads, *x, gx);
+                accumulate(grads, *w, gw.map(|a| a.into_dyn()));
+                accumulate(grads, *b, gb.map(|a| a.into_dyn()));
+            }
+            Op::LinearGelu { x, w, b, pre } => {
+                let gp = Unary::Gelu.backward(g, pre, &node.value);
+                let (gx, gw, gb) = linear::linear_backward(
+                    &gp,
                     val(*x),
                     val(*w).view().into_dimensionality().expect("2-D"),
                     (self.needs(*x), self.needs(*w), self.needs(*b)),

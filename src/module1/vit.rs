@@ -103,8 +103,17 @@ pub fn embed<T: Float>(t: &mut Tape<T>, v: &ParamVars, prefix: &str, patches: Va
 }
 
 /// `MHSA(Y) = [A_1 V_1 | … ] W_o + b_o` with `Q, K, V = Y W_{q,k,v} + b_{q,k,v}` (SPEC §4.1), for
-/// `y: [B, L, D]`. The three projections run as one GEMM on `[W_q | W_k | W_v]`.
-pub fn mhsa<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, y: Var, heads: usize) -> Var {
+/// `y: [B, L, D]`, plus `residual` when given (the block's `T + MHSA(LN₁(T))`, added by the output
+/// projection's op in the same pass). The three projections run as one GEMM on
+/// `[W_q | W_k | W_v]`.
+pub fn mhsa<T: Float>(
+    t: &mut Tape<T>,
+    v: &ParamVars,
+    p: &str,
+    y: Var,
+    heads: usize,
+    residual: Option<Var>,
+) -> Var {
     let w = [
         pv(v, &format!("{p}.W_q")),
         pv(v, &format!("{p}.W_k")),
@@ -119,14 +128,29 @@ pub fn mhsa<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, y: Var, heads: us
     let b = t.concat(&b, 0);
     let qkv = linear(t, y, w, b);
     let o = t.attention(qkv, heads);
-    linear(t, o, pv(v, &format!("{p}.W_o")), pv(v, &format!("{p}.b_o")))
+    let (w_o, b_o) = (pv(v, &format!("{p}.W_o")), pv(v, &format!("{p}.b_o")));
+    match residual {
+        Some(r) => t.linear_add(o, w_o, b_o, r),
+        None => linear(t, o, w_o, b_o),
+    }
 }
 
-/// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, SPEC §4.1).
-pub fn mlp<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, y: Var) -> Var {
-    let h = linear(t, y, pv(v, &format!("{p}.W_1")), pv(v, &format!("{p}.b_1")));
-    let h = t.gelu(h);
-    linear(t, h, pv(v, &format!("{p}.W_2")), pv(v, &format!("{p}.b_2")))
+/// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, SPEC §4.1), plus `residual` when given
+/// (the block's `U + MLP(LN₂(U))`). The first layer and its GELU are one op, as are the second
+/// layer and the residual.
+pub fn mlp<T: Float>(
+    t: &mut Tape<T>,
+    v: &ParamVars,
+    p: &str,
+    y: Var,
+    residual: Option<Var>,
+) -> Var {
+    let h = t.linear_gelu(y, pv(v, &format!("{p}.W_1")), pv(v, &format!("{p}.b_1")));
+    let (w2, b2) = (pv(v, &format!("{p}.W_2")), pv(v, &format!("{p}.b_2")));
+    match residual {
+        Some(r) => t.linear_add(h, w2, b2, r),
+        None => linear(t, h, w2, b2),
+    }
 }
 
 /// LayerNorm `{p}.gamma`, `{p}.beta` over the last axis, eps 1e-5.
@@ -139,11 +163,9 @@ pub fn layer_norm<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var) -> 
 /// One pre-LN block (SPEC §4.1): `U = T + MHSA(LN₁(T))`, `T ← U + MLP(LN₂(U))`.
 pub fn block<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var, heads: usize) -> Var {
     let y = layer_norm(t, v, &format!("{p}.ln1"), x);
-    let a = mhsa(t, v, &format!("{p}.attn"), y, heads);
-    let u = t.add(x, a);
+    let u = mhsa(t, v, &format!("{p}.attn"), y, heads, Some(x));
     let y = layer_norm(t, v, &format!("{p}.ln2"), u);
-    let m = mlp(t, v, &format!("{p}.mlp"), y);
-    t.add(u, m)
+    mlp(t, v, &format!("{p}.mlp"), y, Some(u))
 }
 
 /// The blocks and the final LayerNorm on tokens `[B, L', D]`: `E = LN_f(blocks(T))` (SPEC §4.1).

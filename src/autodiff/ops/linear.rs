@@ -6,7 +6,14 @@
 //! that are multiples of 16 run the direct kernels of [`fast32::gemm`] instead (weights packed
 //! once per call, activations read in place, bias added in the register tile), over fixed chunks
 //! of [`FAST_ROWS`] rows; f64 never goes there.
+//!
+//! Two fused forms serve the ViT block (SPEC §4.1): [`linear`] with a residual `r` (`x W + b + r`:
+//! the output projection plus `T`, the second MLP layer plus `U`) and [`linear_gelu`]
+//! (`GELU(x W + b)`, the first MLP layer). On the fast path each 256-row chunk gets its residual or
+//! GELU right after its GEMM, while it is still in cache, instead of in a later pass over the whole
+//! array; the values are bit-identical to the separate ops (`tests/autodiff_grad.rs`).
 
+use super::elementwise::Unary;
 use super::fast32::{self, gemm::Panels};
 use super::matmul::{gemm_once, matmul, matmul_backward};
 use super::par::{self, CHUNK};
@@ -36,18 +43,48 @@ fn f32_data<T: Float, S: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
     T::as_f32(a.as_slice().expect("standard layout")).expect("f32")
 }
 
+/// What a fast row chunk does right after its GEMM, while the chunk is still in cache.
+#[derive(Default)]
+struct Epilogue<'a> {
+    /// `c += r` (a residual connection, SPEC §4.1 `U = T + MHSA(·)`, `T' = U + MLP(·)`).
+    residual: Option<&'a [f32]>,
+    /// `gelu_out = GELU(c)` (the MLP's hidden activation), `c` itself kept as the pre-activation.
+    gelu_out: Option<&'a mut [f32]>,
+}
+
 /// `c = a · b (+ bias)` for `a: [rows, k]` (row-major), `b` packed, `c: [rows, b.n()]`, in
-/// parallel over fixed chunks of [`FAST_ROWS`] rows.
-fn fast_rows(a: &[f32], k: usize, b: &Panels, bias: Option<&[f32]>, c: &mut [f32]) {
+/// parallel over fixed chunks of [`FAST_ROWS`] rows, each followed by its part of `epi`.
+fn fast_rows(a: &[f32], k: usize, b: &Panels, bias: Option<&[f32]>, c: &mut [f32], epi: Epilogue) {
     let n = b.n();
-    c.par_chunks_mut(FAST_ROWS * n)
-        .enumerate()
-        .for_each(|(ci, cc)| {
-            let r0 = ci * FAST_ROWS;
-            let m = cc.len() / n;
-            let done = fast32::gemm::gemm_rows(&a[r0 * k..], k, m, b, bias, cc, n);
-            assert!(done.is_some(), "fast GEMM unavailable after the check");
-        });
+    let len = FAST_ROWS * n;
+    let run = |ci: usize, cc: &mut [f32], gelu: Option<&mut [f32]>| {
+        let r0 = ci * FAST_ROWS;
+        let m = cc.len() / n;
+        let done = fast32::gemm::gemm_rows(&a[r0 * k..], k, m, b, bias, cc, n);
+        assert!(done.is_some(), "fast GEMM unavailable after the check");
+        if let Some(r) = epi.residual {
+            // The same IEEE sums as the separate `add` op (addition commutes exactly).
+            let r = &r[ci * len..ci * len + cc.len()];
+            for (y, &v) in cc.iter_mut().zip(r) {
+                *y += v;
+            }
+        }
+        if let Some(o) = gelu {
+            let done = fast32::gelu_slice(cc, o);
+            assert!(done.is_some(), "fast GELU unavailable after the check");
+        }
+    };
+    match epi.gelu_out {
+        None => c
+            .par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(ci, cc)| run(ci, cc, None)),
+        Some(o) => c
+            .par_chunks_mut(len)
+            .zip(o.par_chunks_mut(len))
+            .enumerate()
+            .for_each(|(ci, (cc, oc))| run(ci, cc, Some(oc))),
+    }
 }
 
 /// Rows per sequential step of the weight-gradient kernel inside one [`ROW_CHUNK`] (keeps the
@@ -90,26 +127,77 @@ fn from_f32<T: Float>(v: Vec<f32>) -> Vec<T> {
     v.into_iter().map(|x| T::of(x as f64)).collect()
 }
 
-/// `x: [.., k]` flattened to rows, `w: [k, n]`, `b: [n]` → `[.., n]`.
-pub fn linear<T: Float>(x: &ArrayD<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> ArrayD<T> {
+/// `x: [.., k]` flattened to rows, `w: [k, n]`, `b: [n]` → `x W + b` `[.., n]`, plus `r` (same
+/// shape as the output) when given: the affine layer with its residual connection in one pass.
+pub fn linear<T: Float>(
+    x: &ArrayD<T>,
+    w: ArrayView2<T>,
+    b: ArrayView1<T>,
+    r: Option<&ArrayD<T>>,
+) -> ArrayD<T> {
+    affine(x, w, b, r, false).0
+}
+
+/// `(Y, GELU(Y))` for `Y = x W + b` (shapes as in [`linear`]): the MLP's first layer and its
+/// exact GELU in one pass; `Y` is what the backward pass needs.
+pub fn linear_gelu<T: Float>(
+    x: &ArrayD<T>,
+    w: ArrayView2<T>,
+    b: ArrayView1<T>,
+) -> (ArrayD<T>, ArrayD<T>) {
+    let (y, a) = affine(x, w, b, None, true);
+    (y, a.expect("GELU output"))
+}
+
+/// `Y = x W + b (+ r)` and, if `gelu`, `GELU(Y)`. The fast f32 path applies `r` and GELU to each
+/// row chunk right after its GEMM; the generic path runs the same operations as separate passes
+/// ([`Unary::Gelu`]), so both give the values of the unfused ops.
+fn affine<T: Float>(
+    x: &ArrayD<T>,
+    w: ArrayView2<T>,
+    b: ArrayView1<T>,
+    r: Option<&ArrayD<T>>,
+    gelu: bool,
+) -> (ArrayD<T>, Option<ArrayD<T>>) {
     let k = *x.shape().last().expect("linear: input needs an axis");
     let rows = x.len() / k.max(1);
     let xs = x.as_standard_layout();
     let n = w.dim().1;
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("axis") = n;
+    if let Some(r) = r {
+        assert_eq!(r.shape(), &shape[..], "linear: residual shape");
+    }
     if fast::<T>(rows, n) {
+        let rs = r.map(|r| r.as_standard_layout());
         let ws = w.as_standard_layout();
         let panels = Panels::pack(f32_data(&ws), k, n, n, 1);
         let bs = b.as_standard_layout();
-        // SAFETY: the kernel writes every element of every row chunk.
+        let residual = rs.as_ref().map(f32_data);
+        let mut act: Option<Vec<T>> = None;
+        // SAFETY: the kernel writes every element of every row chunk (and the GELU kernel every
+        // element of the activation chunks).
         let y = unsafe {
             par::filled(rows * n, |y: &mut [T]| {
                 let y = T::as_f32_mut(y).expect("f32");
-                fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y)
+                if gelu {
+                    act = Some(par::filled(rows * n, |a: &mut [T]| {
+                        let gelu_out = Some(T::as_f32_mut(a).expect("f32"));
+                        let epi = Epilogue { residual, gelu_out };
+                        fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y, epi)
+                    }));
+                } else {
+                    let epi = Epilogue {
+                        residual,
+                        gelu_out: None,
+                    };
+                    fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y, epi)
+                }
             })
         };
-        return ArrayD::from_shape_vec(IxDyn(&shape), y).expect("shape");
+        let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("shape");
+        let a = act.map(|a| ArrayD::from_shape_vec(IxDyn(&shape), a).expect("shape"));
+        return (y, a);
     }
     let x2 = xs.view().into_shape_with_order((rows, k)).expect("flatten");
     let mut y = matmul(x2, w);
@@ -124,7 +212,12 @@ pub fn linear<T: Float>(x: &ArrayD<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> Ar
             }
         });
     }
-    y.into_shape_with_order(IxDyn(&shape)).expect("unflatten")
+    let mut y = y.into_shape_with_order(IxDyn(&shape)).expect("unflatten");
+    if let Some(r) = r {
+        par::add_assign(&mut y, r);
+    }
+    let a = gelu.then(|| Unary::Gelu.forward(&y));
+    (y, a)
 }
 
 /// Column sums of `g: [rows, n]` over fixed chunks of rows, partials added in chunk order.
@@ -215,7 +308,7 @@ pub fn linear_backward<T: Float>(
         let gx = unsafe {
             par::filled(rows * k, |gx: &mut [T]| {
                 let gx = T::as_f32_mut(gx).expect("f32");
-                fast_rows(f32_data(&gs), n, &panels, None, gx)
+                fast_rows(f32_data(&gs), n, &panels, None, gx, Epilogue::default())
             })
         };
         Some(Array2::from_shape_vec((rows, k), gx).expect("shape"))
