@@ -736,25 +736,21 @@ impl<T: Float> Tape<T> {
 
     /// The affine layer `x W + b` (`x: [.., k]`, `W: [k, n]`, `b: [n]`) as one op.
     pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Var {
-        let out = linear::linear(self.value(x), self.weight(x, w), self.bias(w, b), None);
-        self.push(out, Op::Linear { x, w, b, r: None }, &[x, w, b])
+        self.linear_plus(x, w, b, None)
     }
 
     /// `x W + b + r` as one op: an affine layer and the residual connection around it (`r` has
     /// the output's shape). Equal to `add(r, linear(x, w, b))`.
     pub fn linear_add(&mut self, x: Var, w: Var, b: Var, r: Var) -> Var {
-        let wv = self.weight(x, w);
-        let out = linear::linear(self.value(x), wv, self.bias(w, b), Some(self.value(r)));
-        self.push(
-            out,
-            Op::Linear {
-                x,
-                w,
-                b,
-                r: Some(r),
-            },
-            &[x, w, b, r],
-        )
+        self.linear_plus(x, w, b, Some(r))
+    }
+
+    /// `x W + b`, plus `r` when given ([`Self::linear`], [`Self::linear_add`]).
+    pub fn linear_plus(&mut self, x: Var, w: Var, b: Var, r: Option<Var>) -> Var {
+        let rv = r.map(|r| self.value(r));
+        let out = linear::linear(self.value(x), self.weight(x, w), self.bias(w, b), rv);
+        let parents: Vec<Var> = [x, w, b].into_iter().chain(r).collect();
+        self.push(out, Op::Linear { x, w, b, r }, &parents)
     }
 
     /// `GELU(x W + b)` (exact GELU) as one op. Equal to `gelu(linear(x, w, b))`.
@@ -1037,32 +1033,16 @@ impl<T: Float> Tape<T> {
                 accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
             }
             Op::Linear { x, w, b, r } => {
-                let (gx, gw, gb) = linear::linear_backward(
-                    g,
-                    val(*x),
-                    val(*w).view().into_dimensionality().expect("2-D"),
-                    (self.needs(*x), self.needs(*w), self.needs(*b)),
-                );
                 if let Some(r) = r
                     && self.needs(*r)
                 {
                     accumulate(grads, *r, Some(g.clone()));
                 }
-                accumulate(grads, *x, gx);
-                accumulate(grads, *w, gw.map(|a| a.into_dyn()));
-                accumulate(grads, *b, gb.map(|a| a.into_dyn()));
+                self.affine_backward(grads, g, *x, *w, *b);
             }
             Op::LinearGelu { x, w, b, pre } => {
                 let gp = Unary::Gelu.backward(g, pre, &node.value);
-                let (gx, gw, gb) = linear::linear_backward(
-                    &gp,
-                    val(*x),
-                    val(*w).view().into_dimensionality().expect("2-D"),
-                    (self.needs(*x), self.needs(*w), self.needs(*b)),
-                );
-                accumulate(grads, *x, gx);
-                accumulate(grads, *w, gw.map(|a| a.into_dyn()));
-                accumulate(grads, *b, gb.map(|a| a.into_dyn()));
+                self.affine_backward(grads, &gp, *x, *w, *b);
             }
             Op::Attention { qkv, heads, saved } => {
                 let d = attention::attention_backward(
@@ -1075,6 +1055,26 @@ impl<T: Float> Tape<T> {
                 accumulate(grads, *qkv, Some(d.into_dyn()));
             }
         }
+    }
+
+    /// Accumulate `(∂x, ∂W, ∂b)` of the affine layer `x W + b` for the upstream `g`.
+    fn affine_backward(
+        &self,
+        grads: &mut [Option<ArrayD<T>>],
+        g: &ArrayD<T>,
+        x: Var,
+        w: Var,
+        b: Var,
+    ) {
+        let (gx, gw, gb) = linear::linear_backward(
+            g,
+            self.value(x),
+            self.value(w).view().into_dimensionality().expect("2-D"),
+            (self.needs(x), self.needs(w), self.needs(b)),
+        );
+        accumulate(grads, x, gx);
+        accumulate(grads, w, gw.map(|a| a.into_dyn()));
+        accumulate(grads, b, gb.map(|a| a.into_dyn()));
     }
 }
 

@@ -129,10 +129,7 @@ pub fn mhsa<T: Float>(
     let qkv = linear(t, y, w, b);
     let o = t.attention(qkv, heads);
     let (w_o, b_o) = (pv(v, &format!("{p}.W_o")), pv(v, &format!("{p}.b_o")));
-    match residual {
-        Some(r) => t.linear_add(o, w_o, b_o, r),
-        None => linear(t, o, w_o, b_o),
-    }
+    t.linear_plus(o, w_o, b_o, residual)
 }
 
 /// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, SPEC §4.1), plus `residual` when given
@@ -147,10 +144,7 @@ pub fn mlp<T: Float>(
 ) -> Var {
     let h = t.linear_gelu(y, pv(v, &format!("{p}.W_1")), pv(v, &format!("{p}.b_1")));
     let (w2, b2) = (pv(v, &format!("{p}.W_2")), pv(v, &format!("{p}.b_2")));
-    match residual {
-        Some(r) => t.linear_add(h, w2, b2, r),
-        None => linear(t, h, w2, b2),
-    }
+    t.linear_plus(h, w2, b2, residual)
 }
 
 /// LayerNorm `{p}.gamma`, `{p}.beta` over the last axis, eps 1e-5.

@@ -174,25 +174,22 @@ fn affine<T: Float>(
         let panels = Panels::pack(f32_data(&ws), k, n, n, 1);
         let bs = b.as_standard_layout();
         let residual = rs.as_ref().map(f32_data);
+        let run = |y: &mut [T], gelu_out: Option<&mut [f32]>| {
+            let y = T::as_f32_mut(y).expect("f32");
+            let epi = Epilogue { residual, gelu_out };
+            fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y, epi)
+        };
         let mut act: Option<Vec<T>> = None;
         // SAFETY: the kernel writes every element of every row chunk (and the GELU kernel every
         // element of the activation chunks).
         let y = unsafe {
-            par::filled(rows * n, |y: &mut [T]| {
-                let y = T::as_f32_mut(y).expect("f32");
-                if gelu {
+            par::filled(rows * n, |y: &mut [T]| match gelu {
+                true => {
                     act = Some(par::filled(rows * n, |a: &mut [T]| {
-                        let gelu_out = Some(T::as_f32_mut(a).expect("f32"));
-                        let epi = Epilogue { residual, gelu_out };
-                        fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y, epi)
-                    }));
-                } else {
-                    let epi = Epilogue {
-                        residual,
-                        gelu_out: None,
-                    };
-                    fast_rows(f32_data(&xs), k, &panels, Some(f32_data(&bs)), y, epi)
+                        run(y, Some(T::as_f32_mut(a).expect("f32")))
+                    }))
                 }
+                false => run(y, None),
             })
         };
         let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("shape");
