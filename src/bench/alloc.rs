@@ -70,7 +70,10 @@ mod tests {
     /// (the prefix must be the whole field name: `VmHWMx` does not match `VmHWM`).
     #[test]
     fn proc_status_reads_fields_by_exact_name() {
-        if let (Some(peak), Some(now)) = (proc_status_bytes("VmHWM"), proc_status_bytes("VmRSS")) {
+        // The current RSS first: read after it, the peak can only be higher (other test threads
+        // allocate between the two reads, so the other order races).
+        let now = proc_status_bytes("VmRSS");
+        if let (Some(peak), Some(now)) = (proc_status_bytes("VmHWM"), now) {
             assert!(peak >= now, "{peak} < {now}");
             assert!(now > 0);
         }
