@@ -996,7 +996,7 @@ impl<T: Float> Tape<T> {
                 beta,
                 saved,
             } => {
-                let (dx, dg, db) = norm::layer_norm_backward(g, val(*gamma), saved);
+                let (dx, dg, db) = norm::layer_norm_backward(g, val(*x), val(*gamma), saved);
                 accumulate(grads, *x, Some(dx));
                 accumulate(grads, *gamma, Some(dg));
                 accumulate(grads, *beta, Some(db));

@@ -293,7 +293,7 @@ simd_fn! {
         beta: &[f32],
         eps: f32,
         y: &mut [f32],
-        xhat: &mut [f32],
+        means: &mut [f32],
         rstd: &mut [f32],
     ) -> () {
         let w = gamma.len();
@@ -304,10 +304,10 @@ simd_fn! {
             let var = lane_sum(w, |j| (xr[j] - mean) * (xr[j] - mean)) * inv_w;
             let s = 1.0 / (var + eps).sqrt();
             *rs = s;
-            let (hr, yr) = (&mut xhat[r * w..(r + 1) * w], &mut y[r * w..(r + 1) * w]);
+            means[r] = mean;
+            let yr = &mut y[r * w..(r + 1) * w];
             for j in 0..w {
                 let h = (xr[j] - mean) * s;
-                hr[j] = h;
                 yr[j] = h.mul_add(gamma[j], beta[j]);
             }
         }
@@ -316,11 +316,14 @@ simd_fn! {
 
 simd_fn! {
     /// LayerNorm input gradient over rows: `∂x = rstd·(g⊙γ − mean(g⊙γ) − x̂·mean(g⊙γ⊙x̂))`; also
-    /// adds the rows' `g ⊙ x̂` to `dgamma` and `g` to `dbeta` (rows in ascending order).
+    /// adds the rows' `g ⊙ x̂` to `dgamma` and `g` to `dbeta` (rows in ascending order). `x̂` is
+    /// recomputed from the input `x` and the forward's row `means` and `rstd`, with the forward's
+    /// operations (same bits as the forward's `x̂`).
     pub fn layer_norm_backward_rows(
         g: &[f32],
-        xhat: &[f32],
+        x: &[f32],
         gamma: &[f32],
+        means: &[f32],
         rstd: &[f32],
         dx: &mut [f32],
         dgamma: &mut [f32],
@@ -328,8 +331,12 @@ simd_fn! {
     ) -> () {
         let w = gamma.len();
         let inv_w = 1.0 / w as f32;
+        let mut hr = vec![0.0f32; w];
         for (r, &rs) in rstd.iter().enumerate() {
-            let (gr, hr) = (&g[r * w..(r + 1) * w], &xhat[r * w..(r + 1) * w]);
+            let (gr, xr, mean) = (&g[r * w..(r + 1) * w], &x[r * w..(r + 1) * w], means[r]);
+            for j in 0..w {
+                hr[j] = (xr[j] - mean) * rs;
+            }
             let m1 = lane_sum(w, |j| gr[j] * gamma[j]) * inv_w;
             let m2 = lane_sum(w, |j| gr[j] * gamma[j] * hr[j]) * inv_w;
             let dr = &mut dx[r * w..(r + 1) * w];
@@ -386,11 +393,12 @@ mod tests {
                 let mut gb = vec![0.0f32; g.len()];
                 gelu_backward_slice(&g, &x[..g.len()], &mut gb).expect("kernel");
                 let (gamma, beta) = (&g[..d], &g[d..2 * d]);
-                let (mut y, mut xh, mut rs) = (vec![0.0; l * d], vec![0.0; l * d], vec![0.0; l]);
-                layer_norm_rows(&x[..l * d], gamma, beta, 1e-5, &mut y, &mut xh, &mut rs)
+                let (mut y, mut mn, mut rs) = (vec![0.0; l * d], vec![0.0; l], vec![0.0; l]);
+                layer_norm_rows(&x[..l * d], gamma, beta, 1e-5, &mut y, &mut mn, &mut rs)
                     .expect("kernel");
                 let (mut dln, mut dg, mut db) = (vec![0.0f32; l * d], vec![0.0; d], vec![0.0; d]);
-                layer_norm_backward_rows(&g, &xh, gamma, &rs, &mut dln, &mut dg, &mut db)
+                let xl = &x[..l * d];
+                layer_norm_backward_rows(&g, xl, gamma, &mn, &rs, &mut dln, &mut dg, &mut db)
                     .expect("kernel");
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
                 [

@@ -7,11 +7,19 @@ use crate::float::Float;
 use ndarray::{Array1, ArrayD};
 use rayon::prelude::*;
 
-/// What LayerNorm's backward needs: the normalised input and `1/sqrt(var + eps)` per row.
+/// What LayerNorm's backward needs besides its input: per row the mean and `1/sqrt(var + eps)`.
+/// The backward pass recomputes `x̂ = (x − mean)·rstd` with the forward's operations (same bits)
+/// instead of keeping a second array of the input's size on the tape.
 #[derive(Clone, Debug)]
 pub struct LayerNormSaved<T> {
-    pub xhat: ArrayD<T>,
+    pub mean: Vec<T>,
     pub rstd: Vec<T>,
+}
+
+/// Row `r`'s normalised input `x̂_rj = (x_rj − mean_r)·rstd_r`, the forward's formula.
+#[inline(always)]
+fn xhat_at<T: Float>(xs: &[T], saved: &LayerNormSaved<T>, w: usize, r: usize, j: usize) -> T {
+    (xs[r * w + j] - saved.mean[r]) * saved.rstd[r]
 }
 
 /// `y = γ ⊙ (x − x̄)/sqrt(var(x) + eps) + β` over the last axis (biased variance).
@@ -28,26 +36,25 @@ pub fn layer_norm<T: Float>(
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     let fast = use_fast::<T>(w);
-    let (mut xhat, mut rstd) = (Vec::new(), Vec::new());
-    // SAFETY (the three buffers): every row of every chunk writes its `y`, `x̂` and `rstd`
+    let (mut mean, mut rstd) = (Vec::new(), Vec::new());
+    // SAFETY (the three buffers): every row of every chunk writes its `y`, `mean` and `rstd`
     // entries, in both branches.
     let y = unsafe {
         par::filled(xs.len(), |y: &mut [T]| {
-            xhat = par::filled(xs.len(), |xhat: &mut [T]| {
+            mean = par::filled(rows, |mean: &mut [T]| {
                 rstd = par::filled(rows, |rstd: &mut [T]| {
-                    layer_norm_chunks(&xs, &gs, &bs, eps, wt, w, chunk_rows, fast, y, xhat, rstd)
+                    layer_norm_chunks(&xs, &gs, &bs, eps, wt, w, chunk_rows, fast, y, mean, rstd)
                 })
             })
         })
     };
-    let xhat = ArrayD::from_shape_vec(x.raw_dim(), xhat).expect("shape");
     (
         ArrayD::from_shape_vec(x.raw_dim(), y).expect("shape"),
-        LayerNormSaved { xhat, rstd },
+        LayerNormSaved { mean, rstd },
     )
 }
 
-/// LayerNorm over fixed chunks of `chunk_rows` rows, writing every element of `y`, `xhat` and
+/// LayerNorm over fixed chunks of `chunk_rows` rows, writing every element of `y`, `mean` and
 /// `rstd`.
 #[allow(clippy::too_many_arguments)]
 fn layer_norm_chunks<T: Float>(
@@ -60,14 +67,14 @@ fn layer_norm_chunks<T: Float>(
     chunk_rows: usize,
     fast: bool,
     y: &mut [T],
-    xhat: &mut [T],
+    mean: &mut [T],
     rstd: &mut [T],
 ) {
     y.par_chunks_mut(chunk_rows * w)
-        .zip(xhat.par_chunks_mut(chunk_rows * w))
+        .zip(mean.par_chunks_mut(chunk_rows))
         .zip(rstd.par_chunks_mut(chunk_rows))
         .enumerate()
-        .for_each(|(ci, ((yc, hc), rc))| {
+        .for_each(|(ci, ((yc, mc), rc))| {
             if fast {
                 let off = ci * chunk_rows * w;
                 let f = f32s::<T>;
@@ -77,7 +84,7 @@ fn layer_norm_chunks<T: Float>(
                     f(bs),
                     eps.to_f32().expect("f32"),
                     T::as_f32_mut(yc).expect("f32"),
-                    T::as_f32_mut(hc).expect("f32"),
+                    T::as_f32_mut(mc).expect("f32"),
                     T::as_f32_mut(rc).expect("f32"),
                 );
                 assert!(done.is_some(), "fast LayerNorm unavailable after the check");
@@ -93,9 +100,9 @@ fn layer_norm_chunks<T: Float>(
                     / wt;
                 let s = T::one() / (var + eps).sqrt();
                 *rs = s;
+                mc[r] = mean;
                 for j in 0..w {
                     let h = (xr[j] - mean) * s;
-                    hc[r * w + j] = h;
                     yc[r * w + j] = h * gs[j] + bs[j];
                 }
             }
@@ -107,16 +114,13 @@ fn layer_norm_chunks<T: Float>(
 /// pass over `g` and `x̂` instead of three).
 fn layer_norm_backward_fast<T: Float>(
     g: &ArrayD<T>,
+    x: &ArrayD<T>,
     gamma: &ArrayD<T>,
     saved: &LayerNormSaved<T>,
     chunk_rows: usize,
 ) -> (ArrayD<T>, ArrayD<T>, ArrayD<T>) {
     let w = *g.shape().last().expect("axis");
-    let (gs, hs, gm) = (
-        par::std_slice(g),
-        par::std_slice(&saved.xhat),
-        par::std_slice(gamma),
-    );
+    let (gs, xs, gm) = (par::std_slice(g), par::std_slice(x), par::std_slice(gamma));
     let f = f32s::<T>;
     let mut partials: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
     // SAFETY: the kernel writes every `∂x` entry of every row of every chunk.
@@ -130,8 +134,9 @@ fn layer_norm_backward_fast<T: Float>(
                     let (mut dg, mut db) = (vec![0.0f32; w], vec![0.0f32; w]);
                     let done = fast32::layer_norm_backward_rows(
                         f(&gs[off..off + dc.len()]),
-                        f(&hs[off..off + dc.len()]),
+                        f(&xs[off..off + dc.len()]),
                         f(&gm),
+                        f(&saved.mean[r0..r0 + n]),
                         f(&saved.rstd[r0..r0 + n]),
                         T::as_f32_mut(dc).expect("f32"),
                         &mut dg,
@@ -198,21 +203,24 @@ fn column_sums<T: Float>(rows_buf: &[T], w: usize, f: impl Fn(usize, usize) -> T
 /// LayerNorm backward: `(∂x, ∂γ, ∂β)`.
 pub fn layer_norm_backward<T: Float>(
     g: &ArrayD<T>,
+    x: &ArrayD<T>,
     gamma: &ArrayD<T>,
     saved: &LayerNormSaved<T>,
 ) -> (ArrayD<T>, ArrayD<T>, ArrayD<T>) {
     let w = *g.shape().last().expect("axis");
-    let (gs, hs, gm) = (
-        par::std_slice(g),
-        par::std_slice(&saved.xhat),
-        par::std_slice(gamma),
+    assert_eq!(
+        g.shape(),
+        x.shape(),
+        "layer norm backward: gradient and input shapes"
     );
+    let (gs, xs, gm) = (par::std_slice(g), par::std_slice(x), par::std_slice(gamma));
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
     let fast = use_fast::<T>(w);
     if fast {
-        return layer_norm_backward_fast(g, gamma, saved, chunk_rows);
+        return layer_norm_backward_fast(g, x, gamma, saved, chunk_rows);
     }
+    let hat = |r: usize, j: usize| xhat_at(&xs, saved, w, r, j);
     // SAFETY: every row of every chunk writes its `∂x` entries.
     let dx = unsafe {
         par::filled(gs.len(), |dx: &mut [T]| {
@@ -222,23 +230,23 @@ pub fn layer_norm_backward<T: Float>(
                     for (r, dr) in dc.chunks_mut(w).enumerate() {
                         let row = ci * chunk_rows + r;
                         let off = row * w;
-                        let (gr, hr) = (&gs[off..off + w], &hs[off..off + w]);
+                        let gr = &gs[off..off + w];
                         let mut s1 = T::zero();
                         let mut s2 = T::zero();
                         for j in 0..w {
                             let d = gr[j] * gm[j];
                             s1 = s1 + d;
-                            s2 = s2 + d * hr[j];
+                            s2 = s2 + d * hat(row, j);
                         }
                         let (m1, m2) = (s1 / wt, s2 / wt);
                         for j in 0..w {
-                            dr[j] = saved.rstd[row] * (gr[j] * gm[j] - m1 - hr[j] * m2);
+                            dr[j] = saved.rstd[row] * (gr[j] * gm[j] - m1 - hat(row, j) * m2);
                         }
                     }
                 });
         })
     };
-    let dgamma = column_sums(&gs, w, |r, j| gs[r * w + j] * hs[r * w + j]);
+    let dgamma = column_sums(&gs, w, |r, j| gs[r * w + j] * hat(r, j));
     let dbeta = column_sums(&gs, w, |r, j| gs[r * w + j]);
     (
         ArrayD::from_shape_vec(g.raw_dim(), dx).expect("shape"),
