@@ -93,6 +93,7 @@ fn module1_embed_outputs_identical_on_1_and_2_threads() {
             sparsify: 0.0,
             pixel_max: None,
             image_scale: darlc::config::ImageScale::None,
+            view_scale: darlc::config::ImageScale::None,
             smoothing: darlc::augment::smooth::Method::Gat,
             gat_epochs: 3,
             quiet: true,

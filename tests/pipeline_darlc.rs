@@ -230,3 +230,40 @@ fn ablation_switches_change_what_they_should() {
         serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["config"]["smoothing"]["method"], "gks");
 }
+
+/// `--view-scale max` (`smoothing.view_scale`) changes the contrastive positives and so the
+/// learned `h`, but neither the images a run stores nor the seeding similarity (K by the eigengap
+/// is the same); `run.json` records it. The paper preset keeps the views as smoothed.
+#[test]
+fn view_scale_changes_the_positive_views_only() {
+    let (a, b) = (tmp("view-none"), tmp("view-max"));
+    let auto = ["--clusters", "auto"];
+    run_tiny(&a, None, &auto, "2");
+    run_tiny(
+        &b,
+        None,
+        &[&auto[..], &["--view-scale", "max"]].concat(),
+        "2",
+    );
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(
+        read(&a, "images.safetensors"),
+        read(&b, "images.safetensors")
+    );
+    let h = |d: &Path| {
+        floats(
+            &TensorFile::load(&d.join("embeddings.safetensors")).unwrap(),
+            "h",
+        )
+    };
+    assert_ne!(h(&a), h(&b), "scaled positives changed nothing in h");
+    let rj =
+        |d: &Path| -> serde_json::Value { serde_json::from_slice(&read(d, "run.json")).unwrap() };
+    assert_eq!(rj(&a)["config"]["smoothing"]["view_scale"], "none");
+    assert_eq!(rj(&b)["config"]["smoothing"]["view_scale"], "max");
+    assert_eq!(rj(&a)["clusters"], rj(&b)["clusters"]);
+    assert!(rj(&a)["clusters"].as_u64().unwrap() >= 2);
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

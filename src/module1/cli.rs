@@ -56,6 +56,10 @@ pub struct EmbedArgs {
     /// smoothing (§15).
     #[arg(long, value_enum, default_value_t = crate::augment::smooth::Method::Gat)]
     pub smoothing: crate::augment::smooth::Method,
+    /// Per-image scaling of the smoothed positive views (not in SPEC; default none): `max` puts
+    /// each on a maximum of 1, as `darlc run --view-scale` does.
+    #[arg(long, value_enum, default_value_t = crate::config::ImageScale::None)]
+    pub view_scale: crate::config::ImageScale,
     /// GAT training epochs (SPEC §3.4).
     #[arg(long, default_value_t = 1000)]
     pub gat_epochs: usize,
@@ -184,7 +188,8 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
         progress: !args.quiet,
         ..crate::augment::gat::GatConfig::default()
     };
-    let xs = crate::augment::smooth::smooth_image_set(&set, args.smoothing, &gat_cfg)?.images;
+    let mut xs = crate::augment::smooth::smooth_image_set(&set, args.smoothing, &gat_cfg)?.images;
+    crate::data::scale_images(&mut xs, args.view_scale);
     let (x, ids) = (set.images, set.ids);
     let mut cfg = Config::paper(c, h, w);
     cfg.patch = args.patch;
@@ -222,6 +227,7 @@ mod tests {
             sparsify: 0.0,
             pixel_max,
             image_scale: crate::config::ImageScale::None,
+            view_scale: crate::config::ImageScale::None,
             smoothing: crate::augment::smooth::Method::Gks,
             gat_epochs: 1,
             quiet: true,

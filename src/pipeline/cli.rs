@@ -39,6 +39,11 @@ pub struct RunArgs {
     /// divides each image by its maximum so that genes group by pattern rather than level.
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
+    /// Per-image scaling of the smoothed positive views (`smoothing.view_scale`; not in SPEC;
+    /// `none` in the paper preset, `max` in `fast`): `max` puts every view on a maximum of 1 so
+    /// that the contrastive pair differs in level and `h` follows the pattern rather than the level.
+    #[arg(long, value_enum)]
+    pub view_scale: Option<ImageScale>,
 }
 
 /// Merge JSON `over` into `base` (objects key by key, anything else replaced).
@@ -89,6 +94,9 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     }
     if let Some(s) = args.image_scale {
         c.image_scale = s;
+    }
+    if let Some(s) = args.view_scale {
+        c.smoothing.view_scale = s;
     }
     // `--patch` (default 5) sets the ViT patch side; a config file's `module1.patch` wins only
     // when the flag is left at its default.

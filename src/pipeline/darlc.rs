@@ -214,6 +214,10 @@ pub fn run_darlc(
             format!("K = {k} must satisfy 2 ≤ K ≤ N = {n}"),
         ));
     }
+    // The positive views' per-image scaling (`smoothing.view_scale`, not in SPEC), after the
+    // similarity so that `S` and K do not depend on it.
+    let mut xs = xs;
+    crate::data::scale_images(&mut xs, c.smoothing.view_scale);
     // 3. Module I warm-up.
     let m1cfg = module1_config(c, ch, hgt, wid);
     let x = &set.images;
