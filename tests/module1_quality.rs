@@ -69,7 +69,8 @@
 //!
 //! Environment overrides (for the table): `M1_PATCH`, `M1_EPOCHS`, `M1_BATCH`, `M1_SMOOTH`
 //! (`gat` | `gks`), `M1_SCALE` (1 = /16, 0 = keep 0..16), `M1_VIEW` (`max`: the positive views
-//! each divided by their maximum, `smoothing.view_scale`), `M1_SEEDS` (3).
+//! each divided by their maximum, `smoothing.view_scale`), `M1_SPARSIFY` (0.9, the bar's
+//! setting; other values are diagnostics), `M1_SEEDS` (3).
 //! The same sparsified images (SPEC §2.3, stream `data.sparsify`, seed 0) feed both sides; the
 //! seed s = 0, 1, 2 drives the positive-view GAT, the model init, shuffles, masks and the
 //! k-means++ picks (stream `kmeans++`, one k-means++ + Lloyd run per side, the same
