@@ -18,7 +18,7 @@
 
 use crate::error::{DarlcError, Result};
 use crate::io::{TensorData, TensorFile};
-use ndarray::{Array2, ArrayD, Axis};
+use ndarray::{Array2, ArrayD, Axis, CowArray, Ix2};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -200,8 +200,10 @@ pub struct Matrix {
 
 impl Matrix {
     /// Rows of `x` for the given names, in that order; a missing name is an error naming this
-    /// file, the name, and where the name came from (`origin`).
-    pub fn rows_for(&self, names: &[String], origin: &Path) -> Result<Array2<f64>> {
+    /// file, the name, and where the name came from (`origin`). When the names are this file's
+    /// rows in order (a run folder scoring itself) the rows are borrowed, not copied: for 15,000
+    /// images of 4,007 tissue pixels a copy is another 480 MB at the run's output phase.
+    pub fn rows_for(&self, names: &[String], origin: &Path) -> Result<CowArray<'_, f64, Ix2>> {
         let mut idx = Vec::with_capacity(names.len());
         for name in names {
             let i = self.ids.lookup(name).ok_or_else(|| {
@@ -213,7 +215,10 @@ impl Matrix {
             })?;
             idx.push(i);
         }
-        Ok(self.x.select(Axis(0), &idx))
+        if idx.len() == self.x.nrows() && idx.iter().enumerate().all(|(k, &i)| k == i) {
+            return Ok(CowArray::from(self.x.view()));
+        }
+        Ok(CowArray::from(self.x.select(Axis(0), &idx)))
     }
 }
 
@@ -534,5 +539,32 @@ mod tests {
         assert_eq!(t.lookup("S"), None);
         assert_eq!(t.lookup("E2"), Some(1));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn rows_for_borrows_rows_in_file_order_and_copies_otherwise() {
+        let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let m = Matrix {
+            ids: IdTable::new(ids.clone(), None, Path::new("m.csv")).unwrap(),
+            x: array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+            path: PathBuf::from("m.csv"),
+            what: "test".into(),
+        };
+        let same = m.rows_for(&ids, Path::new("labels.csv")).unwrap();
+        assert!(same.is_view(), "rows in file order are borrowed");
+        assert_eq!(same, m.x);
+        let names: Vec<String> = ["c", "a"].iter().map(|s| s.to_string()).collect();
+        let sel = m.rows_for(&names, Path::new("labels.csv")).unwrap();
+        assert!(!sel.is_view());
+        assert_eq!(sel, array![[5.0, 6.0], [1.0, 2.0]]);
+        // A subset in file order is not the whole file: it is copied, not borrowed.
+        let first = m.rows_for(&ids[..2], Path::new("labels.csv")).unwrap();
+        assert!(!first.is_view());
+        assert_eq!(first, array![[1.0, 2.0], [3.0, 4.0]]);
+        let e = m
+            .rows_for(&["z".to_string()], Path::new("labels.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`z`") && e.contains("labels.csv"), "{e}");
     }
 }

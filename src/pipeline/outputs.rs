@@ -15,7 +15,10 @@ use std::path::Path;
 /// canvas has one). Nothing a metric uses is lost (SPEC §12.1 works on tissue pixels), and a
 /// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spot table keeps canvas
 /// coordinates; `crop` in the images file's metadata gives the offset.
-pub fn crop_to_tissue(set: &ImageSet) -> (ImageSet, [usize; 2]) {
+///
+/// Takes the set by value so that only the cropped images are copied (the run's output phase
+/// holds its peak memory here).
+pub fn crop_to_tissue(mut set: ImageSet) -> (ImageSet, [usize; 2]) {
     let (h, w) = set.mask.dim();
     let (mut r0, mut r1, mut c0, mut c1) = (h, 0, w, 0);
     for ((i, j), &m) in set.mask.indexed_iter() {
@@ -27,17 +30,18 @@ pub fn crop_to_tissue(set: &ImageSet) -> (ImageSet, [usize; 2]) {
         }
     }
     if r0 >= r1 {
-        return (set.clone(), [0, 0]);
+        return (set, [0, 0]);
     }
     let (r0, c0) = (r0.saturating_sub(1), c0.saturating_sub(1));
     let (r1, c1) = ((r1 + 1).min(h), (c1 + 1).min(w));
-    let mut out = set.clone();
-    out.images = set
-        .images
-        .slice(ndarray::s![.., .., r0..r1, c0..c1])
-        .to_owned();
-    out.mask = set.mask.slice(ndarray::s![r0..r1, c0..c1]).to_owned();
-    (out, [r0, c0])
+    if (r0, c0, r1, c1) != (0, 0, h, w) {
+        set.images = set
+            .images
+            .slice(ndarray::s![.., .., r0..r1, c0..c1])
+            .to_owned();
+        set.mask = set.mask.slice(ndarray::s![r0..r1, c0..c1]).to_owned();
+    }
+    (set, [r0, c0])
 }
 
 /// `clusters.csv`: `gene,cluster,confidence` (gene = the image id), one row per image in input order.
@@ -112,7 +116,7 @@ pub fn write_embeddings(
 /// SPEC §12 metrics of a clustering on the raw tissue-pixel vectors `x`, with truth when known.
 pub fn metrics(
     set: &ImageSet,
-    x: &Array2<f64>,
+    x: Array2<f64>,
     c: &Clustering,
     truth: Option<&[(String, String)]>,
     out: &Path,
@@ -134,10 +138,10 @@ pub fn metrics(
             Some(set.symbols.clone()),
             &out.join("genes.csv"),
         )?,
-        x: x.clone(),
+        what: format!("raw images, {} tissue pixels", x.ncols()),
+        x,
         // Relative: the run folder describes itself (and stays identical wherever it is written).
         path: std::path::PathBuf::from("images.safetensors"),
-        what: format!("raw images, {} tissue pixels", x.ncols()),
     };
     let truth_path = out.join("truth");
     let truth_table = truth.map(|rows| LabelTable {
