@@ -3,7 +3,8 @@
 //! Deterministic: all randomness comes from the caller's named stream, distances are computed from
 //! differences (never the `‖a‖² + ‖b‖² − 2a·b` expansion), argmins break ties by the lower index,
 //! and the parallel assignment step works on fixed row chunks whose results do not depend on the
-//! number of threads.
+//! number of threads. The assignment step sums 4 rows × 8 centres at a time ([`assign`]), each
+//! sum in the same order as one pair's, so the tiling changes the speed and not the bits.
 
 use crate::error::{DarlcError, Result};
 use crate::rng::Stream;
@@ -127,18 +128,132 @@ where
     chunks.into_iter().flatten().collect()
 }
 
+/// Rows of one register tile of [`assign`].
+const TILE_R: usize = 4;
+/// Centres of one register tile of [`assign`].
+const TILE_C: usize = 8;
+
 /// Nearest centre of each row (ties → lower centre index) and its squared distance.
+///
+/// The distances are those of [`sq_dist`] to the bit: each of a tile's `TILE_R × TILE_C` sums
+/// runs over the dimensions in order from 0.0, exactly as `sq_dist` sums one pair. The tile only
+/// lets the CPU work on 32 independent sums instead of one latency-bound chain, with the tile's
+/// centres transposed so that one dimension of 8 centres is one contiguous load. Centres are
+/// compared in ascending index with a strict `<`, as in a plain loop over them.
 pub fn assign(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)> {
-    par_map_rows(z, |row| {
-        let mut best = (0usize, f64::INFINITY);
-        for (j, c) in centres.axis_iter(Axis(0)).enumerate() {
-            let dist = sq_dist(row, c);
-            if dist < best.1 {
-                best = (j, dist);
+    let (n, d) = z.dim();
+    let k = centres.nrows();
+    let z = z.as_standard_layout();
+    let zs = z.as_slice().expect("standard layout");
+    // Centres transposed, padded to a multiple of TILE_C with copies of centre 0 (never chosen:
+    // padded columns are skipped below): `ct[t * kp + j]` is dimension t of centre j.
+    let kp = k.div_ceil(TILE_C) * TILE_C;
+    let mut ct = vec![0.0f64; d * kp];
+    for j in 0..kp {
+        let c = centres.row(if j < k { j } else { 0 });
+        for (t, &v) in c.iter().enumerate() {
+            ct[t * kp + j] = v;
+        }
+    }
+    let chunks: Vec<Vec<(usize, f64)>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
+            nearest_in_rows(zs, d, &ct, k, rows)
+        })
+        .collect();
+    chunks.into_iter().flatten().collect()
+}
+
+/// [`assign`] for the rows `rows` of the row-major `zs` (`d` columns) against the transposed,
+/// padded centres `ct` (`k` real ones). Compiled for AVX-512 or AVX2 when the CPU has them: the
+/// same operations in the same order (Rust never fuses a multiply and an add), so the same bits,
+/// with the tile's 8 centres in one vector register.
+fn nearest_in_rows(
+    zs: &[f64],
+    d: usize,
+    ct: &[f64],
+    k: usize,
+    rows: std::ops::Range<usize>,
+) -> Vec<(usize, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { nearest_in_rows_avx512(zs, d, ct, k, rows) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { nearest_in_rows_avx2(zs, d, ct, k, rows) };
+        }
+    }
+    nearest_in_rows_body(zs, d, ct, k, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn nearest_in_rows_avx512(
+    zs: &[f64],
+    d: usize,
+    ct: &[f64],
+    k: usize,
+    rows: std::ops::Range<usize>,
+) -> Vec<(usize, f64)> {
+    nearest_in_rows_body(zs, d, ct, k, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn nearest_in_rows_avx2(
+    zs: &[f64],
+    d: usize,
+    ct: &[f64],
+    k: usize,
+    rows: std::ops::Range<usize>,
+) -> Vec<(usize, f64)> {
+    nearest_in_rows_body(zs, d, ct, k, rows)
+}
+
+#[inline(always)]
+fn nearest_in_rows_body(
+    zs: &[f64],
+    d: usize,
+    ct: &[f64],
+    k: usize,
+    rows: std::ops::Range<usize>,
+) -> Vec<(usize, f64)> {
+    let kp = ct.len() / d.max(1);
+    let row = |i: usize| &zs[i * d..(i + 1) * d];
+    let (start, end) = (rows.start, rows.end);
+    let mut best = vec![(0usize, f64::INFINITY); end - start];
+    for r0 in (start..end).step_by(TILE_R) {
+        let rn = TILE_R.min(end - r0);
+        // A short last tile repeats its first row; the repeats are not stored.
+        let xs: [&[f64]; TILE_R] = std::array::from_fn(|r| row(if r < rn { r0 + r } else { r0 }));
+        for j0 in (0..kp).step_by(TILE_C) {
+            let mut acc = [[0.0f64; TILE_C]; TILE_R];
+            for t in 0..d {
+                let cv: &[f64; TILE_C] = ct[t * kp + j0..t * kp + j0 + TILE_C]
+                    .try_into()
+                    .expect("TILE_C centres");
+                for (a, x) in acc.iter_mut().zip(&xs) {
+                    let xv = x[t];
+                    for (s, &y) in a.iter_mut().zip(cv) {
+                        *s += (xv - y) * (xv - y);
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(rn) {
+                let b = &mut best[r0 - start + r];
+                for (jj, &dist) in a.iter().enumerate() {
+                    if j0 + jj < k && dist < b.1 {
+                        *b = (j0 + jj, dist);
+                    }
+                }
             }
         }
-        best
-    })
+    }
+    best
 }
 
 /// k-means++ then Lloyd until no assignment changes or 300 passes (SPEC §6.5).
@@ -246,6 +361,99 @@ mod tests {
         Array2::from_shape_fn((n, 2), |(i, j)| {
             centres[i / per][j] + 0.3 * (rng.random::<f64>() - 0.5)
         })
+    }
+
+    /// The plain loop that [`assign`] replaced: one `sq_dist` per (row, centre) pair.
+    fn assign_pairwise(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)> {
+        par_map_rows(z, |row| {
+            let mut best = (0usize, f64::INFINITY);
+            for (j, c) in centres.axis_iter(Axis(0)).enumerate() {
+                let dist = sq_dist(row, c);
+                if dist < best.1 {
+                    best = (j, dist);
+                }
+            }
+            best
+        })
+    }
+
+    #[test]
+    fn tiled_assign_gives_the_bits_of_the_pairwise_loop() {
+        use rand::Rng;
+        let mut r = crate::rng::stream(5, "test.kmeans.tiles");
+        // Shapes that leave partial tiles (rows not a multiple of 4, centres not of 8), a chunk
+        // boundary (300 rows > 256), d = 1, and k = 1.
+        for &(n, d, k) in &[(300, 37, 13), (9, 1, 3), (5, 4, 1), (257, 5, 8), (3, 2, 9)] {
+            let z = Array2::from_shape_fn((n, d), |_| r.random::<f64>() * 3.0 - 1.0);
+            let c = Array2::from_shape_fn((k, d), |_| r.random::<f64>() * 3.0 - 1.0);
+            let got = assign(z.view(), c.view());
+            let want = assign_pairwise(z.view(), c.view());
+            assert_eq!(got.len(), n);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.0, w.0, "row {i} of {n}x{d}, k {k}");
+                assert_eq!(g.1.to_bits(), w.1.to_bits(), "row {i} of {n}x{d}, k {k}");
+            }
+            // A transposed (non-standard) view of the same rows gives the same answer.
+            let zt = z.t().to_owned();
+            assert_eq!(assign(zt.t(), c.view()), got);
+            // Every compiled variant of the tile loop gives the same bits (the dispatch above
+            // picks one; the others are checked here when this CPU can run them).
+            let kp = k.div_ceil(TILE_C) * TILE_C;
+            let mut ct = vec![0.0; d * kp];
+            for j in 0..kp {
+                for t in 0..d {
+                    ct[t * kp + j] = c[[if j < k { j } else { 0 }, t]];
+                }
+            }
+            let zs = z.as_slice().unwrap();
+            assert_eq!(nearest_in_rows_body(zs, d, &ct, k, 0..n), got);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present (checked).
+                    let v = unsafe { nearest_in_rows_avx2(zs, d, &ct, k, 0..n) };
+                    assert_eq!(v, got);
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is present (checked).
+                    let v = unsafe { nearest_in_rows_avx512(zs, d, &ct, k, 0..n) };
+                    assert_eq!(v, got);
+                }
+            }
+        }
+        // Ties go to the lower centre index, as in the plain loop (centres 2 and 5 coincide).
+        let z = ndarray::array![[1.0, 1.0], [0.0, 0.0]];
+        let mut c = Array2::from_elem((9, 2), 10.0);
+        c.row_mut(2).assign(&ndarray::array![1.0, 1.0]);
+        c.row_mut(5).assign(&ndarray::array![1.0, 1.0]);
+        assert_eq!(assign(z.view(), c.view())[0], (2, 0.0));
+        assert_eq!(
+            assign(z.view(), c.view()),
+            assign_pairwise(z.view(), c.view())
+        );
+    }
+
+    /// Benchmark (ignored): `cargo test --release --lib bench_assign -- --ignored --nocapture`
+    /// times the tiled [`assign`] against the pairwise loop on 2,000 rows of 4,007 pixels and
+    /// 64 centres (2026-12-06, AMD EPYC Zen 4, AVX-512 path: 0.040 s against 0.217 s, 5.4×).
+    #[test]
+    #[ignore]
+    fn bench_assign_tiled_vs_pairwise() {
+        use rand::Rng;
+        let mut r = crate::rng::stream(5, "test.kmeans.bench");
+        let (n, d, k) = (2000, 4007, 64);
+        let z = Array2::from_shape_fn((n, d), |_| r.random::<f64>());
+        let c = Array2::from_shape_fn((k, d), |_| r.random::<f64>());
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            let a = assign(z.view(), c.view());
+            let ta = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let b = assign_pairwise(z.view(), c.view());
+            let tb = t.elapsed().as_secs_f64();
+            assert_eq!(a, b);
+            println!("tiled {ta:.3} s, pairwise {tb:.3} s, {:.1}x", tb / ta);
+        }
     }
 
     #[test]
