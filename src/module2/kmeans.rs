@@ -146,87 +146,94 @@ const DIM_BLOCK: usize = 128;
 /// compared in ascending index with a strict `<`, as in a plain loop over them.
 pub fn assign(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)> {
     let (n, d) = z.dim();
-    let k = centres.nrows();
     let z = z.as_standard_layout();
     let zs = z.as_slice().expect("standard layout");
-    // Centres transposed, padded to a multiple of TILE_C with copies of centre 0 (never chosen:
-    // padded columns are skipped below): `ct[t * kp + j]` is dimension t of centre j.
-    let kp = k.div_ceil(TILE_C) * TILE_C;
-    let mut ct = vec![0.0f64; d * kp];
-    for j in 0..kp {
-        let c = centres.row(if j < k { j } else { 0 });
-        for (t, &v) in c.iter().enumerate() {
-            ct[t * kp + j] = v;
-        }
-    }
+    let tiles = CentreTiles::new(centres);
     let chunks: Vec<Vec<(usize, f64)>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
-            nearest_in_rows(zs, d, &ct, k, rows)
+            nearest_in_rows(zs, d, &tiles, rows)
         })
         .collect();
     chunks.into_iter().flatten().collect()
 }
 
-/// [`assign`] for the rows `rows` of the row-major `zs` (`d` columns) against the transposed,
-/// padded centres `ct` (`k` real ones). Compiled for AVX-512 or AVX2 when the CPU has them: the
-/// same operations in the same order (Rust never fuses a multiply and an add), so the same bits,
-/// with the tile's 8 centres in one vector register.
+/// The centres as [`assign`] reads them: transposed and padded to a multiple of `TILE_C` with
+/// copies of centre 0, so that `ct[t * kp + j]` is dimension t of centre j and one dimension of a
+/// tile's 8 centres is one contiguous load. Padded columns (`j ≥ k`) are never chosen.
+struct CentreTiles {
+    ct: Vec<f64>,
+    /// Real centres.
+    k: usize,
+    /// Centres with padding (a multiple of `TILE_C`).
+    kp: usize,
+}
+
+impl CentreTiles {
+    fn new(centres: ArrayView2<f64>) -> Self {
+        let (k, d) = centres.dim();
+        let kp = k.div_ceil(TILE_C) * TILE_C;
+        let mut ct = vec![0.0f64; d * kp];
+        for j in 0..kp {
+            let c = centres.row(if j < k { j } else { 0 });
+            for (t, &v) in c.iter().enumerate() {
+                ct[t * kp + j] = v;
+            }
+        }
+        CentreTiles { ct, k, kp }
+    }
+}
+
+/// [`assign`] for the rows `rows` of the row-major `zs` (`d` columns). Compiled for AVX-512 or
+/// AVX2 when the CPU has them: the same operations in the same order (Rust never fuses a multiply
+/// and an add), so the same bits, with the tile's 8 centres in one vector register.
 fn nearest_in_rows(
     zs: &[f64],
     d: usize,
-    ct: &[f64],
-    k: usize,
+    c: &CentreTiles,
     rows: std::ops::Range<usize>,
 ) -> Vec<(usize, f64)> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { nearest_in_rows_avx512(zs, d, ct, k, rows) };
+            return unsafe { nearest_in_rows_avx512(zs, d, c, rows) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { nearest_in_rows_avx2(zs, d, ct, k, rows) };
+            return unsafe { nearest_in_rows_avx2(zs, d, c, rows) };
         }
     }
-    nearest_in_rows_body(zs, d, ct, k, rows)
+    nearest_in_rows_body(zs, d, c, rows)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn nearest_in_rows_avx512(
-    zs: &[f64],
-    d: usize,
-    ct: &[f64],
-    k: usize,
-    rows: std::ops::Range<usize>,
-) -> Vec<(usize, f64)> {
-    nearest_in_rows_body(zs, d, ct, k, rows)
+/// `nearest_in_rows_body` compiled with a target feature (callers check that the CPU has it).
+macro_rules! nearest_in_rows_for {
+    ($name:ident, $feature:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        fn $name(
+            zs: &[f64],
+            d: usize,
+            c: &CentreTiles,
+            rows: std::ops::Range<usize>,
+        ) -> Vec<(usize, f64)> {
+            nearest_in_rows_body(zs, d, c, rows)
+        }
+    };
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn nearest_in_rows_avx2(
-    zs: &[f64],
-    d: usize,
-    ct: &[f64],
-    k: usize,
-    rows: std::ops::Range<usize>,
-) -> Vec<(usize, f64)> {
-    nearest_in_rows_body(zs, d, ct, k, rows)
-}
+nearest_in_rows_for!(nearest_in_rows_avx512, "avx512f");
+nearest_in_rows_for!(nearest_in_rows_avx2, "avx2");
 
 #[inline(always)]
 fn nearest_in_rows_body(
     zs: &[f64],
     d: usize,
-    ct: &[f64],
-    k: usize,
+    c: &CentreTiles,
     rows: std::ops::Range<usize>,
 ) -> Vec<(usize, f64)> {
-    let kp = ct.len() / d.max(1);
+    let (ct, k, kp) = (&c.ct, c.k, c.kp);
     let row = |i: usize| &zs[i * d..(i + 1) * d];
     let (start, end) = (rows.start, rows.end);
     let m = end - start;
@@ -267,7 +274,7 @@ fn nearest_in_rows_body(
         }
     }
     let mut best = vec![(0usize, f64::INFINITY); m];
-    for (b, s) in best.iter_mut().zip(sums.chunks_exact(kp.max(1))) {
+    for (b, s) in best.iter_mut().zip(sums.chunks_exact(kp)) {
         for (j, &dist) in s.iter().enumerate().take(k) {
             if dist < b.1 {
                 *b = (j, dist);
@@ -403,14 +410,15 @@ mod tests {
         use rand::Rng;
         let mut r = crate::rng::stream(5, "test.kmeans.tiles");
         // Shapes that leave partial tiles (rows not a multiple of 4, centres not of 8), a chunk
-        // boundary (300 rows > 256), d = 1, and k = 1.
-        // d = 300 spans three dimension blocks, the last one partial.
+        // boundary (300 rows > 256), d = 1, d = 0 (every distance 0: centre 0), k = 1, and
+        // d = 300 across three dimension blocks, the last one partial.
         for &(n, d, k) in &[
             (300, 37, 13),
             (9, 1, 3),
             (5, 4, 1),
             (257, 5, 8),
             (3, 2, 9),
+            (6, 0, 3),
             (70, 300, 21),
         ] {
             let z = Array2::from_shape_fn((n, d), |_| r.random::<f64>() * 3.0 - 1.0);
@@ -427,25 +435,19 @@ mod tests {
             assert_eq!(assign(zt.t(), c.view()), got);
             // Every compiled variant of the tile loop gives the same bits (the dispatch above
             // picks one; the others are checked here when this CPU can run them).
-            let kp = k.div_ceil(TILE_C) * TILE_C;
-            let mut ct = vec![0.0; d * kp];
-            for j in 0..kp {
-                for t in 0..d {
-                    ct[t * kp + j] = c[[if j < k { j } else { 0 }, t]];
-                }
-            }
+            let tiles = CentreTiles::new(c.view());
             let zs = z.as_slice().unwrap();
-            assert_eq!(nearest_in_rows_body(zs, d, &ct, k, 0..n), got);
+            assert_eq!(nearest_in_rows_body(zs, d, &tiles, 0..n), got);
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: AVX2 is present (checked).
-                    let v = unsafe { nearest_in_rows_avx2(zs, d, &ct, k, 0..n) };
+                    let v = unsafe { nearest_in_rows_avx2(zs, d, &tiles, 0..n) };
                     assert_eq!(v, got);
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: AVX-512F is present (checked).
-                    let v = unsafe { nearest_in_rows_avx512(zs, d, &ct, k, 0..n) };
+                    let v = unsafe { nearest_in_rows_avx512(zs, d, &tiles, 0..n) };
                     assert_eq!(v, got);
                 }
             }
