@@ -1,6 +1,6 @@
 //! End-to-end tests of `darlc eval` and `darlc leiden` on small generated files.
 
-use darlc::eval::metrics::{ari, dbie, dbip, nmi, sam};
+use darlc::eval::metrics::{ari, dbie, dbip, homogeneity_completeness, nmi, sam};
 use darlc::io::{TensorData, TensorFile};
 use ndarray::{Array2, ArrayD, IxDyn};
 use rand::Rng;
@@ -84,7 +84,7 @@ fn eval_embeddings_labels_truth_matches_the_library() {
         s(&j),
     ]);
     assert!(ok, "{err}");
-    for m in ["DBIE", "DBIP", "NMI", "ARI", "ACC", "SAM"] {
+    for m in ["DBIE", "DBIP", "NMI", "ARI", "ACC", "HOM", "COM", "SAM"] {
         assert!(out.contains(m), "table lacks {m}:\n{out}");
     }
     assert!(out.contains("computed on the embeddings"));
@@ -96,6 +96,9 @@ fn eval_embeddings_labels_truth_matches_the_library() {
     assert!(close(&v["dbip"], dbip(x.view(), &pred).unwrap()));
     assert!(close(&v["nmi"], nmi(&truth, &pred).unwrap()));
     assert!(close(&v["ari"], ari(&truth, &pred).unwrap()));
+    let (hom, com) = homogeneity_completeness(&truth, &pred).unwrap();
+    assert!(close(&v["homogeneity"], hom));
+    assert!(close(&v["completeness"], com));
     assert!(close(&v["sam"], sam(x.view(), &pred).unwrap().mean));
     // ACC by hand: blobs 0 and 1 fully matched, blob 2 loses items 2, 5, 8 → 27/30.
     assert!(close(&v["acc"], 27.0 / 30.0));

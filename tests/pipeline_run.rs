@@ -83,7 +83,15 @@ fn baselines_write_every_output_and_a_complete_marker() {
             .unwrap();
         assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
         let ev: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
-        for key in ["nmi", "ari", "acc", "dbie", "dbip"] {
+        for key in [
+            "nmi",
+            "ari",
+            "acc",
+            "homogeneity",
+            "completeness",
+            "dbie",
+            "dbip",
+        ] {
             assert_eq!(
                 ev[key], m[key],
                 "{method}: eval --run disagrees with metrics.json on {key}"

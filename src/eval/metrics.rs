@@ -256,12 +256,35 @@ pub fn nmi(truth: &[usize], pred: &[usize]) -> Result<f64> {
     if ha == 0.0 || hb == 0.0 {
         return Ok(0.0);
     }
+    Ok(mutual_info(&t) / ((ha + hb) / 2.0))
+}
+
+/// `I(y; ŷ)` in nats from the contingency table, clamped at 0 from below (rounding).
+fn mutual_info(t: &Contingency) -> f64 {
+    let n = t.n as f64;
     let mut mi = 0.0;
     for (&(u, v), &c) in &t.cells {
         let c = c as f64;
         mi += (c / n) * ((n * c) / (t.a[u] as f64 * t.b[v] as f64)).ln();
     }
-    Ok(mi.max(0.0) / ((ha + hb) / 2.0))
+    mi.max(0.0)
+}
+
+/// Homogeneity `I / H(y)` and completeness `I / H(ŷ)` (Rosenberg & Hirschberg 2007, as
+/// scikit-learn's `homogeneity_completeness_v_measure`; each is 1 when its entropy is 0). Not in
+/// SPEC §12: NMI above is their harmonic mean, and they tell apart the two ways it falls.
+/// Homogeneity is 1 when every cluster holds a single true class; completeness is 1 when every
+/// class lies in a single cluster. With K far above the number of classes (the ST default
+/// K = N/30 on a section of a few patterns) pure clusters still lose completeness, and NMI with
+/// it, by how evenly they split each class; homogeneity says whether the clusters are pure.
+pub fn homogeneity_completeness(truth: &[usize], pred: &[usize]) -> Result<(f64, f64)> {
+    let t = Contingency::new("homogeneity", truth, pred)?;
+    let n = t.n as f64;
+    let (ha, hb) = (entropy(&t.a, n), entropy(&t.b, n));
+    let mi = mutual_info(&t);
+    let h = if ha == 0.0 { 1.0 } else { mi / ha };
+    let c = if hb == 0.0 { 1.0 } else { mi / hb };
+    Ok((h, c))
 }
 
 fn comb2(x: u64) -> f64 {
@@ -491,6 +514,33 @@ mod tests {
         );
         // ACC by hand: contingency rows t0:[2,1,0], t1:[0,1,2]; best map t0→p0, t1→p2 → 4/6.
         assert_relative_eq!(acc(&t, &p).unwrap(), 4.0 / 6.0, max_relative = 1e-15);
+        // By hand: H(t) = ln 2, H(p) = ln 3, I = (1/3)ln(12/6) + 0 + 0 + (1/3)ln(12/6) = (2/3)ln 2,
+        // so homogeneity 2/3 and completeness (2/3)ln 2 / ln 3 = 0.4206198357143049 (python:
+        // 2/3*math.log(2)/math.log(3)); sklearn's homogeneity_completeness_v_measure has the
+        // same definitions, and its V-measure is the NMI above.
+        let (h, c) = homogeneity_completeness(&t, &p).unwrap();
+        assert_relative_eq!(h, 2.0 / 3.0, max_relative = 1e-14);
+        assert_relative_eq!(c, 2.0 / 3.0 * 2f64.ln() / 3f64.ln(), max_relative = 1e-14);
+        // NMI is their harmonic mean.
+        assert_relative_eq!(
+            nmi(&t, &p).unwrap(),
+            2.0 * h * c / (h + c),
+            max_relative = 1e-14
+        );
+        // Splitting each class into pure clusters keeps homogeneity at 1 and lowers completeness.
+        let (h, c) = homogeneity_completeness(&t, &[0, 0, 1, 2, 2, 3]).unwrap();
+        assert_relative_eq!(h, 1.0, max_relative = 1e-14);
+        assert!(c < 1.0);
+        // Single-class edge cases follow scikit-learn: an entropy of 0 gives 1 for its score.
+        assert_eq!(
+            homogeneity_completeness(&[1, 1, 1], &[0, 1, 2]).unwrap(),
+            (1.0, 0.0)
+        );
+        assert_eq!(
+            homogeneity_completeness(&[0, 1, 2], &[1, 1, 1]).unwrap(),
+            (0.0, 1.0)
+        );
+        assert!(homogeneity_completeness(&[0], &[0, 1]).is_err());
     }
 
     #[test]

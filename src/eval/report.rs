@@ -3,7 +3,9 @@
 use crate::error::{DarlcError, Result};
 use crate::eval::families::FamilyReport;
 use crate::eval::input::Matrix;
-use crate::eval::metrics::{acc, ari, dbie, dbip, dense_labels, nmi, sam};
+use crate::eval::metrics::{
+    acc, ari, dbie, dbip, dense_labels, homogeneity_completeness, nmi, sam,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,6 +34,11 @@ pub struct EvalReport {
     pub nmi: Option<f64>,
     pub ari: Option<f64>,
     pub acc: Option<f64>,
+    /// Homogeneity and completeness (not in SPEC §12; NMI is their harmonic mean): whether the
+    /// clusters are pure, and whether each class stays in one cluster. With K far above the
+    /// number of classes, NMI and ARI fall with completeness even when every cluster is pure.
+    pub homogeneity: Option<f64>,
+    pub completeness: Option<f64>,
     /// Mean of `SAM_k` over clusters, radians.
     pub sam: Option<f64>,
     pub sam_median: Option<f64>,
@@ -90,7 +97,7 @@ pub fn evaluate(
     let dbip_v = defined("DBIP", dbip(x.view(), &pred));
     let s = sam(x.view(), &pred)?;
 
-    let (nmi_v, ari_v, acc_v) = match truth {
+    let (nmi_v, ari_v, acc_v, hc_v) = match truth {
         Some(t) => {
             let map: BTreeMap<&str, &str> = t
                 .rows
@@ -116,11 +123,14 @@ pub fn evaluate(
                 Some(nmi(&truth_codes, &pred)?),
                 Some(ari(&truth_codes, &pred)?),
                 Some(acc(&truth_codes, &pred)?),
+                Some(homogeneity_completeness(&truth_codes, &pred)?),
             )
         }
         None => {
-            notes.push("no truth given: NMI, ARI and ACC are n/a".to_string());
-            (None, None, None)
+            notes.push(
+                "no truth given: NMI, ARI, ACC, homogeneity and completeness are n/a".to_string(),
+            );
+            (None, None, None, None)
         }
     };
     let mut sam_clusters: Vec<NamedClusterSam> = s
@@ -148,6 +158,8 @@ pub fn evaluate(
         nmi: nmi_v,
         ari: ari_v,
         acc: acc_v,
+        homogeneity: hc_v.map(|v| v.0),
+        completeness: hc_v.map(|v| v.1),
         sam: Some(s.mean),
         sam_median: Some(s.median),
         sam_clusters,
@@ -184,6 +196,16 @@ pub fn format_table(r: &EvalReport) -> String {
         ("NMI", cell(r.nmi), String::new()),
         ("ARI", cell(r.ari), String::new()),
         ("ACC", cell(r.acc), String::new()),
+        (
+            "HOM",
+            cell(r.homogeneity),
+            "  (homogeneity: clusters pure)".to_string(),
+        ),
+        (
+            "COM",
+            cell(r.completeness),
+            "  (completeness: classes unsplit)".to_string(),
+        ),
         (
             "SAM",
             cell(r.sam),
