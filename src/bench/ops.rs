@@ -52,6 +52,10 @@ pub struct OpsReport {
     /// Microseconds per node of the backward pass over those adds.
     pub tiny_backward_us: f64,
     pub tiny_ops: usize,
+    /// The machine's GEMM ceiling as darlc reaches it: a square `2048³` sgemm, GFLOP/s as one
+    /// matrixmultiply call (one thread) and through darlc's parallel split (all threads).
+    pub square_single: f64,
+    pub square_split: f64,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -226,6 +230,27 @@ fn tiny_ops(n: usize, reps: usize) -> (f64, f64) {
     (median(fwd), median(bwd))
 }
 
+/// A square `n³` sgemm (`2n³` flops): GFLOP/s as one call and through the parallel split, the
+/// median of `reps` interleaved runs. The ceiling that any mix of darlc's products stays under.
+fn square(reps: usize, n: usize) -> (f64, f64) {
+    let a = random(&[n, n], "square.a");
+    let b = random(&[n, n], "square.b");
+    let a2 = a.view().into_dimensionality().expect("2-D");
+    let b2 = b.view().into_dimensionality().expect("2-D");
+    let mut c = Array2::<f32>::zeros((n, n));
+    let [single, split, _] = interleaved(reps, |which| {
+        let t0 = Instant::now();
+        match which {
+            0 => gemm_once(1.0, a2, b2, 0.0, c.view_mut()),
+            1 => gemm_par(a2, b2, c.view_mut()),
+            _ => {} // the third slot of `interleaved` is not used here
+        }
+        t0.elapsed().as_secs_f64()
+    });
+    let flops = 2.0 * (n * n * n) as f64;
+    (flops / single / 1e9, flops / split / 1e9)
+}
+
 /// Run every measurement (takes a few seconds at the paper sizes).
 pub fn run(reps: usize, tiny: usize) -> OpsReport {
     let (b, l, d) = (256, 225, 64);
@@ -242,6 +267,7 @@ pub fn run(reps: usize, tiny: usize) -> OpsReport {
     let retained = retain_freed_memory();
     let gemms = all();
     let (fwd, bwd) = tiny_ops(tiny, reps);
+    let (square_single, square_split) = square(reps, 2048);
     OpsReport {
         threads: rayon::current_num_threads(),
         reps,
@@ -250,6 +276,8 @@ pub fn run(reps: usize, tiny: usize) -> OpsReport {
         tiny_add_us: fwd * 1e6,
         tiny_backward_us: bwd * 1e6,
         tiny_ops: tiny,
+        square_single,
+        square_split,
     }
 }
 
@@ -277,6 +305,10 @@ pub fn format_report(r: &OpsReport) -> String {
             "MISSED"
         },
         r.tiny_backward_us
+    );
+    s += &format!(
+        "GEMM ceiling, square sgemm 2048³: {:.1} GFLOP/s as one call (1 thread), {:.1} split over {} threads\n",
+        r.square_single, r.square_split, r.threads
     );
     s
 }

@@ -529,7 +529,8 @@ mod tests {
 
     /// Benchmark (ignored): `cargo test --release --lib bench_seeding -- --ignored --nocapture`
     /// times one k-means++ distance pass, 8 rows at a time against one row at a time, on 15,000
-    /// rows of 4,007 pixels (the simulated section's shape).
+    /// rows of 4,007 pixels (the simulated section's shape). 2026-12-06, AMD EPYC Zen 4, quiet
+    /// machine: 0.012 s against 0.029 s (2.4×); the pass streams 480 MB.
     #[test]
     #[ignore]
     fn bench_seeding_distances_grouped_vs_one_pair() {
