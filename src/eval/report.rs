@@ -36,7 +36,7 @@ pub struct EvalReport {
     pub acc: Option<f64>,
     /// Homogeneity and completeness (not in SPEC §12; NMI is their harmonic mean): whether the
     /// clusters are pure, and whether each class stays in one cluster. With K far above the
-    /// number of classes, NMI and ARI fall with completeness even when every cluster is pure.
+    /// number of classes, NMI falls with completeness even when every cluster is pure.
     pub homogeneity: Option<f64>,
     pub completeness: Option<f64>,
     /// Mean of `SAM_k` over clusters, radians.

@@ -4,8 +4,8 @@
 //! differences (never the `‖a‖² + ‖b‖² − 2a·b` expansion), argmins break ties by the lower index,
 //! and the parallel assignment step works on fixed row chunks whose results do not depend on the
 //! number of threads. The assignment step sums 4 rows × 8 centres at a time over blocks of 128
-//! dimensions ([`assign`]), each sum in the same order as one pair's, so the tiling changes the
-//! speed and not the bits.
+//! dimensions ([`assign`]), and each k-means++ pass sums 8 rows side by side ([`sq_dists_to`]),
+//! each sum in the same order as one pair's, so the tiling changes the speed and not the bits.
 
 use crate::error::{DarlcError, Result};
 use crate::rng::Stream;
@@ -100,11 +100,11 @@ fn check_input(z: ArrayView2<f64>, k: usize) -> Result<()> {
 /// Rows summed side by side in [`sq_dists_to`].
 const PP_ROWS: usize = 8;
 
-/// Squared distance of every row of the row-major `zs` (`n` rows of `d` columns) to the point `c`, for the
-/// k-means++ draws. Each distance is `(x − y)²` summed over the dimensions in order from 0.0,
-/// as the one-pair loop sums it (the same bits; tested); the rows are taken 8 at a time so that the CPU overlaps 8
-/// independent sums instead of waiting on one chain of `d` dependent additions. Parallel over
-/// the fixed chunks of [`assign`], results in row order.
+/// Squared distance of every row of the row-major `zs` (`n` rows of `d` columns) to the point
+/// `c`, for the k-means++ draws. Each distance is `(x − y)²` summed over the dimensions in order
+/// from 0.0, as the one-pair loop sums it (the same bits; tested). The rows are taken 8 at a time
+/// so that the CPU overlaps 8 independent sums instead of waiting on one chain of `d` dependent
+/// additions. Parallel over the fixed chunks of [`assign`], results in row order.
 fn sq_dists_to(zs: &[f64], n: usize, d: usize, c: &[f64]) -> Vec<f64> {
     let chunks: Vec<Vec<f64>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
@@ -142,10 +142,10 @@ const DIM_BLOCK: usize = 128;
 /// Nearest centre of each row (ties → lower centre index) and its squared distance.
 ///
 /// The distances are those of the one-pair loop to the bit: each of a tile's `TILE_R × TILE_C`
-/// sums runs over the dimensions in order from 0.0, exactly as that loop sums one pair. The tile only
-/// lets the CPU work on 32 independent sums instead of one latency-bound chain, with the tile's
-/// centres transposed so that one dimension of 8 centres is one contiguous load. Centres are
-/// compared in ascending index with a strict `<`, as in a plain loop over them.
+/// sums runs over the dimensions in order from 0.0, exactly as that loop sums one pair. The tile
+/// only lets the CPU work on 32 independent sums instead of one latency-bound chain, with the
+/// tile's centres transposed so that one dimension of 8 centres is one contiguous load. Centres
+/// are compared in ascending index with a strict `<`, as in a plain loop over them.
 pub fn assign(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)> {
     let (n, d) = z.dim();
     let z = z.as_standard_layout();
