@@ -4,7 +4,7 @@
 //! differences (never the `‖a‖² + ‖b‖² − 2a·b` expansion), argmins break ties by the lower index,
 //! and the parallel assignment step works on fixed row chunks whose results do not depend on the
 //! number of threads. The assignment step sums 4 rows × 8 centres at a time over blocks of 128
-//! dimensions ([`assign`]), and each k-means++ pass sums 8 rows side by side ([`sq_dists_to`]),
+//! dimensions ([`assign`]), and each k-means++ pass sums 8 rows side by side (`sq_dists_to`),
 //! each sum in the same order as one pair's, so the tiling changes the speed and not the bits.
 
 use crate::error::{DarlcError, Result};
