@@ -97,6 +97,29 @@ fn check_input(z: ArrayView2<f64>, k: usize) -> Result<()> {
     Ok(())
 }
 
+/// `f` on the fixed row chunks `[c·CHUNK, (c+1)·CHUNK)` of `0..n`, in parallel, each returning
+/// one value per row; the results concatenated in row order (so they never depend on threads).
+fn par_row_chunks<R: Send>(
+    n: usize,
+    f: impl Fn(std::ops::Range<usize>) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let chunks: Vec<Vec<R>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| f(c * CHUNK..((c + 1) * CHUNK).min(n)))
+        .collect();
+    chunks.into_iter().flatten().collect()
+}
+
+/// The `N` rows from `r0` of the row-major `zs` (`d` columns) that a tile sums side by side, of
+/// which the first `rn ≤ N` are real: a short last group repeats row `r0` (callers drop those
+/// results).
+fn row_group<const N: usize>(zs: &[f64], d: usize, r0: usize, rn: usize) -> [&[f64]; N] {
+    std::array::from_fn(|r| {
+        let i = if r < rn { r0 + r } else { r0 };
+        &zs[i * d..(i + 1) * d]
+    })
+}
+
 /// Rows summed side by side in [`sq_dists_to`].
 const PP_ROWS: usize = 8;
 
@@ -106,29 +129,21 @@ const PP_ROWS: usize = 8;
 /// so that the CPU overlaps 8 independent sums instead of waiting on one chain of `d` dependent
 /// additions. Parallel over the fixed chunks of [`assign`], results in row order.
 fn sq_dists_to(zs: &[f64], n: usize, d: usize, c: &[f64]) -> Vec<f64> {
-    let chunks: Vec<Vec<f64>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|ch| {
-            let (start, end) = (ch * CHUNK, ((ch + 1) * CHUNK).min(n));
-            let row = |i: usize| &zs[i * d..(i + 1) * d];
-            let mut out = Vec::with_capacity(end - start);
-            for r0 in (start..end).step_by(PP_ROWS) {
-                let rn = PP_ROWS.min(end - r0);
-                // A short last group repeats its first row; the repeats are not kept.
-                let xs: [&[f64]; PP_ROWS] =
-                    std::array::from_fn(|r| row(if r < rn { r0 + r } else { r0 }));
-                let mut acc = [0.0f64; PP_ROWS];
-                for (t, &y) in c.iter().enumerate() {
-                    for (a, x) in acc.iter_mut().zip(&xs) {
-                        *a += (x[t] - y) * (x[t] - y);
-                    }
+    par_row_chunks(n, |rows| {
+        let mut out = Vec::with_capacity(rows.len());
+        for r0 in rows.clone().step_by(PP_ROWS) {
+            let rn = PP_ROWS.min(rows.end - r0);
+            let xs: [&[f64]; PP_ROWS] = row_group(zs, d, r0, rn);
+            let mut acc = [0.0f64; PP_ROWS];
+            for (t, &y) in c.iter().enumerate() {
+                for (a, x) in acc.iter_mut().zip(&xs) {
+                    *a += (x[t] - y) * (x[t] - y);
                 }
-                out.extend_from_slice(&acc[..rn]);
             }
-            out
-        })
-        .collect();
-    chunks.into_iter().flatten().collect()
+            out.extend_from_slice(&acc[..rn]);
+        }
+        out
+    })
 }
 
 /// Rows of one register tile of [`assign`].
@@ -151,14 +166,7 @@ pub fn assign(z: ArrayView2<f64>, centres: ArrayView2<f64>) -> Vec<(usize, f64)>
     let z = z.as_standard_layout();
     let zs = z.as_slice().expect("standard layout");
     let tiles = CentreTiles::new(centres);
-    let chunks: Vec<Vec<(usize, f64)>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
-            nearest_in_rows(zs, d, &tiles, rows)
-        })
-        .collect();
-    chunks.into_iter().flatten().collect()
+    par_row_chunks(n, |rows| nearest_in_rows(zs, d, &tiles, rows))
 }
 
 /// The centres as [`assign`] reads them: transposed and padded to a multiple of `TILE_C` with
@@ -236,7 +244,6 @@ fn nearest_in_rows_body(
     rows: std::ops::Range<usize>,
 ) -> Vec<(usize, f64)> {
     let (ct, k, kp) = (&c.ct, c.k, c.kp);
-    let row = |i: usize| &zs[i * d..(i + 1) * d];
     let (start, end) = (rows.start, rows.end);
     let m = end - start;
     // Running sums of every (row, centre) pair of the chunk, `[m, kp]`: the dimensions are taken
@@ -248,9 +255,7 @@ fn nearest_in_rows_body(
         let t1 = (t0 + DIM_BLOCK).min(d);
         for r0 in (start..end).step_by(TILE_R) {
             let rn = TILE_R.min(end - r0);
-            // A short last tile repeats its first row; the repeats are not stored.
-            let xs: [&[f64]; TILE_R] =
-                std::array::from_fn(|r| row(if r < rn { r0 + r } else { r0 }));
+            let xs: [&[f64]; TILE_R] = row_group(zs, d, r0, rn);
             for j0 in (0..kp).step_by(TILE_C) {
                 let mut acc = [[0.0f64; TILE_C]; TILE_R];
                 for (r, a) in acc.iter_mut().enumerate().take(rn) {
@@ -411,22 +416,12 @@ mod tests {
         }
     }
 
-    /// `f` on every row, in parallel over fixed chunks, results in row order.
-    fn par_map_rows<F, R>(z: ArrayView2<f64>, f: F) -> Vec<R>
-    where
-        F: Fn(ArrayView1<f64>) -> R + Sync,
-        R: Send,
-    {
-        let n = z.nrows();
-        let chunks: Vec<Vec<R>> = (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                (c * CHUNK..((c + 1) * CHUNK).min(n))
-                    .map(|i| f(z.row(i)))
-                    .collect()
-            })
-            .collect();
-        chunks.into_iter().flatten().collect()
+    /// `f` on every row, in parallel over the fixed chunks, results in row order.
+    fn par_map_rows<R: Send>(
+        z: ArrayView2<f64>,
+        f: impl Fn(ArrayView1<f64>) -> R + Sync,
+    ) -> Vec<R> {
+        par_row_chunks(z.nrows(), |rows| rows.map(|i| f(z.row(i))).collect())
     }
 
     /// The plain loop that [`assign`] replaced: one `sq_dist` per (row, centre) pair.
