@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+"""An independent JAX (float64) port of every golden-case family of darlc, written from SPEC.md.
+
+Usage (from the crate root):
+
+    python3 ports/jax/darlc_jax.py --reference fixtures/golden --out /tmp/jax_cand [--only PREFIX]
+    darlc verify --reference fixtures/golden --candidate /tmp/jax_cand --tier f64
+
+It reads each case's inputs from `<reference>/<case>.safetensors`, recomputes the case's outputs
+and gradients with JAX (jax_enable_x64, CPU), and writes `<out>/<case>.safetensors` holding every
+tensor the manifest lists under `outputs` and `grads`. Nothing is read from the reference's
+outputs. This file is the template a port author copies: one function per case family (`op`).
+
+Planted mistakes (mutation check): set DARLC_JAX_MUTATION to one name of MUTATIONS; the port then
+computes that family wrongly on purpose and `darlc verify --tier f64` must reject the candidate.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_platforms", "cpu")
+import jax.numpy as jnp  # noqa: E402
+from jax.scipy.linalg import solve_triangular  # noqa: E402
+from jax.scipy.special import digamma, erf, gammaln  # noqa: E402
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
+# ------------------------------------------------------------------------------------- mutations
+MUTATIONS = {
+    "tanh_gelu": "GELU by the tanh approximation instead of erf (SPEC §4.1)",
+    "ln_eps_1e6": "LayerNorm eps 1e-6 (MAE/Flax) instead of 1e-5 (SPEC §4.1)",
+    "one_sided_ntxent": "NT-Xent over the B online rows only, not all 2B views (SPEC Eq. 10)",
+    "no_l_size": "L_size dropped from the epoch-level loss (SPEC Eq. 16)",
+    "l_size_tau_0.1": "L_size threshold 0.1/K instead of 0.2/K (SPEC Eq. 20)",
+    "no_weight_decay": "GAT Adam step without its coupled weight decay 1e-4 (SPEC §3.4)",
+    "no_clip": "GAT step without gradient-norm clipping at 5 (SPEC §3.4)",
+    "no_ema": "EMA target update skipped after the optimiser step (SPEC Eq. 8)",
+    "bn_unbiased_norm": "train-mode BN normalised by the unbiased variance (SPEC §5)",
+    "kl_mean": "L_KL with PyTorch's 'mean' reduction (divide by B*K) instead of batchmean (SPEC §9.2)",
+    "p_no_f": "target distribution P without the division by f_j (SPEC Eq. 22)",
+    "nu_no_bounds": "nu bisection bracket [0.5, 400] instead of [1, 200] (SPEC §6.8)",
+    "pearson_keep_negative": "seeding similarity keeps negative correlations (SPEC §7)",
+    "eigengap_unsorted_window": "eigengap window starting at k = 1 instead of 2 (SPEC §10)",
+}
+MUT = os.environ.get("DARLC_JAX_MUTATION", "")
+if MUT and MUT not in MUTATIONS:
+    sys.exit(f"DARLC_JAX_MUTATION={MUT!r} is not one of: {', '.join(MUTATIONS)}")
+
+
+def mutated(name):
+    return MUT == name
+
+
+# -------------------------------------------------------------------------------------- helpers
+def tape_case(case, t, forward, values=None):
+    """Run a differentiated case: `forward(P, T) -> dict name -> jnp array` over the params `P`
+    (dict) and all tensors `T`; loss = sum_o sum(w.<o> * o) over outputs that have a weight.
+    `values(P, T)` may add non-differentiated outputs. Returns the dict of outputs and grads."""
+    params = {p: jnp.asarray(t[p]) for p in case["params"]}
+
+    def loss_fn(P):
+        outs = forward(P, t)
+        loss = 0.0
+        for name, o in outs.items():
+            w = t.get(f"w.{name}")
+            if w is not None:
+                loss = loss + jnp.sum(jnp.asarray(w) * o)
+        return loss, outs
+
+    (loss, outs), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    res = {k: np.asarray(v) for k, v in outs.items()}
+    res["loss"] = np.asarray(loss)
+    if values is not None:
+        res.update({k: np.asarray(v) for k, v in values(params, t).items()})
+    for p in case["params"]:
+        res[f"grad.{p}"] = np.asarray(grads[p])
+    return res
+
+
+def gelu(x):
+    if mutated("tanh_gelu"):
+        return jax.nn.gelu(x, approximate=True)
+    return 0.5 * x * (1.0 + erf(x / jnp.sqrt(2.0)))
+
+
+LN_EPS = 1e-6 if mutated("ln_eps_1e6") else 1e-5
+SELU_L = 1.0507009873554804934193349852946
+SELU_A = 1.6732632423543772848170429916717
+
+
+def elu(x):
+    return jnp.where(x > 0, x, jnp.expm1(jnp.minimum(x, 0.0)))
+
+
+def selu(x):
+    return SELU_L * jnp.where(x > 0, x, SELU_A * jnp.expm1(jnp.minimum(x, 0.0)))
+
+
+def leaky_relu(x, c=0.01):
+    return jnp.where(x > 0, x, c * x)
+
+
+def layer_norm(x, g, b, eps=None):
+    eps = LN_EPS if eps is None else eps
+    m = jnp.mean(x, axis=-1, keepdims=True)
+    v = jnp.mean((x - m) ** 2, axis=-1, keepdims=True)
+    return (x - m) / jnp.sqrt(v + eps) * g + b
+
+
+def batch_norm_train(x, g, b, eps=1e-5):
+    m = jnp.mean(x, axis=0)
+    v = jnp.mean((x - m) ** 2, axis=0)
+    vn = v * x.shape[0] / (x.shape[0] - 1) if mutated("bn_unbiased_norm") else v
+    return (x - m) / jnp.sqrt(vn + eps) * g + b, m, v
+
+
+def segments(offsets):
+    """Segment id of every row of a CSR layout."""
+    offsets = np.asarray(offsets)
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def segment_softmax(x, offsets):
+    seg = segments(offsets)
+    n = len(offsets) - 1
+    mx = jax.ops.segment_max(jax.lax.stop_gradient(x), seg, num_segments=n)
+    e = jnp.exp(x - mx[seg])
+    s = jax.ops.segment_sum(e, seg, num_segments=n)
+    return e / s[seg]
+
+
+def adam_first_step(theta, g, lr, wd=0.0, b1=0.9, b2=0.999, eps=1e-8):
+    """torch.optim.Adam, t = 1 from zero moments, coupled weight decay (g <- g + wd*theta)."""
+    g = g + wd * theta
+    m = (1 - b1) * g
+    v = (1 - b2) * g * g
+    mh = m / (1 - b1)
+    vh = v / (1 - b2)
+    return theta - lr * mh / (jnp.sqrt(vh) + eps)
+
+
+def clip_scale(grads, max_norm):
+    norm = jnp.sqrt(sum(jnp.sum(g * g) for g in grads))
+    c = max_norm / (norm + 1e-6)
+    return norm, jnp.minimum(c, 1.0)
+
+
+# -------------------------------------------------------------------- SPEC §17 points 1–8: tape ops
+def op_matmul(case, t):
+    c = case["config"]
+
+    def f(P, T):
+        a, b = P["a"], P["b"]
+        if c["ta"]:
+            a = jnp.swapaxes(a, -1, -2)
+        if c["tb"]:
+            b = jnp.swapaxes(b, -1, -2)
+        return {"out": a @ b}
+
+    return tape_case(case, t, f)
+
+
+def op_binary(case, t):
+    fn = {"add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide}[case["op"]]
+    return tape_case(case, t, lambda P, T: {"out": fn(P["a"], P["b"])})
+
+
+def op_reduce(case, t):
+    c, op = case["config"], case["op"]
+
+    def f(P, T):
+        x = P["x"]
+        if op == "sum_axis":
+            return {"out": jnp.sum(x, axis=c["axis"], keepdims=c["keep"])}
+        if op == "mean_axis":
+            return {"out": jnp.mean(x, axis=c["axis"], keepdims=c["keep"])}
+        return {"out": jnp.sum(x) if op == "sum" else jnp.mean(x)}
+
+    return tape_case(case, t, f)
+
+
+def op_shape(case, t):
+    c, op = case["config"], case["op"]
+
+    def f(P, T):
+        if op == "reshape":
+            return {"out": jnp.reshape(P["x"], c["shape"])}
+        if op == "permute":
+            return {"out": jnp.transpose(P["x"], c["axes"])}
+        if op == "transpose":
+            return {"out": P["x"].T}
+        if op == "concat":
+            return {"out": jnp.concatenate([P["a"], P["b"]], axis=c["axis"])}
+        if op == "slice":
+            return {"out": jax.lax.slice_in_dim(P["x"], c["start"], c["end"], axis=c["axis"])}
+        if op == "gather_rows":
+            return {"out": P["x"][np.asarray(T["idx"])]}
+        if op == "scatter_add_rows":
+            out = jnp.zeros((c["n"],) + P["x"].shape[1:])
+            return {"out": out.at[np.asarray(T["idx"])].add(P["x"])}
+        raise KeyError(op)
+
+    return tape_case(case, t, f)
+
+
+def op_unary(case, t):
+    c = case["config"]
+    fn = c["function"]
+    table = {
+        "neg": lambda x: -x,
+        "scale": lambda x: c["c"] * x,
+        "shift": lambda x: x + c["c"],
+        "square": lambda x: x * x,
+        "exp": jnp.exp,
+        "ln": jnp.log,
+        "log1p": jnp.log1p,
+        "expm1": jnp.expm1,
+        "sqrt": jnp.sqrt,
+        "sigmoid": jax.nn.sigmoid,
+        "elu": elu,
+        "selu": selu,
+        "leaky_relu": lambda x: leaky_relu(x, c.get("c", 0.01)),
+        "relu": lambda x: jnp.maximum(x, 0.0),
+        "gelu": gelu,
+        "clamp": lambda x: jnp.clip(x, c.get("lo"), c.get("hi")),
+    }
+    return tape_case(case, t, lambda P, T: {"out": table[fn](P["x"])})
+
+
+def op_softmax(case, t):
+    op = case["op"]
+    fn = {
+        "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+        "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
+        "logsumexp": lambda x: jax.scipy.special.logsumexp(x, axis=-1),
+    }[op]
+    return tape_case(case, t, lambda P, T: {"out": fn(P["x"])})
+
+
+def op_segment(case, t):
+    if case["op"] == "segment_softmax":
+        return tape_case(case, t, lambda P, T: {"out": segment_softmax(P["x"], T["offsets"])})
+
+    def f(P, T):
+        off = np.asarray(T["offsets"])
+        seg = segments(off)
+        src = np.asarray(T["src"])
+        msg = P["alpha"] * P["x"][src]
+        return {"out": jax.ops.segment_sum(msg, seg, num_segments=len(off) - 1)}
+
+    return tape_case(case, t, f)
+
+
+def op_norm(case, t):
+    op, c = case["op"], case["config"]
+    if op == "layer_norm":
+        return tape_case(
+            case, t, lambda P, T: {"out": layer_norm(P["x"], P["gamma"], P["beta"], LN_EPS)}
+        )
+    if op == "batch_norm_train":
+        f = lambda P, T: {"out": batch_norm_train(P["x"], P["gamma"], P["beta"], c["eps"])[0]}
+
+        def vals(P, T):
+            _, m, v = batch_norm_train(P["x"], P["gamma"], P["beta"], c["eps"])
+            return {"batch_mean": m, "batch_var": v}
+
+        return tape_case(case, t, f, vals)
+    if op == "batch_norm_eval":
+        return tape_case(
+            case,
+            t,
+            lambda P, T: {
+                "out": (P["x"] - T["running_mean"]) / jnp.sqrt(T["running_var"] + c["eps"])
+                * P["gamma"]
+                + P["beta"]
+            },
+        )
+    if op == "l2_normalize":
+
+        def f(P, T):
+            x = P["x"]
+            n = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+            return {"out": x / jnp.maximum(n, c["eps"])}
+
+        return tape_case(case, t, f)
+    raise KeyError(op)
+
+
+def tri_solve(l, b):
+    """L^{-1} B for lower-triangular L [k, d, d] (entries above the diagonal ignored)."""
+    return solve_triangular(jnp.tril(l), b, lower=True)
+
+
+def log_det_chol(l):
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(l, axis1=-2, axis2=-1)), axis=-1)
+
+
+def chol_from_eta(off, eta):
+    """SPEC §9.3: L = strictly_lower(off) + diag(exp(eta))."""
+    d = eta.shape[-1]
+    return jnp.tril(off, -1) + jnp.exp(eta)[..., :, None] * jnp.eye(d)
+
+
+def mahalanobis(z, mu, l):
+    """delta[n, k] = ||L_k^{-1}(z_n - mu_k)||^2."""
+    diff = z[None, :, :] - mu[:, None, :]  # [k, n, d]
+    y = jax.vmap(lambda lk, dk: solve_triangular(jnp.tril(lk), dk.T, lower=True))(l, diff)
+    return jnp.sum(y * y, axis=1).T  # [n, k]
+
+
+def op_chol(case, t):
+    op = case["op"]
+    if op == "tri_solve_lower":
+        return tape_case(case, t, lambda P, T: {"out": tri_solve(P["l"], P["b"])})
+    if op == "log_det_chol":
+        if "eta" in case["params"]:
+            return tape_case(
+                case, t, lambda P, T: {"out": log_det_chol(chol_from_eta(P["off"], P["eta"]))}
+            )
+        return tape_case(case, t, lambda P, T: {"out": log_det_chol(P["l"])})
+    return tape_case(case, t, lambda P, T: {"out": mahalanobis(P["z"], P["mu"], P["l"])})
+
+
+# ------------------------------------------------------------------------- nn layers (SPEC §4–§5)
+def linear(x, W, b=None):
+    y = x @ W
+    return y if b is None else y + b
+
+
+def mhsa(x, p, pre, heads):
+    """SPEC §4.1: heads are consecutive column blocks of width d_h."""
+    q = linear(x, p[pre + "W_q"], p[pre + "b_q"])
+    k = linear(x, p[pre + "W_k"], p[pre + "b_k"])
+    v = linear(x, p[pre + "W_v"], p[pre + "b_v"])
+    d = q.shape[-1]
+    dh = d // heads
+    outs = []
+    for h in range(heads):
+        s = slice(h * dh, (h + 1) * dh)
+        a = jax.nn.softmax(q[..., s] @ jnp.swapaxes(k[..., s], -1, -2) / jnp.sqrt(dh), axis=-1)
+        outs.append(a @ v[..., s])
+    return linear(jnp.concatenate(outs, axis=-1), p[pre + "W_o"], p[pre + "b_o"])
+
+
+def mlp(x, p, pre):
+    return linear(gelu(linear(x, p[pre + "W_1"], p[pre + "b_1"])), p[pre + "W_2"], p[pre + "b_2"])
+
+
+def block(x, p, pre, heads):
+    u = x + mhsa(layer_norm(x, p[pre + "ln1.gamma"], p[pre + "ln1.beta"]), p, pre + "attn.", heads)
+    return u + mlp(layer_norm(u, p[pre + "ln2.gamma"], p[pre + "ln2.beta"]), p, pre + "mlp.")
+
+
+def op_nn(case, t):
+    op, c = case["op"], case["config"]
+    if op == "nn.Linear":
+        return tape_case(case, t, lambda P, T: {"out": linear(P["x"], P["linear.W"], P["linear.b"])})
+    if op == "nn.LayerNorm":
+        return tape_case(
+            case, t, lambda P, T: {"out": layer_norm(P["x"], P["ln.gamma"], P["ln.beta"])}
+        )
+    if op == "nn.BatchNorm1d":
+        if c["mode"] == "eval":
+            return tape_case(
+                case,
+                t,
+                lambda P, T: {
+                    "out": (P["x"] - T["bn.running_mean"])
+                    / jnp.sqrt(T["bn.running_var"] + c["eps"])
+                    * P["bn.gamma"]
+                    + P["bn.beta"]
+                },
+            )
+        f = lambda P, T: {"out": batch_norm_train(P["x"], P["bn.gamma"], P["bn.beta"], c["eps"])[0]}
+
+        def vals(P, T):
+            _, m, v = batch_norm_train(P["x"], P["bn.gamma"], P["bn.beta"], c["eps"])
+            n = P["x"].shape[0]
+            mom = c["momentum"]
+            return {
+                "bn.running_mean.updated": (1 - mom) * T["bn.running_mean"] + mom * m,
+                "bn.running_var.updated": (1 - mom) * T["bn.running_var"] + mom * v * n / (n - 1),
+            }
+
+        return tape_case(case, t, f, vals)
+    if op == "nn.MultiHeadAttention":
+        return tape_case(case, t, lambda P, T: {"out": mhsa(P["x"], P, "attn.", c["n_heads"])})
+    if op == "nn.Mlp":
+        return tape_case(case, t, lambda P, T: {"out": mlp(P["x"], P, "mlp.")})
+    if op == "nn.Block":
+        return tape_case(case, t, lambda P, T: {"out": block(P["x"], P, "block0.", c["n_heads"])})
+    if op == "nn.Adam":
+        res = {}
+        names = sorted({k[len("step1.grad."):] for k in t if k.startswith("step1.grad.")})
+        b1, b2, eps, lr, wd = c["beta1"], c["beta2"], c["eps"], c["lr"], c["weight_decay"]
+        for n in names:
+            th = jnp.asarray(t[n])
+            m = jnp.zeros_like(th)
+            v = jnp.zeros_like(th)
+            for s in range(1, c["steps"] + 1):
+                g = jnp.asarray(t[f"step{s}.grad.{n}"])
+                if not mutated("no_weight_decay"):
+                    g = g + wd * th
+                m = b1 * m + (1 - b1) * g
+                v = b2 * v + (1 - b2) * g * g
+                th = th - lr * (m / (1 - b1**s)) / (jnp.sqrt(v / (1 - b2**s)) + eps)
+            res[f"{n}.after"], res[f"adam.m.{n}"], res[f"adam.v.{n}"] = th, m, v
+        return {k: np.asarray(v) for k, v in res.items()}
+    if op == "nn.ema_update":
+        m = c["m"]
+        return {
+            f"{k}.updated": np.asarray(m * t[k] + (1 - m) * t["online." + k[len("target."):]])
+            for k in t
+            if k.startswith("target.")
+        }
+    if op == "nn.clip_grad_norm":
+        names = sorted(k for k in t if k.startswith("g."))
+        norm, s = clip_scale([jnp.asarray(t[n]) for n in names], c["max_norm"])
+        res = {f"{n}.clipped": np.asarray(t[n] * s) for n in names}
+        res["total_norm"] = np.asarray(norm)
+        return res
+    raise KeyError(op)
+
+
+# ------------------------------------------------------------------- GAT autoencoder (SPEC §3, §17.10)
+def gat_forward(P, T):
+    off = np.asarray(T["graph.offsets"])
+    nbrs = np.asarray(T["graph.nbrs"])
+    seg = segments(off)
+    n = len(off) - 1
+    W1, W2 = P["gat.W1"], P["gat.W2"]
+    a_c, a_n = P["gat.a_c"].reshape(-1), P["gat.a_n"].reshape(-1)
+    x = jnp.asarray(T["x"])
+    p1 = x @ W1
+    e = jax.nn.sigmoid(p1[seg] @ a_c + p1[nbrs] @ a_n)[:, None]
+    alpha = segment_softmax(e, off)
+    agg = lambda h: jax.ops.segment_sum(alpha * h[nbrs], seg, num_segments=n)
+    h1 = elu(agg(p1))
+    h2 = h1 @ W2
+    h3 = elu(agg(h2 @ W2.T))
+    x_hat = h3 @ W1.T
+    return {"alpha": alpha, "h1": h1, "h2": h2, "h3": h3, "x_hat": x_hat,
+            "l_gat": jnp.mean((x - x_hat) ** 2)}
+
+
+def op_gat(case, t):
+    op, c = case["op"], case["config"]
+    if op == "gat.TiedAutoencoder":
+        return tape_case(case, t, lambda P, T: {k: v for k, v in gat_forward(P, T).items()
+                                                 if k != "l_gat"})
+    if op == "gat.L_GAT":
+        return tape_case(case, t, lambda P, T: {"l_gat": gat_forward(P, T)["l_gat"]})
+    names = ["gat.W1", "gat.W2", "gat.a_c", "gat.a_n"]
+    P = {n: jnp.asarray(t[n]) for n in names}
+    l, g = jax.value_and_grad(lambda P: gat_forward(P, t)["l_gat"])(P)
+    norm, s = clip_scale([g[n] for n in names], c["clip_max_norm"])
+    if mutated("no_clip"):
+        s = 1.0
+    wd = 0.0 if mutated("no_weight_decay") else c["weight_decay"]
+    res = {"l_gat": l, "grad_norm": norm}
+    for n in names:
+        res["after." + n] = adam_first_step(P[n], g[n] * s, c["lr"], wd)
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+# ---------------------------------------------------------------------------------------- driver
+FAMILIES = {
+    "matmul_t": op_matmul, "batch_matmul": op_matmul,
+    "add": op_binary, "sub": op_binary, "mul": op_binary, "div": op_binary,
+    "sum_axis": op_reduce, "mean_axis": op_reduce, "sum": op_reduce, "mean": op_reduce,
+    "reshape": op_shape, "permute": op_shape, "transpose": op_shape, "concat": op_shape,
+    "slice": op_shape, "gather_rows": op_shape, "scatter_add_rows": op_shape,
+    "unary": op_unary,
+    "softmax": op_softmax, "log_softmax": op_softmax, "logsumexp": op_softmax,
+    "segment_softmax": op_segment, "segment_weighted_sum": op_segment,
+    "layer_norm": op_norm, "batch_norm_train": op_norm, "batch_norm_eval": op_norm,
+    "l2_normalize": op_norm,
+    "tri_solve_lower": op_chol, "log_det_chol": op_chol, "mahalanobis": op_chol,
+    "gat.TiedAutoencoder": op_gat, "gat.L_GAT": op_gat, "gat.train_step": op_gat,
+}
+for _op in ["nn.Linear", "nn.LayerNorm", "nn.BatchNorm1d", "nn.MultiHeadAttention", "nn.Mlp",
+            "nn.Block", "nn.Adam", "nn.ema_update", "nn.clip_grad_norm"]:
+    FAMILIES[_op] = op_nn
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", default="fixtures/golden")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="", help="comma-separated case-name prefixes")
+    ap.add_argument("--list-mutations", action="store_true")
+    a = ap.parse_args()
+    if a.list_mutations:
+        for k, v in MUTATIONS.items():
+            print(f"{k}\t{v}")
+        return
+    man = json.load(open(os.path.join(a.reference, "manifest.json")))
+    os.makedirs(a.out, exist_ok=True)
+    prefixes = [p for p in a.only.split(",") if p]
+    skipped = []
+    for case in man["cases"]:
+        if prefixes and not any(case["name"].startswith(p) for p in prefixes):
+            continue
+        fam = FAMILIES.get(case["op"])
+        if fam is None:
+            skipped.append(case["name"])
+            continue
+        t = load_file(os.path.join(a.reference, case["file"]))
+        # Only the inputs are visible to the port: drop every reference output and gradient.
+        t = {k: v for k, v in t.items() if k in case["inputs"]}
+        res = fam(case, t)
+        want = case["outputs"] + case["grads"]
+        missing = [n for n in want if n not in res]
+        if missing:
+            sys.exit(f"{case['name']}: the port did not compute {missing}")
+        # safetensors.numpy writes an array's memory as it is, so every array must be C-contiguous
+        # (a transposed view would be stored transposed). Not np.ascontiguousarray: it turns a 0-d
+        # scalar (loss, l_mim, ...) into shape [1], which verify rejects as a shape change.
+        save_file({n: np.array(res[n], dtype=np.float64, order="C") for n in want},
+                  os.path.join(a.out, case["file"]))
+    if skipped:
+        print(f"no JAX family for {len(skipped)} case(s): {', '.join(skipped)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
