@@ -468,6 +468,142 @@ def op_gat(case, t):
     return {k: np.asarray(v) for k, v in res.items()}
 
 
+# ---------------------------------------------------------------- Module I (SPEC §4, tiny of §18)
+def patchify(x, p):
+    """SPEC §4.1: patch_l(x)[(i*p + j)*C + c] = x[c, a*p + i, b*p + j], l = a*gw + b."""
+    n, C, H, W = x.shape
+    gh, gw = H // p, W // p
+    y = x.reshape(n, C, gh, p, gw, p)  # n, c, a, i, b, j
+    y = jnp.transpose(y, (0, 2, 4, 3, 5, 1))  # n, a, b, i, j, c
+    return y.reshape(n, gh * gw, p * p * C)
+
+
+def pos_table(gh, gw, D):
+    """SPEC §4.1: PE[l] = [sin(b w), cos(b w), sin(a w), cos(a w)], w_k = 10000^(-k/(D/4))."""
+    k = np.arange(D // 4)
+    w = 10000.0 ** (-k / (D / 4))
+    rows = []
+    for a in range(gh):
+        for b in range(gw):
+            rows.append(np.concatenate([np.sin(b * w), np.cos(b * w), np.sin(a * w), np.cos(a * w)]))
+    return jnp.asarray(np.array(rows))
+
+
+def encoder(tokens, p, pre, cfg):
+    """Blocks and the final LayerNorm on already embedded tokens [n, L', D]."""
+    for i in range(cfg["blocks"]):
+        tokens = block(tokens, p, f"{pre}block{i}.", cfg["heads"])
+    return layer_norm(tokens, p[pre + "ln_f.gamma"], p[pre + "ln_f.beta"])
+
+
+def embed(x, p, pre, cfg):
+    pt = patchify(x, cfg["patch"])
+    pe = pos_table(cfg["height"] // cfg["patch"], cfg["width"] // cfg["patch"], cfg["dim"])
+    return pt @ p[pre + "W_pe"] + p[pre + "b_pe"] + pe, pe
+
+
+def encode_h(x, p, pre, cfg):
+    """h = mean over the L tokens of f(x) on the unmasked image."""
+    t0, _ = embed(x, p, pre, cfg)
+    return jnp.mean(encoder(t0, p, pre, cfg), axis=1)
+
+
+def decoder(u, p, cfg):
+    """SPEC §4.2: residual MLP D-w1-w2-w3(+shortcut)-w4-C*H*W, LN + LeakyReLU(0.01)."""
+    a = leaky_relu(layer_norm(linear(u, p["dec.lin1.W"], p["dec.lin1.b"]), p["dec.ln1.gamma"],
+                              p["dec.ln1.beta"]))
+    a = leaky_relu(layer_norm(linear(a, p["dec.lin2.W"], p["dec.lin2.b"]), p["dec.ln2.gamma"],
+                              p["dec.ln2.beta"]))
+    a = linear(a, p["dec.lin3.W"], p["dec.lin3.b"])
+    v = a + linear(u, p["dec.short.W"], p["dec.short.b"])
+    y = leaky_relu(layer_norm(linear(v, p["dec.lin4.W"], p["dec.lin4.b"]), p["dec.ln4.gamma"],
+                              p["dec.ln4.beta"]))
+    return linear(y, p["dec.lin5.W"], p["dec.lin5.b"])
+
+
+def l_mim(x, vis, p, cfg):
+    """SPEC Eq. 6–7: masked encoder on the visible tokens `vis [n, n_keep]`, mean-pooled decoder
+    input with the mask token, loss on the masked patches (mean over pixels, then over patches)."""
+    n = x.shape[0]
+    t0, pe = embed(x, p, "vit.", cfg)
+    L = t0.shape[1]
+    tv = jnp.take_along_axis(t0, jnp.asarray(vis)[:, :, None], axis=1)
+    ev = encoder(tv, p, "vit.", cfg)
+    n_mask = L - vis.shape[1]
+    u = (jnp.sum(ev, axis=1) + n_mask * p["dec.m_tok"] + jnp.sum(pe, axis=0)) / L
+    xh = decoder(u, p, cfg).reshape(x.shape)
+    err = jnp.mean((patchify(x, cfg["patch"]) - patchify(xh, cfg["patch"])) ** 2, axis=-1)
+    m = np.ones((n, L))
+    m[np.arange(n)[:, None], vis] = 0.0
+    return jnp.sum(err * m) / np.sum(m)
+
+
+def nt_xent(c, ct, tau):
+    """SPEC Eq. 10: symmetric 2B-view NT-Xent; the target side `ct` is a constant."""
+    B = c.shape[0]
+    nrm = lambda v: v / jnp.maximum(jnp.sqrt(jnp.sum(v * v, axis=1, keepdims=True)), 1e-12)
+    a, b = nrm(c), nrm(ct)
+    v = jnp.concatenate([a, b], axis=0)
+    s = v @ v.T / tau
+    pos = np.concatenate([np.arange(B) + B, np.arange(B)])
+    s_off = jnp.where(np.eye(2 * B, dtype=bool), -jnp.inf, s)
+    ell = -s[np.arange(2 * B), pos] + jax.scipy.special.logsumexp(s_off, axis=1)
+    if mutated("one_sided_ntxent"):
+        return jnp.mean(ell[:B])
+    return jnp.mean(ell)
+
+
+def l_ssl(lm, lc, p):
+    s1, s2 = p["uwl.sigma1"] ** 2, p["uwl.sigma2"] ** 2
+    return lm / (2 * s1) + lc / (2 * s2) + jnp.log1p(s1) + jnp.log1p(s2)
+
+
+def target_c(xs, T, cfg):
+    tp = {k: jnp.asarray(v) for k, v in T.items() if k.startswith("target.")}
+    h = encode_h(jnp.asarray(xs), tp, "target.vit.", cfg)
+    return h @ tp["target.g_t.W"] + tp["target.g_t.b"]
+
+
+def ema_targets(after, m):
+    """SPEC Eq. 8 after the step: target.vit.* from vit.*, target.g_t.* from g_o.*."""
+    out = {}
+    for k, v in after.items():
+        if k.startswith("target."):
+            src = k[len("target."):].replace("g_t.", "g_o.")
+            out[k] = v if mutated("no_ema") else m * v + (1 - m) * after[src]
+    return out
+
+
+def module1_trainable(t):
+    return sorted(k for k in t if k.startswith(("vit.", "dec.", "g_o.", "uwl.")))
+
+
+def op_module1(case, t):
+    cfg = case["config"]["config"]
+    m = case["config"]["ema_momentum"]
+    x, xs = jnp.asarray(t["x"]), jnp.asarray(t["x_s"])
+    vis = np.asarray(t["mask.visible"]).reshape(x.shape[0], -1)
+    names = module1_trainable(t)
+    P = {k: jnp.asarray(t[k]) for k in names}
+    ct = target_c(xs, t, cfg)
+
+    def loss(P):
+        lm = l_mim(x, vis, P, cfg)
+        c = encode_h(x, P, "vit.", cfg) @ P["g_o.W"] + P["g_o.b"]
+        lc = nt_xent(c, ct, cfg["tau"])
+        return l_ssl(lm, lc, P), (lm, lc)
+
+    (ls, (lm, lc)), g = jax.value_and_grad(loss, has_aux=True)(P)
+    res = {"c_t": ct, "l_ssl": ls, "l_mim": lm, "l_cl": lc}
+    after = {k: jnp.asarray(v) for k, v in t.items() if k.startswith("target.")}
+    for k in names:
+        res["grad." + k] = g[k]
+        after[k] = adam_first_step(P[k], g[k], 1e-3)
+    after.update(ema_targets(after, m))
+    res.update({"after." + k: v for k, v in after.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
 # ---------------------------------------------------------------------------------------- driver
 FAMILIES = {
     "matmul_t": op_matmul, "batch_matmul": op_matmul,
@@ -481,6 +617,7 @@ FAMILIES = {
     "layer_norm": op_norm, "batch_norm_train": op_norm, "batch_norm_eval": op_norm,
     "l2_normalize": op_norm,
     "tri_solve_lower": op_chol, "log_det_chol": op_chol, "mahalanobis": op_chol,
+    "module1.train_step": op_module1,
     "gat.TiedAutoencoder": op_gat, "gat.L_GAT": op_gat, "gat.train_step": op_gat,
 }
 for _op in ["nn.Linear", "nn.LayerNorm", "nn.BatchNorm1d", "nn.MultiHeadAttention", "nn.Mlp",
