@@ -604,6 +604,267 @@ def op_module1(case, t):
     return {k: np.asarray(v) for k, v in res.items()}
 
 
+# ---------------------------------------------------------------- Module II: SMM and MAP-ECM (SPEC §6)
+NU_MIN, NU_MAX = (0.5, 400.0) if mutated("nu_no_bounds") else (1.0, 200.0)
+
+
+def ln_st(z, mu, chol, nu):
+    """SPEC Eq. 13 via Cholesky: ln St(z_i | mu_k, L_k L_k^T, nu_k) -> [n, k], and delta [n, k]."""
+    d = z.shape[1]
+    delta = jnp.maximum(mahalanobis(z, mu, chol), 0.0)
+    return (gammaln((nu + d) / 2) - gammaln(nu / 2) - 0.5 * d * jnp.log(nu * jnp.pi)
+            - 0.5 * log_det_chol(chol) - 0.5 * (nu + d) * jnp.log1p(delta / nu)), delta
+
+
+def estep(z, pi, mu, chol, nu):
+    """SPEC §6.6: ln rho, LSE, ln q, r, w."""
+    d = z.shape[1]
+    lst, delta = ln_st(z, mu, chol, nu)
+    ln_rho = jnp.log(pi) + lst
+    lse = jax.scipy.special.logsumexp(ln_rho, axis=1)
+    ln_q = ln_rho - lse[:, None]
+    return {"ln_rho": ln_rho, "lse": lse, "ln_q": ln_q, "r": jnp.exp(ln_q),
+            "w": (nu + d) / (nu + delta)}
+
+
+def l_map(lse, pi, mu, chol, pr):
+    """SPEC §6.9."""
+    d = mu.shape[1]
+    tot = jnp.sum(lse) + (pr["alpha"] - 1) * jnp.sum(jnp.log(pi))
+    for k in range(mu.shape[0]):
+        L = chol[k]
+        Li = solve_triangular(L, jnp.eye(d), lower=True)
+        sinv = Li.T @ Li
+        dm = mu[k] - pr["m0"]
+        tot += (-0.5 * (pr["nu0"] + d + 2) * log_det_chol(L) - 0.5 * jnp.trace(pr["s0"] @ sinv)
+                - 0.5 * pr["kappa0"] * dm @ sinv @ dm)
+    return tot
+
+
+def mstep(z, r, w, pr):
+    """SPEC §6.7 (division-free MAP form); returns pi, mu, sigma (symmetrised), N_k."""
+    n, d = z.shape
+    K = r.shape[1]
+    nk = jnp.sum(r, axis=0)
+    rw = r * w
+    wk = jnp.sum(rw, axis=0)
+    pi = (nk + pr["alpha"] - 1) / (n + K * (pr["alpha"] - 1))
+    mu = (rw.T @ z + pr["kappa0"] * pr["m0"]) / (wk + pr["kappa0"])[:, None]
+    sig = []
+    for k in range(K):
+        dz = z - mu[k]
+        dm = mu[k] - pr["m0"]
+        s = (pr["s0"] + (rw[:, k, None] * dz).T @ dz + pr["kappa0"] * jnp.outer(dm, dm))
+        s = s / (pr["nu0"] + nk[k] + d + 2)
+        sig.append(0.5 * (s + s.T))
+    return pi, mu, jnp.stack(sig), nk
+
+
+def ln_minus_digamma(x):
+    """ln x - psi(x) per SPEC §16: recurrence up to x >= 10, then the asymptotic series."""
+    acc = 0.0
+    x = float(x)
+    while x < 10.0:
+        # ln x - psi(x) = ln x - psi(x+1) + 1/x = [ln(x+1) - psi(x+1)] + ln(x/(x+1)) + 1/x
+        acc += np.log(x / (x + 1.0)) + 1.0 / x
+        x += 1.0
+    x2 = x * x
+    return acc + (1 / (2 * x) + 1 / (12 * x2) - 1 / (120 * x2**2) + 1 / (252 * x2**3)
+                  - 1 / (240 * x2**4) + 1 / (132 * x2**5))
+
+
+def solve_nu(g, nu_old, d):
+    """SPEC §6.8: bisection on t = ln nu within [ln NU_MIN, ln NU_MAX]."""
+    f = lambda t: 1.0 + ln_minus_digamma(np.exp(t) / 2) + g - ln_minus_digamma((nu_old + d) / 2)
+    lo, hi = np.log(NU_MIN), np.log(NU_MAX)
+    if f(hi) >= 0:
+        return NU_MAX
+    if f(lo) <= 0:
+        return NU_MIN
+    for _ in range(100):
+        if hi - lo < 1e-12:
+            break
+        mid = 0.5 * (lo + hi)
+        if f(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def nu_step(e, nk, nu, d):
+    r, w = np.asarray(e["r"]), np.asarray(e["w"])
+    out = []
+    for k in range(r.shape[1]):
+        if nk[k] < 1e-8:
+            out.append(float(nu[k]))
+            continue
+        g = np.sum(r[:, k] * (np.log(w[:, k]) - w[:, k])) / nk[k]
+        out.append(solve_nu(g, float(nu[k]), d))
+    return jnp.asarray(out)
+
+
+def em(z, th, pr, max_iter, tol):
+    """SPEC §6.9: E-step, then (M-step, nu-step, E-step) until |dl| <= tol (1 + |l_prev|)."""
+    d = z.shape[1]
+    e = estep(z, th["pi"], th["mu"], th["chol"], th["nu"])
+    trace = [l_map(e["lse"], th["pi"], th["mu"], th["chol"], pr)]
+    it = 0
+    while it < max_iter:
+        pi, mu, sig, nk = mstep(z, e["r"], e["w"], pr)
+        nu = nu_step(e, np.asarray(nk), np.asarray(th["nu"]), d)
+        th = {"pi": pi, "mu": mu, "sigma": sig, "chol": jnp.linalg.cholesky(sig), "nu": nu}
+        e = estep(z, th["pi"], th["mu"], th["chol"], th["nu"])
+        trace.append(l_map(e["lse"], th["pi"], th["mu"], th["chol"], pr))
+        it += 1
+        if abs(trace[-1] - trace[-2]) <= tol * (1 + abs(trace[-2])):
+            break
+    return th, e, trace, it
+
+
+def prior_of(t, pre="smm.prior."):
+    return {k: jnp.asarray(t[pre + k]) for k in ["alpha", "kappa0", "m0", "nu0", "s0"]}
+
+
+def op_smm(case, t):
+    z = jnp.asarray(t["z"])
+    th = {k: jnp.asarray(t["smm." + k]) for k in ["pi", "mu", "chol", "nu", "sigma"]}
+    pr = prior_of(t)
+    e0 = estep(z, th["pi"], th["mu"], th["chol"], th["nu"])
+    th1, _, trace, _ = em(z, th, pr, 1, 0.0)
+    res = {"estep.ln_q": e0["ln_q"], "estep.w": e0["w"], "estep.lse": e0["lse"],
+           "l_map": jnp.asarray(trace)}
+    res.update({f"after.smm.{k}": v for k, v in th1.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+# ------------------------------------------------------- joint phase: epoch and batch steps (SPEC §5, §8, §9)
+def proj_head(h, p, bn_train):
+    """SPEC Eq. 12: z = SELU(BN(h W1 + b1)) W2 + b2. Returns z and the BN batch statistics."""
+    a = linear(h, p["proj.lin1.W"], p["proj.lin1.b"])
+    if bn_train:
+        y, m, v = batch_norm_train(a, p["proj.bn.gamma"], p["proj.bn.beta"])
+    else:
+        y = (a - p["proj.bn.running_mean"]) / jnp.sqrt(p["proj.bn.running_var"] + 1e-5)
+        y = y * p["proj.bn.gamma"] + p["proj.bn.beta"]
+        m = v = None
+    return linear(selu(y), p["proj.lin2.W"], p["proj.lin2.b"]), m, v
+
+
+def laplacian_loss(z, t, lam):
+    """SPEC Eq. 17: (lambda/N) tr(Z^T L_sym Z), L_sym = I+ - D^-1/2 S D^-1/2."""
+    n = z.shape[0]
+    indptr = np.asarray(t["similarity.indptr"])
+    rows = segments(indptr)
+    cols = np.asarray(t["similarity.indices"])
+    vals = jnp.asarray(t["similarity.values"])
+    deg = np.asarray(jax.ops.segment_sum(np.asarray(t["similarity.values"]), rows, num_segments=n))
+    dinv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
+    quad = jnp.sum((deg > 0)[:, None] * z * z)
+    cross = jnp.sum(vals * dinv[rows] * dinv[cols] * jnp.sum(z[rows] * z[cols], axis=1))
+    return lam / n * (quad - cross)
+
+
+def size_loss(ln_q, K):
+    """SPEC Eq. 19–20: sum_j [fbar ln fbar - tau ln tau], fbar = clamp(mean_i q_ij, 1e-12, tau)."""
+    tau = (0.1 if mutated("l_size_tau_0.1") else 0.2) / K
+    f = jnp.mean(jnp.exp(ln_q), axis=0)
+    fb = jnp.clip(f, 1e-12, tau)
+    return jnp.sum(fb * jnp.log(fb) - tau * np.log(tau))
+
+
+def clustering_terms(z, t, lam, pi, mu, chol, nu):
+    """L_Lap, L_LH and L_size of SPEC §8.2–8.4 at fixed Theta-hat."""
+    e = estep(z, pi, mu, chol, nu)
+    l_lap = laplacian_loss(z, t, lam)
+    l_lh = -jnp.mean(e["lse"])
+    l_size = 0.0 * l_lh if mutated("no_l_size") else size_loss(e["ln_q"], mu.shape[0])
+    return l_lap, l_lh, l_size
+
+
+def theta_hat(t):
+    return [jnp.asarray(t["theta." + k]) for k in ["pi", "mu", "chol", "nu"]]
+
+
+def op_epoch_step(case, t):
+    """SPEC §8.6: L_E = L_Lap + L_LH + L_size + L_MIM over all N (eval-mode BN), exact gradient
+    (taken here on one full-batch graph, which SPEC §8.6 states equals the two-pass gradient),
+    one Adam_E step (lr 1e-3) on theta, theta_dec, theta_proj, then the EMA of Eq. 8."""
+    cfg = case["config"]["module1"]
+    lam = case["config"]["lambda"]
+    m = case["config"]["ema_momentum"]
+    x = jnp.asarray(t["x"])
+    vis = np.asarray(t["mask.visible"]).reshape(x.shape[0], -1)
+    th = theta_hat(t)
+    names = sorted(k for k in t if k.startswith(("vit.", "dec.", "proj.lin", "proj.bn.gamma",
+                                                  "proj.bn.beta")))
+    consts = {k: jnp.asarray(v) for k, v in t.items() if k.startswith("proj.bn.running")}
+
+    def zf(P):
+        return proj_head(encode_h(x, P, "vit.", cfg), {**P, **consts}, False)[0]
+
+    P = {k: jnp.asarray(t[k]) for k in names}
+    z = zf(P)
+    G = jax.grad(lambda z: sum(clustering_terms(z, t, lam, *th)))(z)
+
+    def loss(P):
+        terms = clustering_terms(zf(P), t, lam, *th)
+        lm = l_mim(x, vis, P, cfg)
+        return sum(terms) + lm, (terms, lm)
+
+    (_, (terms, lm)), g = jax.value_and_grad(loss, has_aux=True)(P)
+    res = {"z": z, "G": G, "l_lap": terms[0], "l_lh": terms[1], "l_size": terms[2], "l_mim": lm}
+    after = {k: jnp.asarray(v) for k, v in t.items() if "." in k and k.split(".")[0] in
+             ("vit", "dec", "g_o", "uwl", "proj", "smm", "target")}
+    for k in names:
+        res["grad." + k] = g[k]
+        after[k] = adam_first_step(P[k], g[k], case["config"].get("lr", 1e-3))
+    after.update(ema_targets(after, m))
+    res.update({"after." + k: v for k, v in after.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+def op_batch_step(case, t):
+    """SPEC §9.2–9.4: L_B = L_KL + L_SSL on one batch, train-mode BN, trainable mu, eta, l_off;
+    one Adam_B step, then the EMA and the BN running statistics (momentum 0.1, unbiased)."""
+    cfg = case["config"]["module1"]
+    m = case["config"]["ema_momentum"]
+    x, xs = jnp.asarray(t["x"]), jnp.asarray(t["x_s"])
+    B = x.shape[0]
+    vis = np.asarray(t["mask.visible"]).reshape(B, -1)
+    ln_p = jnp.asarray(t["ln_p"])
+    pi, nu = jnp.asarray(t["theta.pi"]), jnp.asarray(t["theta.nu"])
+    names = sorted(k for k in t if k.startswith(("vit.", "dec.", "g_o.", "uwl.", "proj.lin",
+                                                  "proj.bn.gamma", "proj.bn.beta", "smm.")))
+    ct = target_c(xs, t, cfg)
+
+    def loss(P):
+        h = encode_h(x, P, "vit.", cfg)
+        z, bm, bv = proj_head(h, P, True)
+        chol = chol_from_eta(P["smm.l_off"], P["smm.eta"])
+        ln_q = estep(z, pi, P["smm.mu"], chol, nu)["ln_q"]
+        kl = jnp.sum(jnp.exp(ln_p) * (ln_p - ln_q))
+        kl = kl / (B * ln_q.shape[1]) if mutated("kl_mean") else kl / B
+        lm = l_mim(x, vis, P, cfg)
+        lc = nt_xent(h @ P["g_o.W"] + P["g_o.b"], ct, cfg["tau"])
+        ls = l_ssl(lm, lc, P)
+        return kl + ls, (kl, ls, lm, lc, bm, bv)
+
+    P = {k: jnp.asarray(t[k]) for k in names}
+    (lb, (kl, ls, lm, lc, bm, bv)), g = jax.value_and_grad(loss, has_aux=True)(P)
+    res = {"l_b": lb, "l_kl": kl, "l_ssl": ls, "l_mim": lm, "l_cl": lc}
+    after = {k: jnp.asarray(v) for k, v in t.items() if "." in k and k.split(".")[0] in
+             ("vit", "dec", "g_o", "uwl", "proj", "smm", "target")}
+    for k in names:
+        res["grad." + k] = g[k]
+        after[k] = adam_first_step(P[k], g[k], 1e-3)
+    after.update(ema_targets(after, m))
+    after["proj.bn.running_mean"] = 0.9 * after["proj.bn.running_mean"] + 0.1 * bm
+    after["proj.bn.running_var"] = 0.9 * after["proj.bn.running_var"] + 0.1 * bv * B / (B - 1)
+    res.update({"after." + k: v for k, v in after.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
 # ---------------------------------------------------------------------------------------- driver
 FAMILIES = {
     "matmul_t": op_matmul, "batch_matmul": op_matmul,
@@ -618,6 +879,9 @@ FAMILIES = {
     "l2_normalize": op_norm,
     "tri_solve_lower": op_chol, "log_det_chol": op_chol, "mahalanobis": op_chol,
     "module1.train_step": op_module1,
+    "smm.em": op_smm,
+    "joint.epoch_step": op_epoch_step,
+    "joint.batch_step": op_batch_step,
     "gat.TiedAutoencoder": op_gat, "gat.L_GAT": op_gat, "gat.train_step": op_gat,
 }
 for _op in ["nn.Linear", "nn.LayerNorm", "nn.BatchNorm1d", "nn.MultiHeadAttention", "nn.Mlp",
