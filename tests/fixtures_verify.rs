@@ -216,3 +216,108 @@ fn fixtures_check_detects_a_changed_golden_file() {
     assert!(rep.problems[0].contains("`out`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fixtures_cover_every_composite_part_of_spec_17() {
+    // SPEC §17 points 10–19 and the parts of Module II without a gradient (issue 27).
+    let ops: Vec<&str> = registry::cases().iter().map(|c| c.op).collect();
+    for want in [
+        "gat.TiedAutoencoder",
+        "gat.L_GAT",
+        "gat.train_step",
+        "gat.train_steps",
+        "nn.MultiHeadAttention",
+        "nn.Block",
+        "module1.train_step",
+        "smm.em",
+        "smm.init",
+        "smm.em_fit",
+        "losses.l_size_l_lh",
+        "losses.target_distribution",
+        "similarity.seeding",
+        "k_infer.eigengap",
+        "joint.epoch_step",
+        "joint.batch_step",
+    ] {
+        assert!(ops.contains(&want), "no golden case for `{want}`");
+    }
+}
+
+fn f64_tensor(case: &str, name: &str) -> ndarray::ArrayD<f64> {
+    let f = TensorFile::load(&golden().join(format!("{case}.safetensors"))).unwrap();
+    match f.tensors.get(name) {
+        Some(TensorData::F64(a)) => a.clone(),
+        _ => panic!("{case}: no f64 tensor `{name}`"),
+    }
+}
+
+fn max_abs_diff(a: &ndarray::ArrayD<f64>, b: &ndarray::ArrayD<f64>) -> f64 {
+    a.iter()
+        .zip(b.iter())
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn fixtures_make_the_parts_that_used_to_hide_visible() {
+    // L_size is active: some cluster lies below tau = 0.2/K.
+    let l = f64_tensor("losses.tiny.l_size", "l_size");
+    assert!(l.iter().all(|&v| v > 1e-4), "L_size = {l}");
+    // The EMA of the target head moves in the epoch step (the targets differ from the online head).
+    for case in ["joint.tiny.epoch_step", "joint.tiny.batch_step"] {
+        let d = max_abs_diff(
+            &f64_tensor(case, "target.g_t.W"),
+            &f64_tensor(case, "after.target.g_t.W"),
+        );
+        assert!(d > 1e-7, "{case}: target.g_t.W moved by only {d:e}");
+        // A structurally zero gradient's parameter moves by its stored Adam state, far above noise.
+        let d = max_abs_diff(
+            &f64_tensor(case, "vit.block0.attn.b_k"),
+            &f64_tensor(case, "after.vit.block0.attn.b_k"),
+        );
+        assert!(d > 1e-6, "{case}: b_k moved by only {d:e}");
+    }
+    // ν at both bounds, K̂ = 3 on the three-clique graph.
+    let nu = f64_tensor("smm.tiny.nu_bounds", "after.smm.nu");
+    assert_eq!(nu.iter().copied().collect::<Vec<_>>(), vec![1.0, 200.0]);
+    assert_eq!(f64_tensor("k_infer.tiny.eigengap", "k_hat").sum(), 3.0);
+    assert_eq!(f64_tensor("smm.tiny.em_converged", "converged").sum(), 1.0);
+}
+
+#[test]
+fn fixtures_structurally_zero_gradients_have_an_absolute_tolerance() {
+    let m = Manifest::load(&golden()).unwrap();
+    let case = m
+        .cases
+        .iter()
+        .find(|c| c.name == "joint.tiny.batch_step")
+        .unwrap();
+    for t in [
+        "grad.vit.block0.attn.b_k",
+        "grad.vit.block1.attn.b_k",
+        "grad.proj.lin1.b",
+    ] {
+        let tol = case.tol_of(t, "outputs", "f64").unwrap();
+        assert_eq!((tol.rel, tol.abs), (0.0, 1e-12), "{t}");
+    }
+    // A tensor without an override keeps its role's tolerance.
+    let tol = case
+        .tol_of("grad.vit.block0.attn.b_q", "outputs", "f64")
+        .unwrap();
+    assert_eq!((tol.rel, tol.abs), (1e-10, 1e-12));
+    // verify applies the override: 2e-12 on a structurally zero gradient fails.
+    let cand = copy_of_golden("structural_zero");
+    let path = cand.join("joint.tiny.batch_step.safetensors");
+    let mut f = TensorFile::load(&path).unwrap();
+    let TensorData::F64(g) = f.tensors.get_mut("grad.proj.lin1.b").unwrap() else {
+        panic!("f64")
+    };
+    *g.iter_mut().next().unwrap() += 2e-12;
+    f.save(&path).unwrap();
+    let res = verify(&golden(), &cand, "f64").unwrap();
+    let failed: Vec<_> = res
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.tensor.as_str())
+        .collect();
+    assert_eq!(failed, vec!["grad.proj.lin1.b"]);
+}

@@ -136,6 +136,43 @@ pub fn step(mut b: Builder) -> CaseData {
     b.finish(outputs)
 }
 
+/// `gat.tiny.two_steps`: two SPEC §3.4 training steps in a row with one Adam state (same
+/// inputs and configuration as `gat.tiny.step`); outputs `l_gat` per step (`[2]`) and
+/// `after.gat.*` after the second step. Adam's first step from zero moments moves each weight by
+/// about ±lr whatever the gradient's size, so dropping the weight decay or the clipping changed
+/// `gat.tiny.step` by only 3e-11 and 1.1e-9; in the second step both change the move by far more.
+pub fn two_steps(mut b: Builder) -> CaseData {
+    let (g, p, _) = setup(&mut b, false);
+    let x: Array2<f64> = tiny_x(&b);
+    let cfg = GatConfig {
+        hidden: 5,
+        embed: 3,
+        epochs: 2,
+        progress: false,
+        ..GatConfig::default()
+    };
+    b.config("lr", cfg.lr)
+        .config("weight_decay", cfg.weight_decay)
+        .config(
+            "weight_decay_kind",
+            "coupled (g + wd*theta, torch.optim.Adam)",
+        )
+        .config("clip_max_norm", cfg.clip)
+        .config("clip_rule", "c = max_norm / (norm + 1e-6), scale if c < 1")
+        .config("betas", vec![0.9, 0.999])
+        .config("eps", 1e-8)
+        .config("steps", 2);
+    let tr = gat::train_from(x.view(), &g, p, &cfg).expect("valid tiny inputs");
+    let mut outputs = vec![(
+        "l_gat".to_string(),
+        ndarray::Array1::from(tr.losses.clone()).into_dyn(),
+    )];
+    for (name, a) in PARAM_NAMES.iter().zip(tr.params.to_vec()) {
+        outputs.push((format!("after.{name}"), a));
+    }
+    b.finish(outputs)
+}
+
 /// The case's `x` (same stream as [`setup`] declares it from).
 fn tiny_x(b: &Builder) -> Array2<f64> {
     b.uniform("x", &[9, 6], 0.0, 2.0)

@@ -77,6 +77,7 @@ pub fn step(mut b: Builder) -> CaseData {
     let vis = draw_visible(&mut b.stream("mask"), 6, cfg.tokens(), cfg.n_keep());
     let flat: Vec<usize> = vis.iter().flatten().copied().collect();
     b.ints("mask.visible", &flat);
+    b.constant("pos_table", pos_table(&cfg));
     let x4 = x.into_dimensionality().expect("4-D");
     let xs4 = xs.into_dimensionality().expect("4-D");
     let g = m.forward_step(x4.view(), xs4.view(), &vis);
@@ -108,6 +109,12 @@ pub fn step(mut b: Builder) -> CaseData {
         outputs.push((format!("after.{n}"), a));
     }
     b.finish(outputs)
+}
+
+/// The fixed positional table `PE [L, D]` of SPEC §4.1 (stored as the input `pos_table` so that a
+/// port can check its own table; it is the same for the encoder and the decoder).
+pub fn pos_table(cfg: &Config) -> ArrayD<f64> {
+    super::vit::sincos_pe(cfg.dim, cfg.height / cfg.patch, cfg.width / cfg.patch).into_dyn()
 }
 
 /// Sort named tensors by name, keeping online names before `target.*` ones.

@@ -70,6 +70,15 @@ impl<T: Float> Adam<T> {
         self.state.get(id.0).and_then(|s| s.as_ref())
     }
 
+    /// Set the state of a parameter, as if it had taken `state.step` steps (golden fixtures start a
+    /// step from a stored optimiser state, so that the step depends on more than gradient signs).
+    pub fn set_state(&mut self, id: ParamId, state: AdamState<T>) {
+        if self.state.len() <= id.0 {
+            self.state.resize_with(id.0 + 1, || None);
+        }
+        self.state[id.0] = Some(state);
+    }
+
     /// Forget the moments and step counts of `ids` (SPEC §9.4).
     pub fn reset_state(&mut self, ids: &[ParamId]) {
         for id in ids {
