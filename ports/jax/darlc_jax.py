@@ -45,7 +45,8 @@ MUTATIONS = {
     "p_no_f": "target distribution P without the division by f_j (SPEC Eq. 22)",
     "nu_no_bounds": "nu bisection bracket [0.5, 400] instead of [1, 200] (SPEC §6.8)",
     "pearson_keep_negative": "seeding similarity keeps negative correlations (SPEC §7)",
-    "eigengap_unsorted_window": "eigengap window starting at k = 1 instead of 2 (SPEC §10)",
+    "laplacian_unnormalised": "eigengap on D - S~ instead of the normalised L_norm (SPEC Eq. 24)",
+    "no_ema_g_t": "EMA of the target head g_t skipped (only the encoder's targets follow, SPEC Eq. 8)",
 }
 MUT = os.environ.get("DARLC_JAX_MUTATION", "")
 if MUT and MUT not in MUTATIONS:
@@ -142,6 +143,14 @@ def adam_first_step(theta, g, lr, wd=0.0, b1=0.9, b2=0.999, eps=1e-8):
     mh = m / (1 - b1)
     vh = v / (1 - b2)
     return theta - lr * mh / (jnp.sqrt(vh) + eps)
+
+
+def adam_step(theta, g, lr, m, v, t, wd=0.0, b1=0.9, b2=0.999, eps=1e-8):
+    """torch.optim.Adam step number t from moments (m, v); returns (theta, m, v)."""
+    g = g + wd * theta
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return theta - lr * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps), m, v
 
 
 def clip_scale(grads, max_norm):
@@ -570,7 +579,8 @@ def ema_targets(after, m):
     for k, v in after.items():
         if k.startswith("target."):
             src = k[len("target."):].replace("g_t.", "g_o.")
-            out[k] = v if mutated("no_ema") else m * v + (1 - m) * after[src]
+            skip = mutated("no_ema") or (mutated("no_ema_g_t") and k.startswith("target.g_t."))
+            out[k] = v if skip else m * v + (1 - m) * after[src]
     return out
 
 
@@ -786,6 +796,14 @@ def theta_hat(t):
     return [jnp.asarray(t["theta." + k]) for k in ["pi", "mu", "chol", "nu"]]
 
 
+def stored_adam_step(t, prefix, name, theta, g, prior_steps):
+    """Adam (lr 1e-3) from the stored state `<prefix>.m/v.<name>` after `prior_steps` steps
+    (zero moments when the case stores none)."""
+    m = jnp.asarray(t.get(f"{prefix}.m.{name}", np.zeros(theta.shape)))
+    v = jnp.asarray(t.get(f"{prefix}.v.{name}", np.zeros(theta.shape)))
+    return adam_step(theta, g, 1e-3, m, v, prior_steps + 1)[0]
+
+
 def op_epoch_step(case, t):
     """SPEC §8.6: L_E = L_Lap + L_LH + L_size + L_MIM over all N (eval-mode BN), exact gradient
     (taken here on one full-batch graph, which SPEC §8.6 states equals the two-pass gradient),
@@ -816,9 +834,10 @@ def op_epoch_step(case, t):
     res = {"z": z, "G": G, "l_lap": terms[0], "l_lh": terms[1], "l_size": terms[2], "l_mim": lm}
     after = {k: jnp.asarray(v) for k, v in t.items() if "." in k and k.split(".")[0] in
              ("vit", "dec", "g_o", "uwl", "proj", "smm", "target")}
+    t0 = case["config"].get("adam_prior_steps", 0)
     for k in names:
         res["grad." + k] = g[k]
-        after[k] = adam_first_step(P[k], g[k], case["config"].get("lr", 1e-3))
+        after[k] = stored_adam_step(t, "adam_e", k, P[k], g[k], t0)
     after.update(ema_targets(after, m))
     res.update({"after." + k: v for k, v in after.items()})
     return {k: np.asarray(v) for k, v in res.items()}
@@ -855,14 +874,183 @@ def op_batch_step(case, t):
     res = {"l_b": lb, "l_kl": kl, "l_ssl": ls, "l_mim": lm, "l_cl": lc}
     after = {k: jnp.asarray(v) for k, v in t.items() if "." in k and k.split(".")[0] in
              ("vit", "dec", "g_o", "uwl", "proj", "smm", "target")}
+    t0 = case["config"].get("adam_prior_steps", 0)
     for k in names:
         res["grad." + k] = g[k]
-        after[k] = adam_first_step(P[k], g[k], 1e-3)
+        after[k] = stored_adam_step(t, "adam_b", k, P[k], g[k], t0)
     after.update(ema_targets(after, m))
     after["proj.bn.running_mean"] = 0.9 * after["proj.bn.running_mean"] + 0.1 * bm
     after["proj.bn.running_var"] = 0.9 * after["proj.bn.running_var"] + 0.1 * bv * B / (B - 1)
     res.update({"after." + k: v for k, v in after.items()})
     return {k: np.asarray(v) for k, v in res.items()}
+
+
+# ------------------------------------------------------------ single Module II parts (SPEC §6.5, §7, §8–§10)
+def op_gat_steps(case, t):
+    """SPEC §3.4, `steps` full-batch steps with one Adam state: clip, coupled weight decay."""
+    c = case["config"]
+    names = ["gat.W1", "gat.W2", "gat.a_c", "gat.a_n"]
+    P = {n: jnp.asarray(t[n]) for n in names}
+    M = {n: jnp.zeros_like(P[n]) for n in names}
+    V = {n: jnp.zeros_like(P[n]) for n in names}
+    wd = 0.0 if mutated("no_weight_decay") else c["weight_decay"]
+    losses = []
+    for step in range(1, c["steps"] + 1):
+        l, g = jax.value_and_grad(lambda P: gat_forward(P, t)["l_gat"])(P)
+        losses.append(l)
+        _, s = clip_scale([g[n] for n in names], c["clip_max_norm"])
+        if mutated("no_clip"):
+            s = 1.0
+        for n in names:
+            P[n], M[n], V[n] = adam_step(P[n], g[n] * s, c["lr"], M[n], V[n], step, wd)
+    res = {"l_gat": jnp.stack(losses)}
+    res.update({"after." + n: P[n] for n in names})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+def default_prior(z, K):
+    """SPEC §6.2: alpha 2, m0 = mean, kappa0 0.01, nu0 = d + 2, S0 = diag(biased var)/K^(2/d)."""
+    n, d = z.shape
+    return {"alpha": jnp.asarray(2.0), "kappa0": jnp.asarray(0.01), "m0": jnp.mean(z, axis=0),
+            "nu0": jnp.asarray(d + 2.0), "s0": jnp.diag(jnp.var(z, axis=0)) / K ** (2.0 / d)}
+
+
+def kmeans_pp(z, K, first, us):
+    """SPEC §6.5 with the stored draws: pick `first`; then the first row whose running sum of D^2
+    exceeds u * sum D^2 (rows with D^2 = 0 never)."""
+    picks = [int(first)]
+    dmin = np.sum((z - z[picks[0]]) ** 2, axis=1)
+    for u in us:
+        target = u * np.sum(dmin)
+        acc, pick = 0.0, None
+        for i, di in enumerate(dmin):
+            acc += di
+            if di > 0 and acc > target:
+                pick = i
+                break
+        if pick is None:
+            pick = int(np.nonzero(dmin > 0)[0][-1])
+        picks.append(pick)
+        dmin = np.minimum(dmin, np.sum((z - z[pick]) ** 2, axis=1))
+    return picks
+
+
+def lloyd(z, centres, max_iter=300):
+    """SPEC §6.5: assign (ties -> lower index), means, until no assignment changes."""
+    n, K = z.shape[0], centres.shape[0]
+    labels = np.full(n, -1)
+    it = 0
+    while it < max_iter:
+        dist = np.sum((z[:, None, :] - centres[None, :, :]) ** 2, axis=2)
+        new = np.argmin(dist, axis=1)
+        it += 1
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        dd = dist[np.arange(n), labels]
+        for k in range(K):  # empty cluster: the row farthest from its centre moves to it
+            if not np.any(labels == k):
+                far = int(np.argmax(dd))
+                labels[far], dd[far] = k, -1.0
+        centres = np.stack([z[labels == k].mean(axis=0) for k in range(K)])
+    return centres, labels, it
+
+
+def hard_init(z, labels, K, pr):
+    """SPEC §6.5 step 2: the M-step with r = 1[label = k], w = 1, nu = 3."""
+    r = jnp.asarray(np.eye(K)[labels])
+    pi, mu, sig, _ = mstep(jnp.asarray(z), r, jnp.ones_like(r), pr)
+    return {"pi": pi, "mu": mu, "sigma": sig, "chol": jnp.linalg.cholesky(sig),
+            "nu": jnp.full((K,), 3.0)}
+
+
+def op_smm_init(case, t):
+    z = np.asarray(t["z"])
+    K = case["config"]["k"]
+    pr = default_prior(jnp.asarray(z), K)
+    picks = kmeans_pp(z, K, int(np.asarray(t["kmeans.first"]).reshape(-1)[0]), np.asarray(t["kmeans.u"]))
+    centres, labels, it = lloyd(z, z[picks])
+    th = hard_init(z, labels, K, pr)
+    res = {"picks": np.asarray(picks, float), "lloyd.centres": centres,
+           "lloyd.labels": labels.astype(float), "lloyd.iters": np.asarray(float(it))}
+    res.update({"prior." + k: v for k, v in pr.items()})
+    res.update({"init.smm." + k: v for k, v in th.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+def op_smm_fit(case, t):
+    z = jnp.asarray(t["z"])
+    th = {k: jnp.asarray(t["smm." + k]) for k in ["pi", "mu", "chol", "nu", "sigma"]}
+    th, e, trace, it = em(z, th, prior_of(t), case["config"]["max_iter"], case["config"]["tol"])
+    conv = it < case["config"]["max_iter"] or abs(trace[-1] - trace[-2]) <= case["config"]["tol"] * (1 + abs(trace[-2]))
+    res = {"l_map": jnp.asarray(trace), "iters": np.asarray(float(it)),
+           "converged": np.asarray(1.0 if conv else 0.0), "estep.ln_q": e["ln_q"]}
+    res.update({"after.smm." + k: v for k, v in th.items()})
+    return {k: np.asarray(v) for k, v in res.items()}
+
+
+def op_l_size(case, t):
+    def f(P, T):
+        z = P["z"]
+        pi, mu, chol, nu = theta_hat(T)
+        e = estep(z, jnp.asarray(pi), jnp.asarray(mu), jnp.asarray(chol), jnp.asarray(nu))
+        ls = 0.0 * jnp.sum(z) if mutated("no_l_size") else size_loss(e["ln_q"], mu.shape[0])
+        return {"l_size": ls, "l_lh": -jnp.mean(e["lse"])}
+
+    return tape_case(case, t, f)
+
+
+def target_log_p(ln_q):
+    """SPEC Eq. 22 in log space."""
+    lse = jax.scipy.special.logsumexp
+    ln_f = lse(ln_q, axis=0)
+    a = 2 * ln_q if mutated("p_no_f") else 2 * ln_q - ln_f
+    return a - lse(a, axis=1, keepdims=True)
+
+
+def op_target_p(case, t):
+    return {"ln_p": np.asarray(target_log_p(jnp.asarray(t["ln_q"])))}
+
+
+def seeding_similarity(y, k):
+    """SPEC §7: Pearson (zero variance -> 0), kNN (ties -> lower index), union, max(0, r)."""
+    n = y.shape[0]
+    c = y - y.mean(axis=1, keepdims=True)
+    nrm = np.sqrt(np.sum(c * c, axis=1))
+    r = np.zeros((n, n))
+    ok = nrm > 0
+    r[np.ix_(ok, ok)] = (c[ok] @ c[ok].T) / np.outer(nrm[ok], nrm[ok])
+    knn = np.zeros((n, n), bool)
+    for i in range(n):
+        cand = [j for j in range(n) if j != i]
+        cand.sort(key=lambda j: (-r[i, j], j))
+        knn[i, cand[:k]] = True
+    keep = knn | knn.T
+    s = np.where(keep, r if mutated("pearson_keep_negative") else np.maximum(r, 0.0), 0.0)
+    np.fill_diagonal(s, 0.0)
+    return s
+
+
+def op_similarity(case, t):
+    return {"s": seeding_similarity(np.asarray(t["y"]), case["config"]["k"])}
+
+
+def op_eigengap(case, t):
+    """SPEC §10: S~ = A + A A (diag 0), L_norm = I+ - D^-1/2 S~ D^-1/2, largest gap in [2, N-1]."""
+    s = np.asarray(t["s"])
+    n = s.shape[0]
+    a = s / s.max()
+    st = a + a @ a
+    np.fill_diagonal(st, 0.0)
+    deg = st.sum(axis=1)
+    dinv = np.where(deg > 0, 1 / np.sqrt(np.where(deg > 0, deg, 1)), 0.0)
+    lap = np.diag((deg > 0).astype(float)) - dinv[:, None] * st * dinv[None, :]
+    if mutated("laplacian_unnormalised"):
+        lap = np.diag(deg) - st
+    lam = np.maximum(np.sort(np.asarray(jnp.linalg.eigvalsh(jnp.asarray(lap)))), 0.0)
+    gaps = [(lam[k] - lam[k - 1], k) for k in range(2, n)]
+    k_hat = max(gaps, key=lambda g: (g[0], -g[1]))[1]
+    return {"s_tilde": st, "eigenvalues": lam, "k_hat": np.asarray(float(k_hat))}
 
 
 # ---------------------------------------------------------------------------------------- driver
@@ -881,6 +1069,13 @@ FAMILIES = {
     "module1.train_step": op_module1,
     "smm.em": op_smm,
     "joint.epoch_step": op_epoch_step,
+    "gat.train_steps": op_gat_steps,
+    "smm.init": op_smm_init,
+    "smm.em_fit": op_smm_fit,
+    "losses.l_size_l_lh": op_l_size,
+    "losses.target_distribution": op_target_p,
+    "similarity.seeding": op_similarity,
+    "k_infer.eigengap": op_eigengap,
     "joint.batch_step": op_batch_step,
     "gat.TiedAutoencoder": op_gat, "gat.L_GAT": op_gat, "gat.train_step": op_gat,
 }
