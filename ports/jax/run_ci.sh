@@ -30,7 +30,7 @@ while read -r mut prefixes; do
     echo "mutation $mut: NOT rejected" >&2
     failed=1
   else
-    echo "mutation $mut: rejected ($(grep -c ' FAIL' "$WORK/mut.log") tensors fail, e.g. $(grep ' FAIL' "$WORK/mut.log" | head -1 | awk '{print $1, $2}'))"
+    echo "mutation $mut: rejected ($(grep -c ' FAIL (' "$WORK/mut.log") tensors fail, e.g. $(grep ' FAIL (' "$WORK/mut.log" | head -1 | awk '{print $1, $2, "max_abs", $5}'))"
   fi
 done <ports/jax/mutations.txt
 echo "JAX port CI: $(($(date +%s) - t0)) s in total"
