@@ -25,6 +25,12 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_platforms", "cpu")
+# DARLC_JAX_CACHE=DIR keeps every compiled kernel on disk, so that a rerun (the mutation check)
+# compiles almost nothing: measured 4.5 s against 11.3 s user on nn.block, nn.mhsa, layer_norm.
+if os.environ.get("DARLC_JAX_CACHE"):
+    jax.config.update("jax_compilation_cache_dir", os.environ["DARLC_JAX_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 import jax.numpy as jnp  # noqa: E402
 from jax.scipy.linalg import solve_triangular  # noqa: E402
 from jax.scipy.special import digamma, erf, gammaln  # noqa: E402

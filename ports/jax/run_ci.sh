@@ -9,6 +9,8 @@ DARLC=${DARLC:-target/release/darlc}
 REF=fixtures/golden
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# One on-disk cache of compiled kernels for the clean run and every mutation rerun.
+export DARLC_JAX_CACHE="$WORK/jax_cache"
 t0=$(date +%s)
 python3 ports/jax/darlc_jax.py --reference "$REF" --out "$WORK/cand"
 if ! "$DARLC" verify --reference "$REF" --candidate "$WORK/cand" --tier f64 >"$WORK/verify.log" 2>&1; then
