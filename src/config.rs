@@ -288,11 +288,18 @@ impl Config {
     /// Read a JSON config file; keys left out keep their defaults, unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
-        serde_json::from_str(&text)
+        serde_json::from_str(crate::data::source::strip_bom(&text))
             .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid config: {e}")))
     }
 
     /// Check every value; the error names the first offending key and what is allowed.
+    ///
+    /// Every key of the config has a range here, so a value darlc cannot run is refused before
+    /// the first epoch (issue 24): widths and counts ≥ 1, rates positive and finite, ratios in
+    /// their interval. Epoch counts and iteration caps are bounded by [`MAX_ITERS`] so that a
+    /// typo (`1e9` epochs) is an error rather than a run that never ends. Checks that need the
+    /// data (patch against the image size, K against N) are made after loading, before any
+    /// compute ([`crate::pipeline`]).
     // `!(x > 0.0)` is deliberate: it also rejects NaN.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn check(self) -> Result<CheckedConfig> {
@@ -300,8 +307,57 @@ impl Config {
         let m2 = &self.module2;
         let sm = &self.smoothing;
         let p = |name: &str, msg: String| Err(DarlcError::param(name, msg));
-        if m1.patch == 0 {
-            return p("module1.patch", "must be ≥ 1".into());
+        // Counts and widths that must be at least 1.
+        for (name, v) in [
+            ("min_spots", self.min_spots),
+            ("smoothing.hidden", sm.hidden),
+            ("smoothing.latent", sm.latent),
+            ("module1.patch", m1.patch),
+            ("module1.depth", m1.depth),
+            ("module1.mlp_ratio", m1.mlp_ratio),
+            ("module1.contrastive_dim", m1.contrastive_dim),
+            ("module2.dim", m2.dim),
+            ("module2.em_iters_init", m2.em_iters_init),
+            ("module2.em_iters_epoch", m2.em_iters_epoch),
+            ("module2.em_iters_final", m2.em_iters_final),
+            ("module2.knn", m2.knn),
+        ] {
+            if v == 0 {
+                return p(name, "must be ≥ 1; got 0".into());
+            }
+        }
+        // Widths that size a weight matrix: bounded so that a typo cannot ask for terabytes.
+        for (name, v) in [
+            ("smoothing.hidden", sm.hidden),
+            ("smoothing.latent", sm.latent),
+            ("module1.dim", m1.dim),
+            ("module1.depth", m1.depth),
+            ("module1.mlp_ratio", m1.mlp_ratio),
+            ("module1.contrastive_dim", m1.contrastive_dim),
+            ("module2.dim", m2.dim),
+        ] {
+            if v > MAX_WIDTH {
+                return p(name, format!("must be ≤ {MAX_WIDTH}; got {v}"));
+            }
+        }
+        if m1.patch > 1024 {
+            return p(
+                "module1.patch",
+                format!("must be in 1..=1024; got {}", m1.patch),
+            );
+        }
+        // Epochs and iteration caps (0 epochs is allowed: e.g. `warmup_epochs: 0` is an ablation).
+        for (name, v) in [
+            ("smoothing.epochs", sm.epochs),
+            ("module1.warmup_epochs", m1.warmup_epochs),
+            ("module2.joint_epochs", m2.joint_epochs),
+            ("module2.em_iters_init", m2.em_iters_init),
+            ("module2.em_iters_epoch", m2.em_iters_epoch),
+            ("module2.em_iters_final", m2.em_iters_final),
+        ] {
+            if v > MAX_ITERS {
+                return p(name, format!("must be ≤ {MAX_ITERS}; got {v}"));
+            }
         }
         if m1.dim == 0 || !m1.dim.is_multiple_of(4) {
             return p(
@@ -312,10 +368,13 @@ impl Config {
                 ),
             );
         }
-        if m1.dec_widths.contains(&0) {
+        if let Some(w) = m1.dec_widths.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
             return p(
                 "module1.dec_widths",
-                format!("every decoder width must be ≥ 1; got {:?}", m1.dec_widths),
+                format!(
+                    "every decoder width must be in 1..={MAX_WIDTH}; got {w} in {:?}",
+                    m1.dec_widths
+                ),
             );
         }
         if m1.heads == 0 || !m1.dim.is_multiple_of(m1.heads) {
@@ -330,17 +389,23 @@ impl Config {
                 format!("must be in [0, 1); got {}", m1.mask_ratio),
             );
         }
-        if m1.batch < 2 {
+        if m1.batch < 2 || m1.batch > MAX_BATCH {
             return p(
                 "module1.batch",
                 format!(
-                    "must be ≥ 2 (NT-Xent and BatchNorm need two items); got {}",
+                    "must be in 2..={MAX_BATCH} (NT-Xent and BatchNorm need two items); got {}",
                     m1.batch
                 ),
             );
         }
-        if !(m1.tau > 0.0) {
-            return p("module1.tau", format!("must be > 0; got {}", m1.tau));
+        if !(m1.tau >= TAU_RANGE.0 && m1.tau <= TAU_RANGE.1) {
+            return p(
+                "module1.tau",
+                format!(
+                    "the NT-Xent temperature must be in [{:e}, {:e}] (SPEC §4.3: 0.5); got {}",
+                    TAU_RANGE.0, TAU_RANGE.1, m1.tau
+                ),
+            );
         }
         if !(0.0..=1.0).contains(&m1.ema) {
             return p("module1.ema", format!("must be in [0, 1]; got {}", m1.ema));
@@ -350,30 +415,43 @@ impl Config {
             ("module2.lr_epoch", m2.lr_epoch),
             ("module2.lr_batch", m2.lr_batch),
             ("smoothing.lr", sm.lr),
+            ("smoothing.clip", sm.clip),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return p(name, format!("must be a positive finite number; got {v}"));
             }
         }
-        if sm.hidden == 0 || sm.latent == 0 {
-            return p("smoothing.hidden", "GAT widths must be ≥ 1".into());
-        }
-        if m2.dim == 0 {
-            return p("module2.dim", "must be ≥ 1".into());
+        for (name, v) in [
+            ("smoothing.weight_decay", sm.weight_decay),
+            ("module2.lambda0", m2.lambda0),
+            ("module2.em_tol", m2.em_tol),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return p(name, format!("must be a finite number ≥ 0; got {v}"));
+            }
         }
         if let Clusters::Fixed(k) = m2.clusters
             && k < 2
         {
             return p("module2.clusters", format!("K must be ≥ 2; got {k}"));
         }
-        if !(m2.alpha >= 1.0) {
+        if !(m2.alpha >= 1.0 && m2.alpha.is_finite()) {
             return p(
                 "module2.alpha",
-                format!("Dirichlet α must be ≥ 1 (SPEC §6.2); got {}", m2.alpha),
+                format!(
+                    "Dirichlet α must be finite and ≥ 1 (SPEC §6.2); got {}",
+                    m2.alpha
+                ),
             );
         }
-        if !(m2.kappa0 > 0.0) {
-            return p("module2.kappa0", format!("must be > 0; got {}", m2.kappa0));
+        if !(m2.kappa0 > 0.0 && m2.kappa0.is_finite()) {
+            return p(
+                "module2.kappa0",
+                format!(
+                    "must be a positive finite number (SPEC §6.2); got {}",
+                    m2.kappa0
+                ),
+            );
         }
         if !(1.0..=200.0).contains(&m2.nu_init) {
             return p(
@@ -390,15 +468,21 @@ impl Config {
                 ),
             );
         }
-        if m2.knn == 0 {
-            return p("module2.knn", "must be ≥ 1".into());
-        }
-        if self.min_spots == 0 {
-            return p("min_spots", "must be ≥ 1".into());
-        }
         Ok(CheckedConfig(self))
     }
 }
+
+/// Upper bound of every epoch count and EM iteration cap in [`Config::check`] (SPEC §14 uses at
+/// most 1000).
+pub const MAX_ITERS: usize = 1_000_000;
+/// Upper bound of every layer width in [`Config::check`] (SPEC §14 uses at most 1024).
+pub const MAX_WIDTH: usize = 65_536;
+/// Upper bound of `module1.batch` (SPEC §14: 256).
+pub const MAX_BATCH: usize = 1 << 20;
+/// Accepted range of the NT-Xent temperature τ (SPEC §14: 0.5). Logits are `cos/τ`: below 1e-3
+/// they pass 1000 and the f32 loss saturates; above 1e3 every logit is about 0 and the
+/// contrastive loss is constant (no gradient).
+pub const TAU_RANGE: (f64, f64) = (1e-3, 1e3);
 
 /// A configuration that passed [`Config::check`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -470,6 +554,87 @@ mod tests {
                 .to_string()
                 .contains("module2.lr_batch")
         );
+    }
+
+    /// Issue 24: every checked key, one bad value each; the error must name that key (and not
+    /// another one). Values are set through the JSON form, as a config file would set them.
+    #[test]
+    fn every_key_with_a_bad_value_is_refused_naming_the_key() {
+        let cases: &[(&str, serde_json::Value)] = &[
+            ("min_spots", 0.into()),
+            ("smoothing.epochs", 2_000_000.into()),
+            ("smoothing.lr", (-1e-3).into()),
+            ("smoothing.weight_decay", (-1e-4).into()),
+            ("smoothing.clip", (-5.0).into()),
+            ("smoothing.hidden", 0.into()),
+            ("smoothing.latent", 0.into()),
+            ("module1.patch", 0.into()),
+            ("module1.patch", 5000.into()),
+            ("module1.dim", 30.into()),
+            ("module1.depth", 0.into()),
+            ("module1.heads", 3.into()),
+            ("module1.heads", 0.into()),
+            ("module1.mlp_ratio", 0.into()),
+            ("module1.dec_widths", serde_json::json!([128, 0, 512, 1024])),
+            ("module1.mask_ratio", 1.0.into()),
+            ("module1.mask_ratio", (-0.1).into()),
+            ("module1.contrastive_dim", 0.into()),
+            ("module1.tau", 1e308.into()),
+            ("module1.tau", 0.0.into()),
+            ("module1.ema", 1.5.into()),
+            ("module1.warmup_epochs", 10_000_000.into()),
+            ("module1.batch", 1.into()),
+            ("module1.lr", 0.0.into()),
+            ("module2.dim", 0.into()),
+            (
+                "module2.clusters",
+                serde_json::json!({"rule": "fixed", "k": 1}),
+            ),
+            ("module2.joint_epochs", 10_000_000.into()),
+            ("module2.lr_epoch", (-1.0).into()),
+            ("module2.lr_batch", 0.0.into()),
+            ("module2.lambda0", (-0.5).into()),
+            ("module2.em_iters_init", 0.into()),
+            ("module2.em_iters_epoch", 0.into()),
+            ("module2.em_iters_final", 0.into()),
+            ("module2.em_tol", (-1e-6).into()),
+            ("module2.alpha", 0.5.into()),
+            ("module2.kappa0", 0.0.into()),
+            ("module2.nu_init", 300.0.into()),
+            ("module2.scale_prior", "pooled".into()),
+            ("module2.knn", 0.into()),
+        ];
+        for (key, bad) in cases {
+            let mut v = serde_json::to_value(Config::default()).unwrap();
+            let mut slot = &mut v;
+            for part in key.split('.') {
+                slot = slot.get_mut(part).unwrap_or_else(|| panic!("no key {key}"));
+            }
+            *slot = bad.clone();
+            let c: Config = serde_json::from_value(v).unwrap();
+            let e = c.check().map(|_| ()).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("parameter `{key}`")),
+                "{key} = {bad}: {e}"
+            );
+        }
+        // JSON cannot hold NaN or inf: set them directly.
+        for (key, set) in [
+            (
+                "module2.em_tol",
+                (|c: &mut Config| c.module2.em_tol = f64::NAN) as fn(&mut Config),
+            ),
+            ("module2.alpha", |c| c.module2.alpha = f64::INFINITY),
+            ("module2.kappa0", |c| c.module2.kappa0 = f64::INFINITY),
+            ("module2.lambda0", |c| c.module2.lambda0 = f64::NAN),
+            ("module1.tau", |c| c.module1.tau = f64::NAN),
+            ("smoothing.clip", |c| c.smoothing.clip = f64::INFINITY),
+        ] {
+            let mut c = Config::default();
+            set(&mut c);
+            let e = c.check().map(|_| ()).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("parameter `{key}`")), "{key}: {e}");
+        }
     }
 
     #[test]

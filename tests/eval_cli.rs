@@ -184,6 +184,8 @@ fn eval_run_folder_uses_images_and_genes_csv() {
         clusters += &format!("SYM{i},{},1.0\n", i % 3);
     }
     write(&d.join("clusters.csv"), &clusters);
+    // `eval --run` reads only finished runs: `darlc run` writes run.json last.
+    write(&d.join("run.json"), "{\"complete\": true}\n");
     let mut emb = TensorFile::new();
     emb.insert_float("z", x.mapv(|v| v as f32).into_dyn());
     emb.insert_float("h", Array2::<f32>::zeros((n, 4)).into_dyn());

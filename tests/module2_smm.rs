@@ -558,3 +558,62 @@ fn grad_l_lh_matches_central_differences() {
         }
     }
 }
+
+/// Issue 24: `module2.alpha`, `module2.kappa0` and `module2.nu_init` reach the fit. Each changes
+/// the fitted mixture, and the defaults are SPEC §6.2's α = 2, κ0 = 0.01 and §6.5's ν = 3 (so
+/// configs that leave them out fit exactly as before).
+#[test]
+fn prior_hyperparameters_from_the_config_change_the_fit() {
+    let (z, _) = t_mixture(31, 200, 3, 2, 6.0, 5);
+    let base = SmmConfig {
+        max_iter: 5,
+        ..SmmConfig::new(3)
+    };
+    assert_eq!((base.alpha, base.kappa0, base.nu_init), (2.0, 0.01, 3.0));
+    let run = |cfg: &SmmConfig| fit(z.view(), cfg, &mut stream(4, "kmeans++")).unwrap();
+    let f0 = run(&base);
+    // The default prior is SPEC's, and the same config fits the same bits.
+    let p = SmmPrior::default_from(z.view(), 3).unwrap();
+    assert_eq!((f0.prior.alpha, f0.prior.kappa0), (p.alpha, p.kappa0));
+    let again = run(&base);
+    assert_eq!(again.smm.mu, f0.smm.mu);
+    assert_eq!(again.report.l_map, f0.report.l_map);
+    for (what, cfg) in [
+        (
+            "alpha",
+            SmmConfig {
+                alpha: 50.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "kappa0",
+            SmmConfig {
+                kappa0: 100.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "nu_init",
+            SmmConfig {
+                nu_init: 150.0,
+                ..base.clone()
+            },
+        ),
+    ] {
+        let f = run(&cfg);
+        assert_ne!(
+            f.report.l_map.first(),
+            f0.report.l_map.first(),
+            "{what} did not change the fit"
+        );
+        assert_eq!(f.prior.alpha, cfg.alpha, "{what}");
+        assert_eq!(f.prior.kappa0, cfg.kappa0, "{what}");
+    }
+    // ν of the initial M-step outside the ν bounds is refused, naming the key.
+    let e = Smm::from_partition_nu(z.view(), &vec![0; 200], 3, &p, false, 0.5)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("module2.nu_init"), "{e}");
+}

@@ -58,7 +58,7 @@ pub fn run_smooth(a: SmoothArgs) -> Result<()> {
 }
 
 fn smooth_inner(a: &SmoothArgs) -> Result<()> {
-    let input = a.load.input();
+    let input = a.load.input()?;
     let set = load(&input, &a.load.options(a.seed))?;
     let cfg = GatConfig {
         hidden: a.hidden,

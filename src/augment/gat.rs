@@ -535,14 +535,27 @@ fn check_inputs<T: Float>(x: ArrayView2<T>, g: &Graph, cfg: &GatConfig) -> Resul
             "GAT input has no nodes or no channels".into(),
         ));
     }
-    if cfg.hidden == 0 || cfg.embed == 0 {
-        return Err(DarlcError::param("hidden/embed", "widths must be ≥ 1"));
+    for (name, w) in [
+        ("smoothing.hidden", cfg.hidden),
+        ("smoothing.latent", cfg.embed),
+    ] {
+        if w == 0 {
+            return Err(DarlcError::param(name, "widths must be ≥ 1"));
+        }
     }
-    if !(cfg.lr > 0.0 && cfg.clip > 0.0 && cfg.weight_decay >= 0.0) {
-        return Err(DarlcError::param(
-            "lr/clip/weight_decay",
-            "must be positive",
-        ));
+    for (name, v, zero_ok) in [
+        ("smoothing.lr", cfg.lr, false),
+        ("smoothing.clip", cfg.clip, false),
+        ("smoothing.weight_decay", cfg.weight_decay, true),
+    ] {
+        let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0));
+        if !ok {
+            let what = if zero_ok { "≥ 0" } else { "> 0" };
+            return Err(DarlcError::param(
+                name,
+                format!("must be a finite number {what}; got {v}"),
+            ));
+        }
     }
     if x.iter().any(|v| !v.is_finite()) {
         return Err(DarlcError::Data(

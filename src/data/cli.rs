@@ -2,7 +2,7 @@
 //! dispatches here).
 
 use super::simulate::{SimConfig, simulate};
-use super::{CoordMode, ImageSet, LoadOptions, default_input, load};
+use super::{CoordMode, ImageSet, Input, LoadOptions, load};
 use crate::error::{DarlcError, Result};
 #[cfg(doc)]
 use crate::io::TensorFile;
@@ -31,8 +31,8 @@ fn parse_shape(s: &str) -> std::result::Result<ImageShape, String> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct LoadArgs {
     /// Input: a Space Ranger outs/ folder, a flat 10x/ST/cell folder, a dense counts or MSI table,
-    /// or an image stack (.safetensors, CSV `label,pixel…`). Default: the embedded mouse olfactory
-    /// bulb ST section (fixtures/mob_st_rep11).
+    /// or an image stack (.safetensors, CSV `label,pixel…`). Default: the mouse olfactory bulb ST
+    /// section embedded in the binary (fixtures/mob_st_rep11).
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Patch side: images are padded to multiples of it (SPEC §2.2).
@@ -62,9 +62,10 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
-    /// The input path, defaulting to [`default_input`].
-    pub fn input(&self) -> PathBuf {
-        self.input.clone().unwrap_or_else(default_input)
+    /// The input: the path given, else the embedded section (unpacked until the [`Input`] is
+    /// dropped).
+    pub fn input(&self) -> Result<Input> {
+        Input::or_embedded(self.input.as_deref())
     }
     /// The [`LoadOptions`] these flags describe; `seed` is the run's seed.
     pub fn options(&self, seed: u64) -> LoadOptions {
@@ -275,7 +276,7 @@ pub fn summary(set: &ImageSet) -> String {
 
 /// Run `darlc images`.
 pub fn run_images(args: ImagesArgs) -> Result<()> {
-    let input = args.load.input();
+    let input = args.load.input()?;
     let set = load(&input, &args.load.options(args.seed))?;
     let files = write_outputs(&set, &args.out)?;
     print!("{}", summary(&set));

@@ -201,12 +201,141 @@ impl LoadOptions {
     }
 }
 
-/// The embedded default data set: the mouse olfactory bulb ST section (Ståhl 2016, replicate 11)
-/// shipped under `fixtures/mob_st_rep11`, so that every command runs without user data.
+/// The default data set in the source tree: the mouse olfactory bulb ST section (Ståhl 2016,
+/// replicate 11) under `fixtures/mob_st_rep11` (for tests and examples, which run in the tree).
+/// The commands use the copy compiled into the binary, [`Input::embedded`].
 pub fn default_input() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join("mob_st_rep11")
+}
+
+/// How the embedded section is named in reports (`report.json`, `run.json`) and messages.
+pub const EMBEDDED_NAME: &str = "embedded:mob_st_rep11";
+
+/// The files of `fixtures/mob_st_rep11`, compiled into the binary (about 5 MB) so that
+/// `darlc run --out X` works from a binary copied to another machine or installed with
+/// `cargo install` (issue 24), where the source tree is absent.
+const EMBEDDED_FILES: &[(&str, &[u8])] = &[
+    (
+        "matrix.mtx.gz",
+        include_bytes!("../../fixtures/mob_st_rep11/matrix.mtx.gz"),
+    ),
+    (
+        "features.tsv.gz",
+        include_bytes!("../../fixtures/mob_st_rep11/features.tsv.gz"),
+    ),
+    (
+        "barcodes.tsv.gz",
+        include_bytes!("../../fixtures/mob_st_rep11/barcodes.tsv.gz"),
+    ),
+    (
+        "spots.csv",
+        include_bytes!("../../fixtures/mob_st_rep11/spots.csv"),
+    ),
+    (
+        "README.md",
+        include_bytes!("../../fixtures/mob_st_rep11/README.md"),
+    ),
+];
+
+/// Folders holding an unpacked embedded section right now (see [`input_name`]).
+static EMBEDDED_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The input of a command: a path the user gave, or the embedded section unpacked into a fresh
+/// temporary folder that is removed when the `Input` is dropped (the readers work on files).
+/// Dereferences to the path.
+#[derive(Debug)]
+pub struct Input {
+    path: PathBuf,
+    /// The temporary folder to remove (embedded input only).
+    temp: Option<PathBuf>,
+}
+
+impl Input {
+    /// A path given by the user.
+    pub fn given(path: impl Into<PathBuf>) -> Input {
+        Input {
+            path: path.into(),
+            temp: None,
+        }
+    }
+
+    /// `path`, or the embedded section when `None`.
+    pub fn or_embedded(path: Option<&Path>) -> Result<Input> {
+        match path {
+            Some(p) => Ok(Input::given(p)),
+            None => Input::embedded(),
+        }
+    }
+
+    /// The embedded section, unpacked into `<temp>/darlc-embedded-<pid>-<n>/mob_st_rep11`.
+    pub fn embedded() -> Result<Input> {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = std::env::temp_dir().join(format!("darlc-embedded-{}-{n}", std::process::id()));
+        let dir = temp.join("mob_st_rep11");
+        let unpack = || -> Result<()> {
+            let _ = std::fs::remove_dir_all(&temp);
+            std::fs::create_dir_all(&dir).map_err(|e| DarlcError::io(&dir, e))?;
+            for (name, bytes) in EMBEDDED_FILES {
+                let p = dir.join(name);
+                std::fs::write(&p, bytes).map_err(|e| DarlcError::io(&p, e))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = unpack() {
+            let _ = std::fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+        if let Ok(mut v) = EMBEDDED_DIRS.lock() {
+            v.push(dir.clone());
+        }
+        Ok(Input {
+            path: dir,
+            temp: Some(temp),
+        })
+    }
+
+    /// The path the readers open.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl std::ops::Deref for Input {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if let Some(t) = &self.temp {
+            if let Ok(mut v) = EMBEDDED_DIRS.lock() {
+                v.retain(|d| d != &self.path);
+            }
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
+}
+
+/// How an input path is named in reports: [`EMBEDDED_NAME`] (plus the file's name inside it)
+/// for the unpacked embedded section, so that outputs never hold a temporary path; else the
+/// path as given.
+pub fn input_name(path: &Path) -> String {
+    let dirs = EMBEDDED_DIRS.lock().map(|v| v.clone()).unwrap_or_default();
+    for d in dirs {
+        if let Ok(rest) = path.strip_prefix(&d) {
+            return if rest.as_os_str().is_empty() {
+                EMBEDDED_NAME.to_string()
+            } else {
+                format!("{EMBEDDED_NAME}/{}", rest.display())
+            };
+        }
+    }
+    path.display().to_string()
 }
 
 /// Load any supported input (see the module table), preprocess (SPEC §2.1 / §2.3) and rasterise
@@ -222,7 +351,10 @@ pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         Kind::Msi => msi::load(input, opts)?,
         Kind::Dense => st::load_dense(input, opts)?,
     };
-    set.report.input = input.display().to_string();
+    set.report.input = input_name(input);
+    for f in &mut set.report.files {
+        *f = input_name(Path::new(f));
+    }
     finish_report(&mut set);
     Ok(set)
 }

@@ -4,7 +4,7 @@
 //! nearest integer as for legacy ST (SPEC §2.2), and two pixels on one grid point are an error.
 
 use super::preprocess::{SpotEntry, tic_normalise};
-use super::raster::{check_size, find_collision, place, rasterise, square_lattice};
+use super::raster::{check_canvas, check_size, find_collision, place, rasterise, square_lattice};
 use super::source::{
     csv_error, first_line, open_csv, parse_finite, parse_nonneg, record_line, sniff_delimiter,
 };
@@ -44,6 +44,28 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
             Some(1),
             "no m/z columns besides `x` and `y`",
         ));
+    }
+    // Each m/z column names one image: two columns with one name cannot be told apart.
+    let mut seen = std::collections::HashMap::new();
+    for (k, name) in &channels {
+        if name.is_empty() {
+            return Err(DarlcError::format(
+                path,
+                Some(1),
+                format!("column {} of the header has no m/z name", k + 1),
+            ));
+        }
+        if let Some(first) = seen.insert(name.as_str(), *k) {
+            return Err(DarlcError::format(
+                path,
+                Some(1),
+                format!(
+                    "duplicate m/z column `{name}` (columns {} and {})",
+                    first + 1,
+                    k + 1
+                ),
+            ));
+        }
     }
     let (mut xs, mut ys, mut lines, mut entries) = (vec![], vec![], vec![], vec![]);
     for rec in rdr.records() {
@@ -92,6 +114,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     let tys: Vec<f64> = tissue.iter().map(|&q| ys[q]).collect();
     let yx = square_lattice(&txs, &tys);
     let (canvas, pixels) = place(&yx, opts.canvas, opts.patch);
+    check_canvas(&canvas, path, false)?;
     check_size(&canvas, channels.len())?;
     let x = x_all.select(ndarray::Axis(0), &tissue);
     let (images, mask) = rasterise(&x, &pixels, &canvas);

@@ -90,12 +90,34 @@ pub fn find_collision(pixels: &[(usize, usize)]) -> Option<(usize, usize)> {
 /// Largest canvas side darlc accepts (a larger one means coordinates far off any lattice).
 pub const MAX_SIDE: usize = 4096;
 
+/// The canvas side limit with the file whose coordinates set it: `free` is true where
+/// `--coords bin` applies (spot and cell tables, `XxY` names), so only there is it suggested
+/// (Visium and MSI refuse it).
+pub fn check_canvas(canvas: &Canvas, file: &std::path::Path, free: bool) -> Result<()> {
+    if canvas.height > MAX_SIDE || canvas.width > MAX_SIDE {
+        let hint = if free {
+            "; if they are free coordinates (microns, pixels), use `--coords bin` to bin them"
+        } else {
+            ""
+        };
+        return Err(DarlcError::format(
+            file,
+            None,
+            format!(
+                "the coordinates span a {} × {} canvas (limit {MAX_SIDE} per side): they are \
+                 not array or grid positions{hint}",
+                canvas.height, canvas.width
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuse canvases or image stacks too large to hold: `n_images` images of `canvas`.
 pub fn check_size(canvas: &Canvas, n_images: usize) -> Result<()> {
     if canvas.height > MAX_SIDE || canvas.width > MAX_SIDE {
         return Err(DarlcError::Data(format!(
-            "the spots span a {} × {} canvas (limit {MAX_SIDE}); coordinates are not array positions \
-             (use `--coords bin` for free coordinates)",
+            "the spots span a {} × {} canvas (limit {MAX_SIDE}); coordinates are not array positions",
             canvas.height, canvas.width
         )));
     }

@@ -24,18 +24,39 @@ pub fn is_gzip(path: &Path) -> Result<bool> {
     Ok(got == 2 && magic == [0x1f, 0x8b])
 }
 
-/// A buffered reader over the file's text, decompressing if it is gzip.
+/// The UTF-8 byte-order mark that some editors (Excel, Notepad) put at the start of a text file.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Skip a UTF-8 byte-order mark at the start of `r`: left in place it would become part of the
+/// first header field or id (`\u{feff}barcode`) and make a valid file fail with the wrong
+/// diagnosis (issue 24). Every text reader of darlc goes through here.
+pub fn skip_bom(path: &Path, mut r: Box<dyn BufRead>) -> Result<Box<dyn BufRead>> {
+    let head = r.fill_buf().map_err(|e| read_error(path, 1, &e))?;
+    if head.starts_with(UTF8_BOM) {
+        r.consume(UTF8_BOM.len());
+    }
+    Ok(r)
+}
+
+/// Text with a leading UTF-8 byte-order mark removed (for files read whole, e.g. JSON).
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// A buffered reader over the file's text, decompressing if it is gzip; a leading UTF-8
+/// byte-order mark is skipped.
 pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let gz = is_gzip(path)?;
     let f = File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    Ok(if gz {
+    let r: Box<dyn BufRead> = if gz {
         Box::new(BufReader::with_capacity(
             1 << 16,
             MultiGzDecoder::new(BufReader::new(f)),
         ))
     } else {
         Box::new(BufReader::with_capacity(1 << 16, f))
-    })
+    };
+    skip_bom(path, r)
 }
 
 /// Explain an I/O error met while reading (most often a truncated or corrupt gzip stream).
@@ -261,6 +282,26 @@ mod tests {
         assert!(parse_nonneg("abc").unwrap_err().contains("not a number"));
         assert!(parse_nonneg("inf").unwrap_err().contains("infinite"));
         assert!(parse_finite("1e400").is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_in_plain_and_gzip_files() {
+        let dir = std::env::temp_dir().join(format!("darlc-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = b"\xEF\xBB\xBFbarcode\tx\nA\t1\n";
+        let plain = dir.join("b.tsv");
+        std::fs::write(&plain, text).unwrap();
+        let gz = dir.join("b.tsv.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        for p in [&plain, &gz] {
+            assert_eq!(first_line(p).unwrap().unwrap(), "barcode\tx");
+            let mut r = open_csv(p, b'\t', true).unwrap();
+            assert_eq!(r.headers().unwrap().get(0), Some("barcode"));
+        }
+        assert_eq!(strip_bom("\u{feff}{}"), "{}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

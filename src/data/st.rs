@@ -4,8 +4,8 @@
 use super::mtx::read_mtx;
 use super::preprocess::{Feature, GeneFate, SpotEntry, preprocess_counts, symbol_fate};
 use super::raster::{
-    Binning, Canvas, bin_points, check_size, find_collision, hex_lattice, place, rasterise,
-    square_lattice,
+    Binning, Canvas, bin_points, check_canvas, check_size, find_collision, hex_lattice, place,
+    rasterise, square_lattice,
 };
 use super::source::{
     csv_error, find_maybe_gz, first_line, open_csv, parse_nonneg, record_line, sniff_delimiter,
@@ -300,6 +300,9 @@ fn place_checked(l: &Layout, opts: &LoadOptions) -> Result<(Canvas, Vec<(usize, 
         ));
     }
     let (canvas, pixels) = place(&l.yx, opts.canvas, opts.patch);
+    if let Some((file, _)) = l.origin.first() {
+        check_canvas(&canvas, file, l.hint == LATTICE_HINT)?;
+    }
     check_size(&canvas, 1)?;
     if let Some((a, b)) = find_collision(&pixels) {
         let (pa, la) = &l.origin[a];
@@ -590,6 +593,27 @@ pub(super) fn load_dense(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
             ));
         }
         used.push((s, n.clone(), x, y, path.to_path_buf(), spot_lines[s]));
+    }
+    // Gene names name the images: a repeated one is an error at its line (genes in the header:
+    // line 1, the column; genes as rows: the row's line).
+    let mut genes_seen: HashMap<&str, usize> = HashMap::new();
+    for (g, name) in gene_names.iter().enumerate() {
+        let line = if spots_in_header { name_lines[g] } else { 1 };
+        if name.is_empty() {
+            return Err(DarlcError::format(path, Some(line), "empty gene name"));
+        }
+        if let Some(first) = genes_seen.insert(name.as_str(), g) {
+            let where_ = if spots_in_header {
+                format!("first on line {}", name_lines[first])
+            } else {
+                format!("columns {} and {}", first + 2, g + 2)
+            };
+            return Err(DarlcError::format(
+                path,
+                Some(line),
+                format!("duplicate gene `{name}` ({where_})"),
+            ));
+        }
     }
     let features: Vec<Feature> = gene_names
         .iter()

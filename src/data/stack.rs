@@ -48,6 +48,16 @@ fn finish(
     if n == 0 {
         return Err(DarlcError::format(path, None, "no images"));
     }
+    if let Some(m) = &mask
+        && m.iter().all(|&v| v == 0)
+    {
+        return Err(DarlcError::format(
+            path,
+            None,
+            "tensor `mask` is all zero: it marks no pixel as tissue (1 = tissue); fix the mask or \
+             leave it out to use every pixel",
+        ));
+    }
     if let Some(f) = opts.sparsify {
         sparsify(&mut raw, f, opts.seed);
     }
@@ -139,10 +149,14 @@ pub(super) fn load_safetensors(path: &Path, opts: &LoadOptions) -> Result<ImageS
     check_shape(path, opts, h, w, c)?;
     let vals = t.to_f64();
     if let Some((k, v)) = vals.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        let (i, ch, y, x) = (k / (c * h * w), k / (h * w) % c, k / w % h, k % w);
         return Err(DarlcError::format(
             path,
             None,
-            format!("tensor `{name}` element {k} is {v}"),
+            format!(
+                "tensor `{name}` element {k} (image {i}, channel {ch}, row {y}, column {x}) is \
+                 {v}; every value must be finite"
+            ),
         ));
     }
     let data: Vec<f32> = vals.iter().map(|&v| v as f32).collect();

@@ -15,11 +15,25 @@ use std::path::Path;
 pub fn read_features(path: &Path) -> Result<Vec<Feature>> {
     let mut r = LineReader::open(path)?;
     let mut out = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut line_no = 0;
     while let Some(line) = r.next_str()? {
+        line_no += 1;
         let f: Vec<&str> = line.split('\t').collect();
         let id = f[0].trim();
         if id.is_empty() {
             return Err(r.err("empty feature id"));
+        }
+        // Gene ids name the images and every output row: two genes with one id cannot be told
+        // apart (symbols may repeat; ids may not).
+        if let Some(first) = seen.insert(id.to_string(), line_no) {
+            return Err(DarlcError::format(
+                path,
+                Some(line_no),
+                format!(
+                    "duplicate feature id `{id}` (first on line {first}); every gene needs its own id"
+                ),
+            ));
         }
         let symbol = f
             .get(1)
@@ -256,9 +270,22 @@ pub fn read_truth(path: &Path) -> Result<HashMap<String, String>> {
         }
     };
     let mut out = HashMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
-        out.insert(rec[gc].to_string(), rec[pc].to_string());
+        let line = record_line(&rec).unwrap_or(0);
+        let id = rec[gc].trim().to_string();
+        if id.is_empty() {
+            return Err(DarlcError::format(path, Some(line), "empty gene_id"));
+        }
+        if let Some(first) = lines.insert(id.clone(), line) {
+            return Err(DarlcError::format(
+                path,
+                Some(line),
+                format!("duplicate gene_id `{id}` (first on line {first})"),
+            ));
+        }
+        out.insert(id, rec[pc].to_string());
     }
     Ok(out)
 }

@@ -70,6 +70,18 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                     format!("{} is not a folder", dir.display()),
                 ));
             }
+            // `run.json` is written last: without it the folder is not a finished run and its
+            // files may be stale or partial (issue 24).
+            if !dir.join("run.json").is_file() {
+                return Err(DarlcError::param(
+                    "run",
+                    format!(
+                        "{} is not a finished run (no run.json, which `darlc run` writes last); \
+                         rerun it, or score its files with --labels/--embeddings/--images",
+                        dir.display()
+                    ),
+                ));
+            }
             let emb = dir.join("embeddings.safetensors");
             let img = args
                 .images
@@ -99,6 +111,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .transpose()?;
     let images = images_path.as_deref().map(load_images).transpose()?;
     let truth_rows = args.truth.as_deref().map(read_two_column_csv).transpose()?;
+    // Every input is read before any scoring: a bad family file fails first, not last.
+    let family_rows = match &args.families {
+        Some(Some(f)) => Some(read_family_file(f)?),
+        _ => None,
+    };
     let truth = match (&truth_rows, &args.truth) {
         (Some(rows), Some(path)) => Some(LabelTable { rows, path }),
         _ => None,
@@ -116,7 +133,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let emb = embeddings.as_ref().ok_or_else(|| {
             DarlcError::param("families", "the gene-family benchmark needs embeddings")
         })?;
-        report.families = Some(run_families(emb, fam.as_deref(), &args)?);
+        report.families = Some(run_families(
+            emb,
+            fam.as_deref().zip(family_rows.as_deref()),
+            &args,
+        )?);
     }
     print!("{}", format_table(&report));
     if let Some(j) = &args.json {
@@ -134,8 +155,11 @@ fn families_only(args: &EvalArgs) -> Result<()> {
         )
     })?;
     let emb = load_embeddings(path, args.tensor.as_deref(), None)?;
-    let fam = args.families.as_ref().and_then(|f| f.as_deref());
-    let rep = run_families(&emb, fam, args)?;
+    let fam = match args.families.as_ref().and_then(|f| f.as_deref()) {
+        Some(f) => Some((f, read_family_file(f)?)),
+        None => None,
+    };
+    let rep = run_families(&emb, fam.as_ref().map(|(f, r)| (*f, r.as_slice())), args)?;
     print!("{}", format_families(&rep));
     if let Some(j) = &args.json {
         #[derive(serde::Serialize)]
@@ -149,12 +173,12 @@ fn families_only(args: &EvalArgs) -> Result<()> {
 
 fn run_families(
     emb: &Matrix,
-    file: Option<&Path>,
+    file: Option<(&Path, &[(String, String)])>,
     args: &EvalArgs,
 ) -> Result<crate::eval::families::FamilyReport> {
     let names = emb.ids.names();
     let (selection, missing) = match file {
-        Some(f) => select_by_file(&names, &read_family_file(f)?),
+        Some((_, rows)) => select_by_file(&names, rows),
         None => (select_by_rules(&names), vec![]),
     };
     let params = LeidenParams {

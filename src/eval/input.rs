@@ -23,13 +23,15 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The file's text (gzip when the name ends in `.gz`), without a leading byte-order mark.
 fn open_text(path: &Path) -> Result<Box<dyn Read>> {
     let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        Ok(Box::new(flate2::read::GzDecoder::new(f)))
+    let r: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
     } else {
-        Ok(Box::new(f))
-    }
+        Box::new(std::io::BufReader::new(f))
+    };
+    Ok(Box::new(crate::data::source::skip_bom(path, r)?))
 }
 
 fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
@@ -161,6 +163,7 @@ pub fn read_genes_csv(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>)>
     let (index_col, symbol_col) = (col("index"), col("symbol"));
     let mut ids = Vec::new();
     let mut symbols = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (row, rec) in rd.records().enumerate() {
         let rec = rec.map_err(|e| csv_err(path, e))?;
         let line = rec.position().map(|p| p.line() as usize);
@@ -179,7 +182,15 @@ pub fn read_genes_csv(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>)>
                 ));
             }
         }
-        ids.push(field(id_col)?);
+        let id = field(id_col)?;
+        if let Some(first) = seen.insert(id.clone(), line.unwrap_or(0)) {
+            return Err(DarlcError::format(
+                path,
+                line,
+                format!("gene_id `{id}` appears twice (first on line {first})"),
+            ));
+        }
+        ids.push(id);
         if let Some(c) = symbol_col {
             symbols.push(field(c)?);
         }
@@ -277,6 +288,19 @@ fn safetensors_ids(
     Ok(IdTable::row_numbers(n))
 }
 
+/// NaN or ±inf in a numeric input is an error naming the file, row and column (issue 24): the
+/// metrics would otherwise print NaN and exit 0.
+fn check_finite_rows(x: &Array2<f64>, path: &Path, what: &str) -> Result<()> {
+    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(DarlcError::format(
+            path,
+            None,
+            format!("{what}: row {i}, column {j} is {v}; every value must be finite"),
+        ));
+    }
+    Ok(())
+}
+
 fn to_rows(a: ArrayD<f64>, path: &Path, name: &str) -> Result<Array2<f64>> {
     let shape = a.shape().to_vec();
     if shape.is_empty() {
@@ -323,6 +347,7 @@ pub fn load_embeddings(
             })?,
     };
     let x = to_rows(file.get(&name, path)?.to_f64(), path, &name)?;
+    check_finite_rows(&x, path, &format!("tensor `{name}`"))?;
     let ids = safetensors_ids(path, &file, x.nrows(), fallback_ids)?;
     Ok(Matrix {
         ids,
@@ -338,6 +363,7 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
     let mut ids = Vec::new();
     let mut values = Vec::new();
     let mut width: Option<usize> = None;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for rec in rd.records() {
         let rec = rec.map_err(|e| csv_err(path, e))?;
         let line = rec.position().map(|p| p.line() as usize);
@@ -356,6 +382,13 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
                 format!("{d} values but earlier rows have {}", width.unwrap_or(0)),
             ));
         }
+        if let Some(first) = seen.insert(rec[0].to_string(), line.unwrap_or(0)) {
+            return Err(DarlcError::format(
+                path,
+                line,
+                format!("id `{}` appears twice (first on line {first})", &rec[0]),
+            ));
+        }
         ids.push(rec[0].to_string());
         for (c, f) in rec.iter().enumerate().skip(1) {
             let v: f64 = f.parse().map_err(|_| {
@@ -365,6 +398,13 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
                     format!("column {}: `{f}` is not a number", c + 1),
                 )
             })?;
+            if !v.is_finite() {
+                return Err(DarlcError::format(
+                    path,
+                    line,
+                    format!("column {}: `{f}` is not a finite number", c + 1),
+                ));
+            }
             values.push(v);
         }
     }
@@ -431,6 +471,7 @@ pub fn load_images(path: &Path) -> Result<Matrix> {
             }
         }
     }
+    check_finite_rows(&x, path, "tensor `images` (tissue pixels)")?;
     let ids = safetensors_ids(path, &file, n, None)?;
     Ok(Matrix {
         ids,

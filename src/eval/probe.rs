@@ -63,13 +63,15 @@ pub struct PairSet {
     pub skipped: usize,
 }
 
+/// The file's text (gzip when the name ends in `.gz`), without a leading byte-order mark.
 fn open_text(path: &Path) -> Result<Box<dyn Read>> {
     let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        Ok(Box::new(flate2::read::GzDecoder::new(f)))
+    let r: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
     } else {
-        Ok(Box::new(f))
-    }
+        Box::new(std::io::BufReader::new(f))
+    };
+    Ok(Box::new(crate::data::source::skip_bom(path, r)?))
 }
 
 fn csv_err(path: &Path, e: csv::Error) -> DarlcError {

@@ -194,36 +194,61 @@ impl TensorFile {
             }
         }
         for (name, view) in st.tensors() {
-            let shape = IxDyn(view.shape());
+            let shape = view.shape().to_vec();
             let data = view.data();
+            // A shape whose element count overflows (a zero dimension beside huge ones passes
+            // the safetensors check, 0 bytes) is an error, not a panic (issue 24).
+            let shape_err = |e: ndarray::ShapeError| {
+                bad(format!(
+                    "tensor `{name}` has shape {shape:?}, which darlc cannot hold: {e}"
+                ))
+            };
+            let dyn_shape = || {
+                let mut n: usize = 1;
+                for &d in &shape {
+                    n = n
+                        .checked_mul(d)
+                        .filter(|&n| n <= isize::MAX as usize)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "tensor `{name}` has shape {shape:?}: too many elements"
+                            ))
+                        })?;
+                }
+                Ok::<_, DarlcError>(IxDyn(&shape))
+            };
             let t = match view.dtype() {
                 Dtype::F32 => TensorData::F32(
-                    ArrayD::from_shape_vec(shape, f32::from_le_bytes_vec(data)).unwrap(),
+                    ArrayD::from_shape_vec(dyn_shape()?, f32::from_le_bytes_vec(data))
+                        .map_err(shape_err)?,
                 ),
                 Dtype::F64 => TensorData::F64(
-                    ArrayD::from_shape_vec(shape, f64::from_le_bytes_vec(data)).unwrap(),
+                    ArrayD::from_shape_vec(dyn_shape()?, f64::from_le_bytes_vec(data))
+                        .map_err(shape_err)?,
                 ),
                 Dtype::I64 => TensorData::I64(
                     ArrayD::from_shape_vec(
-                        shape,
+                        dyn_shape()?,
                         data.chunks_exact(8)
-                            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                            .map(|c| {
+                                i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                            })
                             .collect(),
                     )
-                    .unwrap(),
+                    .map_err(shape_err)?,
                 ),
                 Dtype::I32 => TensorData::I64(
                     ArrayD::from_shape_vec(
-                        shape,
+                        dyn_shape()?,
                         data.chunks_exact(4)
-                            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
                             .collect(),
                     )
-                    .unwrap(),
+                    .map_err(shape_err)?,
                 ),
-                Dtype::U8 | Dtype::BOOL => {
-                    TensorData::U8(ArrayD::from_shape_vec(shape, data.to_vec()).unwrap())
-                }
+                Dtype::U8 | Dtype::BOOL => TensorData::U8(
+                    ArrayD::from_shape_vec(dyn_shape()?, data.to_vec()).map_err(shape_err)?,
+                ),
                 other => {
                     return Err(bad(format!(
                         "tensor `{name}` has dtype {other:?}; darlc reads F32, F64, I64, I32, U8 and BOOL"

@@ -106,10 +106,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize)> {
 /// stack, or a CSV stack with `--image-shape`), defaulting to the embedded section; `--sparsify`
 /// masks pixels as in SPEC §2.3 (stream `data.sparsify`); `--pixel-max` rescales the values.
 pub fn load_images(args: &EmbedArgs) -> Result<crate::data::ImageSet> {
-    let path = args
-        .input
-        .clone()
-        .unwrap_or_else(crate::data::default_input);
+    let path = crate::data::Input::or_embedded(args.input.as_deref())?;
     let image_shape = args.image_shape.as_deref().map(parse_shape).transpose()?;
     let opts = crate::data::LoadOptions {
         patch: args.patch,

@@ -118,10 +118,27 @@ impl Config {
                 ),
             ));
         }
-        if !(0.0..1.0).contains(&self.mask_ratio) || self.n_keep() == 0 {
+        if !(0.0..1.0).contains(&self.mask_ratio) {
             return Err(DarlcError::param(
                 "mask_ratio",
-                format!("ρ = {} leaves no visible token", self.mask_ratio),
+                format!("ρ = {} must be in [0, 1)", self.mask_ratio),
+            ));
+        }
+        if self.n_keep() == 0 {
+            // ρ < 1 keeps a token of any image with enough tokens: the patch is what is too
+            // large for this image (e.g. patch 80 on a 75-pixel canvas padded to 80: 1 token).
+            let l = self.tokens();
+            return Err(DarlcError::param(
+                "patch",
+                format!(
+                    "a patch of {p} cuts the {h}×{w} images into {l} token(s), and masking \
+                     ρ = {r} of them leaves none visible (SPEC §4.2); choose a smaller \
+                     patch (`--patch`, `module1.patch`) or a lower mask_ratio",
+                    p = self.patch,
+                    h = self.height,
+                    w = self.width,
+                    r = self.mask_ratio
+                ),
             ));
         }
         Ok(())

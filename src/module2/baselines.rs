@@ -120,7 +120,7 @@ pub fn gmm_pca_baseline(
         gaussian: true,
         scale_prior: ScalePrior::Default,
         max_iter,
-        tol: 1e-6,
+        ..SmmConfig::new(k)
     };
     let mut kr = rng::stream(seed, "baseline.kmeans++");
     let fit = smm::fit(scores.view(), &cfg, &mut kr)?;

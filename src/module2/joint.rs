@@ -63,6 +63,10 @@ pub struct JointOptions {
     pub em_iters_epoch: usize,
     pub em_iters_final: usize,
     pub em_tol: f64,
+    /// SMM prior α and κ0 (§6.2) and the initial ν (§6.5): 2, 0.01 and 3 in SPEC §14.
+    pub alpha: f64,
+    pub kappa0: f64,
+    pub nu_init: f64,
     /// SMM→GMM ablation (§15).
     pub gaussian: bool,
     pub scale_prior: ScalePrior,
@@ -87,6 +91,9 @@ impl JointOptions {
             em_iters_epoch: 20,
             em_iters_final: 100,
             em_tol: 1e-6,
+            alpha: 2.0,
+            kappa0: 0.01,
+            nu_init: smm::NU_INIT,
             gaussian: false,
             scale_prior: ScalePrior::Default,
             terms: Terms::default(),
@@ -315,6 +322,9 @@ impl<T: Float> Joint<T> {
             scale_prior: opts.scale_prior,
             max_iter: opts.em_iters_init,
             tol: opts.em_tol,
+            alpha: opts.alpha,
+            kappa0: opts.kappa0,
+            nu_init: opts.nu_init,
         };
         let fit = smm::fit(z.view(), &cfg, &mut rng::stream(opts.seed, "kmeans++"))?;
         let smm_ids = SmmParamIds {

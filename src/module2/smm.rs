@@ -247,6 +247,12 @@ pub struct SmmConfig {
     pub max_iter: usize,
     /// Relative tolerance on ℓ_MAP (1e-6).
     pub tol: f64,
+    /// Dirichlet concentration α of the prior (§6.2; 2, `module2.alpha`).
+    pub alpha: f64,
+    /// NIW mean precision scale κ0 of the prior (§6.2; 0.01, `module2.kappa0`).
+    pub kappa0: f64,
+    /// ν of the hard initial M-step (§6.5; [`NU_INIT`] = 3, `module2.nu_init`).
+    pub nu_init: f64,
 }
 
 impl SmmConfig {
@@ -258,6 +264,9 @@ impl SmmConfig {
             scale_prior: ScalePrior::Default,
             max_iter: 100,
             tol: 1e-6,
+            alpha: 2.0,
+            kappa0: 0.01,
+            nu_init: NU_INIT,
         }
     }
 }
@@ -688,6 +697,24 @@ impl Smm {
         prior: &SmmPrior,
         gaussian: bool,
     ) -> Result<Self> {
+        Self::from_partition_nu(z, labels, k, prior, gaussian, NU_INIT)
+    }
+
+    /// [`Smm::from_partition`] with every `ν_k = nu_init` (`module2.nu_init`, §6.5).
+    pub fn from_partition_nu(
+        z: ArrayView2<f64>,
+        labels: &[usize],
+        k: usize,
+        prior: &SmmPrior,
+        gaussian: bool,
+        nu_init: f64,
+    ) -> Result<Self> {
+        if !(NU_MIN..=NU_MAX).contains(&nu_init) {
+            return Err(DarlcError::param(
+                "module2.nu_init",
+                format!("must lie in the ν bounds [{NU_MIN}, {NU_MAX}]; got {nu_init}"),
+            ));
+        }
         let (n, d) = z.dim();
         if labels.len() != n {
             return Err(DarlcError::Data(
@@ -711,7 +738,7 @@ impl Smm {
             Array1::from_elem(k, 1.0 / k as f64),
             Array2::zeros((k, d)),
             sigma,
-            Array1::from_elem(k, NU_INIT),
+            Array1::from_elem(k, nu_init),
             gaussian,
         )?;
         smm.mstep(z, r.view(), None, prior)?;
@@ -1084,16 +1111,18 @@ pub fn solve_nu(g: f64, nu_old: f64, d: f64) -> f64 {
     (0.5 * (lo + hi)).exp()
 }
 
-/// Full fit (§6.5): prior from `z`, k-means++ (stream supplied by the caller, conventionally
-/// `rng::stream(seed, "kmeans++")`) + Lloyd, optional within-cluster scale prior, hard MAP M-step
-/// with ν = 3, then EM up to `cfg.max_iter` iterations.
+/// Full fit (§6.5): prior from `z` with the configured α and κ0, k-means++ (stream supplied by the
+/// caller, conventionally `rng::stream(seed, "kmeans++")`) + Lloyd, optional within-cluster scale
+/// prior, hard MAP M-step with ν = `cfg.nu_init` (3), then EM up to `cfg.max_iter` iterations.
 pub fn fit(z: ArrayView2<f64>, cfg: &SmmConfig, rng: &mut Stream) -> Result<SmmFit> {
     let mut prior = SmmPrior::default_from(z, cfg.k)?;
+    prior.alpha = cfg.alpha;
+    prior.kappa0 = cfg.kappa0;
     let km = kmeans(z, cfg.k, rng)?;
     if cfg.scale_prior == ScalePrior::Within {
         prior.set_within_scale(z, &km.labels, km.centres.view())?;
     }
-    let mut smm = Smm::from_partition(z, &km.labels, cfg.k, &prior, cfg.gaussian)?;
+    let mut smm = Smm::from_partition_nu(z, &km.labels, cfg.k, &prior, cfg.gaussian, cfg.nu_init)?;
     let init_jitter = smm.jitter_used;
     let mut report = smm.em(z, &prior, cfg.max_iter, cfg.tol)?;
     report.jitter_used |= init_jitter;

@@ -58,17 +58,51 @@ fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
     }
 }
 
+/// The dotted name of the first key of `over` whose value does not fit the config (serde's
+/// message names the value's type but not its key): each key is tried alone on top of `base`.
+fn bad_key(base: &serde_json::Value, over: &serde_json::Value, prefix: &str) -> Option<String> {
+    let obj = over.as_object()?;
+    for (k, v) in obj {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        // `over` holding only this key, nested under `prefix`.
+        let mut one = serde_json::json!({ k: v });
+        for part in prefix.rsplit('.').filter(|p| !p.is_empty()) {
+            one = serde_json::json!({ part: one });
+        }
+        let mut trial = base.clone();
+        merge(&mut trial, one);
+        if serde_json::from_value::<Config>(trial).is_err() {
+            return Some(
+                (v.is_object() && !name.ends_with("clusters"))
+                    .then(|| bad_key(base, v, &name))
+                    .flatten()
+                    .unwrap_or(name),
+            );
+        }
+    }
+    None
+}
+
 /// The effective configuration of `args`.
 pub fn config_of(args: &RunArgs) -> Result<Config> {
     let mut c = Config::preset(&args.preset)?;
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
-        let over: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}")))?;
-        let mut base = serde_json::to_value(&c).expect("config serialises");
-        merge(&mut base, over);
-        c = serde_json::from_value(base)
-            .map_err(|e| DarlcError::format(path, None, format!("invalid config: {e}")))?;
+        let over: serde_json::Value = serde_json::from_str(crate::data::source::strip_bom(&text))
+            .map_err(|e| {
+            DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}"))
+        })?;
+        let preset = serde_json::to_value(&c).expect("config serialises");
+        let mut base = preset.clone();
+        merge(&mut base, over.clone());
+        c = serde_json::from_value(base).map_err(|e| {
+            let key = bad_key(&preset, &over, "").map_or(String::new(), |k| format!("key `{k}`: "));
+            DarlcError::format(path, None, format!("invalid config: {key}{e}"))
+        })?;
     }
     if let Some(m) = &args.method {
         c.method = match m.as_str() {
@@ -121,7 +155,7 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
             .build_global();
     }
     let cfg = config_of(&args)?.check()?;
-    let input = args.load.input();
+    let input = args.load.input()?;
     let mut load = args.load.options(cfg.get().seed);
     load.min_spots = cfg.get().min_spots;
     load.patch = cfg.get().module1.patch;

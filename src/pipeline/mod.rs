@@ -120,6 +120,9 @@ pub fn run(
     truth: Option<&Path>,
     out: &Path,
 ) -> Result<RunResult> {
+    // Everything the run will read or write is checked before any compute (issue 24).
+    probe_out(out)?;
+    let truth = read_truth(truth)?;
     std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
     let marker = out.join("run.json");
     if marker.exists() {
@@ -132,6 +135,7 @@ pub fn run(
     phases.push(Phase::ended("load", t0));
     eprint!("{}", data::cli::summary(&set));
     let n = set.images.dim().0;
+    check_data(&set, cfg, truth.as_ref())?;
     // The methods see `model_set`, which differs from `set` only under a per-image scaling
     // (`image_scale`, not in SPEC); metrics and outputs use the images as loaded.
     let scaled = (c.image_scale != ImageScale::None).then(|| {
@@ -208,13 +212,13 @@ pub fn run(
     // the run's peak memory on 15,000 genes).
     drop(scaled);
     let image_shape = set.images.dim().into();
-    let written = write_all(set, x, &result, &extras, truth, out)?;
+    let written = write_all(set, x, &result, &extras, truth.as_ref(), out)?;
     phases.push(Phase::ended("outputs", t2));
     let rj = RunJson {
         complete: true,
         darlc_version: env!("CARGO_PKG_VERSION"),
         command: std::env::args().collect(),
-        input: input.display().to_string(),
+        input: data::input_name(input),
         input_sha256: input_hashes(input)?,
         threads: rayon::current_num_threads(),
         config: c,
@@ -244,15 +248,179 @@ fn infer_clusters(x: &Array2<f64>, knn: usize, seed: u64) -> Result<usize> {
     Ok(inf.k_hat)
 }
 
-/// Truth labels: a `--truth` CSV (id, label) or the labels that came with the data.
-fn truth_rows(set: &ImageSet, truth: Option<&Path>) -> Result<Option<Vec<(String, String)>>> {
-    if let Some(p) = truth {
-        return Ok(Some(crate::eval::input::read_two_column_csv(p)?));
+/// A `--truth` file as read at start-up: its rows (id, label) and its path for messages.
+pub struct Truth {
+    pub rows: Vec<(String, String)>,
+    pub path: PathBuf,
+}
+
+/// Read `--truth` before any compute: a missing file, a single column, an empty or duplicated
+/// id are errors naming the file and line.
+fn read_truth(truth: Option<&Path>) -> Result<Option<Truth>> {
+    let Some(p) = truth else { return Ok(None) };
+    let rows = crate::eval::input::read_two_column_csv(p)?;
+    if rows.is_empty() {
+        return Err(DarlcError::format(
+            p,
+            None,
+            "no rows (expected a header, then id,label)",
+        ));
     }
-    Ok(set
-        .labels
-        .as_ref()
-        .map(|l| set.ids.iter().cloned().zip(l.iter().cloned()).collect()))
+    Ok(Some(Truth {
+        rows,
+        path: p.to_path_buf(),
+    }))
+}
+
+/// Check that `out` can be written, before any compute: an existing `out` must be a writable
+/// folder; otherwise its nearest existing ancestor must be a writable folder (nothing is
+/// created). Writes and removes one small probe file. The output-folder logic proper (staging,
+/// lock) builds on this.
+pub fn probe_out(out: &Path) -> Result<()> {
+    let mut dir = out.to_path_buf();
+    if dir.as_os_str().is_empty() {
+        dir = PathBuf::from(".");
+    }
+    loop {
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(DarlcError::param(
+                    "--out",
+                    format!(
+                        "{} is a file, not a folder; give a folder for the outputs",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                dir = match dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+            }
+            Err(e) => return Err(DarlcError::io(&dir, e)),
+        }
+    }
+    let probe = dir.join(format!(".darlc-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe").map_err(|e| {
+        DarlcError::param(
+            "--out",
+            format!(
+                "cannot write into {} ({e}); choose a folder you can write to",
+                dir.display()
+            ),
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Checks that need the data, made right after loading and before any compute: every image has
+/// a `--truth` label; the images are not all identical (and at least K of them differ, else the
+/// mixture would end in a Cholesky failure); DARLC's patch and mask ratio leave a visible token.
+fn check_data(set: &ImageSet, cfg: &CheckedConfig, truth: Option<&Truth>) -> Result<()> {
+    let c = cfg.get();
+    let (n, ch, h, w) = set.images.dim();
+    if let Some(t) = truth {
+        let known: std::collections::BTreeSet<&str> =
+            t.rows.iter().map(|(id, _)| id.as_str()).collect();
+        let missing: Vec<&String> = set
+            .ids
+            .iter()
+            .filter(|id| !known.contains(id.as_str()))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(DarlcError::format(
+                &t.path,
+                None,
+                format!(
+                    "no label for image `{first}` ({} of the {n} images have none); the truth \
+                     file needs a row `id,label` for every gene kept",
+                    missing.len()
+                ),
+            ));
+        }
+    }
+    if c.method == Method::Darlc {
+        if n < 2 {
+            return Err(DarlcError::Data(format!(
+                "DARLC needs at least 2 images, got {n}"
+            )));
+        }
+        let m1 = darlc::module1_config(c, ch, h, w);
+        m1.validate().map_err(|e| match e {
+            DarlcError::Param { name, msg } => DarlcError::Param {
+                name: format!("module1.{name}"),
+                msg,
+            },
+            other => other,
+        })?;
+    }
+    let k_min = cfg.clusters_for(n)?.unwrap_or(2);
+    let (distinct, pair) = distinct_images(set);
+    if distinct < k_min {
+        let example = pair.map_or(String::new(), |(a, b)| {
+            format!(
+                " (e.g. `{}` and `{}` have identical images)",
+                set.ids[a], set.ids[b]
+            )
+        });
+        let what = if distinct == 1 {
+            format!("all {n} images are identical{example}")
+        } else {
+            format!("only {distinct} of the {n} images differ{example}")
+        };
+        return Err(DarlcError::Data(format!(
+            "{what}; {k_min} clusters need at least {k_min} different images: remove the \
+             duplicated genes or choose fewer clusters (--clusters)"
+        )));
+    }
+    Ok(())
+}
+
+/// How many images differ (bit patterns of the f32 values), and the first identical pair.
+fn distinct_images(set: &ImageSet) -> (usize, Option<(usize, usize)>) {
+    use std::hash::{Hash, Hasher};
+    let mut first: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    let mut pair = None;
+    let mut distinct = 0;
+    let img = |i: usize| set.images.index_axis(ndarray::Axis(0), i);
+    for i in 0..set.images.dim().0 {
+        let mut hs = std::hash::DefaultHasher::new();
+        for v in img(i).iter() {
+            v.to_bits().hash(&mut hs);
+        }
+        let same = first.entry(hs.finish()).or_default();
+        match same.iter().find(|&&j| img(j) == img(i)) {
+            Some(&j) => {
+                pair.get_or_insert((j, i));
+            }
+            None => {
+                same.push(i);
+                distinct += 1;
+            }
+        }
+    }
+    (distinct, pair)
+}
+
+/// Truth labels: the `--truth` rows or the labels that came with the data.
+fn truth_rows(set: &ImageSet, truth: Option<&Truth>) -> Option<(Vec<(String, String)>, PathBuf)> {
+    if let Some(t) = truth {
+        return Some((t.rows.clone(), t.path.clone()));
+    }
+    set.labels.as_ref().map(|l| {
+        (
+            set.ids.iter().cloned().zip(l.iter().cloned()).collect(),
+            PathBuf::from(&set.report.input),
+        )
+    })
 }
 
 fn write_all(
@@ -260,7 +428,7 @@ fn write_all(
     x: Array2<f64>,
     r: &RunResult,
     extras: &Extras,
-    truth: Option<&Path>,
+    truth: Option<&Truth>,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
@@ -307,8 +475,11 @@ fn write_all(
             files.push(p);
         }
     }
-    let truth = truth_rows(set, truth)?;
-    let report = outputs::metrics(set, x, &r.clustering, truth.as_deref(), out)?;
+    let truth = truth_rows(set, truth);
+    let truth = truth
+        .as_ref()
+        .map(|(rows, p)| (rows.as_slice(), p.as_path()));
+    let report = outputs::metrics(set, x, &r.clustering, truth, out)?;
     let p = out.join("metrics.json");
     io::write_json(&p, &report)?;
     files.push(p);

@@ -118,7 +118,7 @@ pub fn metrics(
     set: &ImageSet,
     x: Array2<f64>,
     c: &Clustering,
-    truth: Option<&[(String, String)]>,
+    truth: Option<(&[(String, String)], &Path)>,
     out: &Path,
 ) -> Result<EvalReport> {
     let rows: Vec<(String, String)> = set
@@ -143,11 +143,7 @@ pub fn metrics(
         // Relative: the run folder describes itself (and stays identical wherever it is written).
         path: std::path::PathBuf::from("images.safetensors"),
     };
-    let truth_path = out.join("truth");
-    let truth_table = truth.map(|rows| LabelTable {
-        rows,
-        path: &truth_path,
-    });
+    let truth_table = truth.map(|(rows, path)| LabelTable { rows, path });
     evaluate(&labels, truth_table.as_ref(), None, Some(&images))
 }
 
