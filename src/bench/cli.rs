@@ -33,6 +33,10 @@ pub enum BenchWhich {
     /// Module I warm-up step at paper size (75×75, p 5, D 64, 4 blocks, 4 heads, B 256, f32):
     /// images/s and peak RSS (same step as the PyTorch peer `darlc_module1_torch.py`).
     SslStep(crate::module1::bench::SslStepArgs),
+    /// Thread scaling: the Module I step, the GAT epoch and one EM iteration at 1, 2, 4, … up to
+    /// the core count (and the count itself): images/s, parallel efficiency, and whether every
+    /// count gives the same bits.
+    Scaling(super::scaling::ScalingArgs),
 }
 
 /// Run `darlc bench …`.
@@ -66,5 +70,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchWhich::SslStep(a) => crate::module1::bench::ssl_step(a),
+        BenchWhich::Scaling(a) => super::scaling::scaling(a),
     }
 }
