@@ -74,9 +74,9 @@ impl Batch {
 
     /// B for `n` images. `Fixed(b)` is `b`. `Auto` is `clamp(⌊N/4⌋, 2, 32)`: 32 is the batch of
     /// every measured run that trained a useful embedding (`benches/small_section.json` on 1,000
-    /// simulated genes and on the 488 genes of DLPFC 151673, `benches/large_section.json` on
-    /// 15,000; README, "Small sections"), and for fewer than 128 images ⌊N/4⌋ keeps at least four
-    /// optimiser steps per epoch. The contrastive task's chance level ln(2B − 1) is ln 63 ≈ 4.14
+    /// simulated genes and on the 488-gene DLPFC section of issue 23,
+    /// `benches/large_section.json` on 15,000; README, "Small sections"), and for fewer than 128
+    /// images ⌊N/4⌋ keeps at least four optimiser steps per epoch. The contrastive task's chance level ln(2B − 1) is ln 63 ≈ 4.14
     /// at B = 32. Compute per epoch does not depend on B, so a smaller B buys more steps.
     pub fn size_for(self, n: usize) -> usize {
         match self {
@@ -352,13 +352,13 @@ impl Default for Config {
 }
 
 /// Warm-up optimiser steps of the recommended preset: `benches/small_section.json`'s 100 epochs
-/// at B 32 on the 488 genes of DLPFC 151673 (16 steps per epoch), which gave an embedding that
-/// beats PCA on gene-family clustering there (issue 23), and more than the EMA target's time
+/// at B 32 on the 488-gene DLPFC section of issue 23 (16 steps per epoch), which gave an
+/// embedding that beats PCA on gene-family clustering there, and more than the EMA target's time
 /// constant of 1,000 steps (momentum 0.999).
 pub const RECOMMENDED_WARMUP_STEPS: usize = 1600;
 
 /// Joint batch-level steps of the recommended preset: `small_section.json`'s 10 joint epochs on
-/// DLPFC 151673 (160 steps); on 15,000 genes one epoch at B 32 (469 steps), as in
+/// the 488-gene DLPFC section (160 steps); on 15,000 genes one epoch at B 32 (469 steps), as in
 /// `benches/large_section.json`.
 pub const RECOMMENDED_JOINT_STEPS: usize = 160;
 
@@ -490,9 +490,7 @@ impl Config {
         {
             return p(
                 "module1.batch",
-                format!(
-                    "must be ≥ 2 (NT-Xent and BatchNorm need two items) or \"auto\"; got {b}"
-                ),
+                format!("must be ≥ 2 (NT-Xent and BatchNorm need two items) or \"auto\"; got {b}"),
             );
         }
         // Step targets (issue 23): 0 is allowed (no warm-up: the "w/o pretraining" ablation; no

@@ -42,8 +42,9 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
     /// Per-image scaling of the smoothed positive views (`smoothing.view_scale`; not in SPEC;
-    /// `none` in the paper preset, `max` in the recommended one): `max` puts every view on a maximum of 1 so
-    /// that the contrastive pair differs in level and `h` follows the pattern rather than the level.
+    /// `none` in the paper preset, `max` in the recommended one): `max` puts every view on a
+    /// maximum of 1 so that the contrastive pair differs in level and `h` follows the pattern
+    /// rather than the level.
     #[arg(long, value_enum)]
     pub view_scale: Option<ImageScale>,
 }

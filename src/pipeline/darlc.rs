@@ -93,10 +93,11 @@ impl Log<'_> {
 }
 
 /// A warning when the final fit puts every image in fewer than half of the K components, or in one
-/// component at any K ≥ 2 (one of two is exactly half; osmFISH's 33 genes ended so without a word,
-/// issue 23): the mixture merged components (SPEC §6.2 notes that the default NIW scale prior drives ν to 1, and
-/// one Adam_E step per epoch at lr 1e-3 moves every weight by about lr; both merge components on
-/// our simulated sections). The result is still a valid fit, so this is a warning, not an error.
+/// component at any K ≥ 2 (one of two is exactly half; osmFISH's 33 genes ended so without a
+/// word, issue 23): the mixture merged components (SPEC §6.2 notes that the default NIW scale
+/// prior drives ν to 1, and one Adam_E step per epoch at lr 1e-3 moves every weight by about lr;
+/// both merge components on our simulated sections). The result is still a valid fit, so this is
+/// a warning, not an error; `darlc run` prints it with the other [`super::guardrails`].
 pub fn merge_warning(used: usize, k: usize, c: &Config) -> Option<String> {
     if 2 * used >= k && used > 1 {
         return None;
@@ -245,7 +246,9 @@ pub fn run_darlc(
     })?;
     // 4. DARLC-C1 (w/o SMM): k-means on h.
     if c.ablations.no_smm {
-        let h = m1.embed(x.view(), c.module1.batch.size_for(n)).mapv(f64::from);
+        let h = m1
+            .embed(x.view(), c.module1.batch.size_for(n))
+            .mapv(f64::from);
         check_finite("h", &h)?;
         let cl = timed(&mut phases, "kmeans-on-h", || {
             baselines::kmeans_baseline(h.view(), k, c.seed)

@@ -161,6 +161,9 @@ pub fn run(
     // DARLC's schedule for this N (issue 23) and the warnings that can be given before training.
     let mut warnings = Vec::new();
     let sched = (c.method == Method::Darlc).then(|| schedule::resolve(n, c));
+    // run.json's config: the batch and epochs the loops ran with (the targets stay as a record;
+    // resolving it again gives the same schedule).
+    let resolved = sched.as_ref().map(|s| s.apply(c));
     if let Some(s) = &sched {
         eprint!("{}", s.describe());
         warnings.extend(guardrails::small_section_warning(n));
@@ -213,7 +216,7 @@ pub fn run(
             let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, out, true)?;
             model.metadata.insert(
                 "config".into(),
-                serde_json::to_string(c).unwrap_or_default(),
+                serde_json::to_string(resolved.as_ref().unwrap_or(c)).unwrap_or_default(),
             );
             extras.model = Some(model);
             (r, k)
@@ -227,7 +230,11 @@ pub fn run(
         && !c.ablations.no_clr
         && let Ok(log) = std::fs::read_to_string(out.join("log.jsonl"))
     {
-        after.extend(guardrails::chance_warning(&log, s.warmup.batch));
+        after.extend(guardrails::chance_warning(
+            &log,
+            s.warmup.batch,
+            s.warmup.steps,
+        ));
     }
     if let Some(s) = &sched
         && !c.ablations.no_smm
@@ -263,7 +270,7 @@ pub fn run(
         input: input.display().to_string(),
         input_sha256: input_hashes(input)?,
         threads: rayon::current_num_threads(),
-        config: c,
+        config: resolved.as_ref().unwrap_or(c),
         images: n,
         image_shape,
         clusters: k,

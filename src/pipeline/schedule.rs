@@ -48,9 +48,7 @@ pub struct Schedule {
 /// The fewest whole epochs of `steps_per_epoch` steps that make at least `target` steps, and at
 /// least `min_epochs`.
 fn epochs_for(target: usize, steps_per_epoch: usize, min_epochs: usize) -> usize {
-    target
-        .div_ceil(steps_per_epoch.max(1))
-        .max(min_epochs)
+    target.div_ceil(steps_per_epoch.max(1)).max(min_epochs)
 }
 
 /// Resolve `c`'s schedule for `n` images:
@@ -146,14 +144,14 @@ mod tests {
         c.module1.batch = Batch::Auto;
         c.module1.warmup_steps = Some(1600);
         c.module2.joint_steps = Some(160);
-        // DLPFC 151673: 488 genes, B 32, 15 full batches + one of 8 = 16 steps per epoch:
-        // benches/small_section.json's 100 warm-up and 10 joint epochs.
+        // The 488-gene DLPFC section of issue 23: B 32, 15 full batches + one of 8 = 16 steps
+        // per epoch: benches/small_section.json's 100 warm-up and 10 joint epochs.
         let s = resolve(488, &c);
         assert_eq!(s.warmup.batch, 32);
         assert_eq!(s.warmup.steps_per_epoch, 16);
         assert_eq!((s.warmup.epochs, s.warmup.steps), (100, 1600));
         assert_eq!((s.joint.epochs, s.joint.steps), (10, 160));
-        // 16,110 genes (the embedded section): 504 steps per epoch (503 full + one of 14).
+        // 16,110 genes: 504 steps per epoch (503 full + one of 14).
         let s = resolve(16_110, &c);
         assert_eq!(s.warmup.steps_per_epoch, 504);
         assert_eq!((s.warmup.epochs, s.warmup.steps), (4, 2016));
@@ -187,7 +185,10 @@ mod tests {
         c.module2.joint_steps = Some(1);
         let s = resolve(33, &c);
         assert_eq!((s.warmup.batch, s.warmup.steps_per_epoch), (8, 4));
-        assert_eq!(s.joint.epochs, 1, "a positive target runs at least one epoch");
+        assert_eq!(
+            s.joint.epochs, 1,
+            "a positive target runs at least one epoch"
+        );
         // The auto rule never goes below 2 (NT-Xent and BatchNorm need two items).
         assert_eq!(Batch::Auto.size_for(3), 2);
         assert_eq!(Batch::Auto.size_for(127), 31);
