@@ -267,3 +267,133 @@ fn view_scale_changes_the_positive_views_only() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
+}
+
+/// Issue 23: step targets set the epochs, `run.json` records the schedule per phase with the
+/// target that produced it, and the guardrails' warnings land in `run.json` with their remedy.
+#[test]
+fn step_targets_set_the_schedule_and_run_json_records_it() {
+    let out = tmp("steps");
+    run_tiny(
+        &out,
+        Some(
+            r#"{"module1": {"warmup_steps": 20, "batch": "auto"},
+                "module2": {"joint_steps": 5}}"#,
+        ),
+        &["--canvas", "tissue"],
+        "2",
+    );
+    let rj = run_json(&out);
+    // 287 genes: B = min(⌊287/4⌋, 32) = 32, 8 full batches + one of 31 = 9 steps per epoch;
+    // ⌈20/9⌉ = 3 warm-up epochs (27 steps), ⌈5/9⌉ = 1 joint epoch (9 batch steps).
+    let s = &rj["schedule"];
+    assert_eq!(s["batch_rule"], "auto");
+    for (phase, epochs, steps, target) in [("warmup", 3, 27, 20), ("joint", 1, 9, 5)] {
+        let p = &s[phase];
+        assert_eq!(p["batch"], 32, "{phase}");
+        assert_eq!(p["steps_per_epoch"], 9, "{phase}");
+        assert_eq!(p["epochs"], epochs, "{phase}");
+        assert_eq!(p["steps"], steps, "{phase}");
+        assert_eq!(p["target_steps"], target, "{phase}");
+    }
+    // The config in run.json is what the loops ran with; the targets stay beside it.
+    assert_eq!(rj["config"]["module1"]["batch"], 32);
+    assert_eq!(rj["config"]["module1"]["warmup_epochs"], 3);
+    assert_eq!(rj["config"]["module1"]["warmup_steps"], 20);
+    assert_eq!(rj["config"]["module2"]["joint_epochs"], 1);
+    assert_eq!(rj["config"]["canvas"], "tissue");
+    // The log holds exactly the resolved epochs.
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |ph: &str| recs.iter().filter(|r| r["phase"] == ph).count();
+    assert_eq!((count("warm-up"), count("joint")), (3, 1));
+    assert!(
+        recs.iter()
+            .filter(|r| r["phase"] == "warm-up")
+            .all(|r| r["steps"] == 9)
+    );
+    // Too few steps in both phases: two warnings naming the remedy's keys.
+    let warnings: Vec<String> = rj["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("only 27 optimiser steps") && w.contains("warmup_steps")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("only 9 batch-level") && w.contains("joint_steps")),
+        "{warnings:?}"
+    );
+    // The chance-level warning appears exactly when the last contrastive loss is above 0.98 of
+    // ln(2·32 − 1), computed here from the log.
+    let last_cl = recs
+        .iter()
+        .filter_map(|r| r["l_cl"].as_f64())
+        .next_back()
+        .unwrap();
+    assert_eq!(
+        warnings.iter().any(|w| w.contains("chance level")),
+        last_cl > 0.98 * 63f64.ln(),
+        "l_cl {last_cl}: {warnings:?}"
+    );
+    // The canvas fits the tissue: padded to the patch (5) and no larger than SPEC's canvas.
+    let shape: Vec<u64> = rj["image_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(shape[2] % 5 == 0 && shape[3] % 5 == 0, "{shape:?}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Issue 23: a section of tens of genes warns before training and points to `--method gmm-pca`.
+#[test]
+fn a_section_of_tens_of_genes_warns_and_names_gmm_pca() {
+    let sim = tmp("small-sim");
+    let st = darlc()
+        .args(["simulate", "--genes", "60", "--seed", "1", "--out"])
+        .arg(&sim)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let out = tmp("small");
+    let o = darlc()
+        .env("RAYON_NUM_THREADS", "2")
+        .args(["run", "--preset", "tiny", "--input"])
+        .arg(&sim)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let rj = run_json(&out);
+    let n = rj["images"].as_u64().unwrap();
+    assert!(n < 100, "{n} images");
+    let w = rj["warnings"].to_string();
+    assert!(
+        w.contains(&format!("{n} images (genes) are too few")) && w.contains("--method gmm-pca"),
+        "{w}"
+    );
+    assert!(err.contains("--method gmm-pca"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&sim).unwrap();
+}
