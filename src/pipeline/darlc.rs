@@ -345,13 +345,13 @@ mod tests {
     fn smm_prior_keys_reach_the_joint_phase() {
         // Defaults: SPEC §6.2 / §6.5 (α 2, κ0 0.01, ν 3), as the fit used before the keys were
         // honoured (issue 24).
-        let o = joint_options(&Config::default(), 5, false);
+        let o = joint_options(&Config::default(), 100, 5, false);
         assert_eq!((o.alpha, o.kappa0, o.nu_init), (2.0, 0.01, 3.0));
         let mut c = Config::default();
         c.module2.alpha = 3.5;
         c.module2.kappa0 = 0.2;
         c.module2.nu_init = 7.0;
-        let o = joint_options(&c, 5, false);
+        let o = joint_options(&c, 100, 5, false);
         assert_eq!((o.alpha, o.kappa0, o.nu_init), (3.5, 0.2, 7.0));
     }
 
