@@ -625,7 +625,8 @@ pub fn target_p(mut b: Builder) -> CaseData {
 
 /// `similarity.tiny.seeding`: the seeding similarity of SPEC §7 (Pearson, kNN k = 3, union,
 /// negatives dropped, zero-variance rows → 0) of `y [10, 16]` (U(0, 1) with some negatively
-/// correlated rows and row 7 constant): output `s`, dense `[10, 10]`.
+/// correlated rows, row 7 constant and row 9 anti-correlated with most rows, so that its kNN list
+/// holds a negative correlation): output `s`, dense `[10, 10]`.
 pub fn similarity(mut b: Builder) -> CaseData {
     let mut y = b
         .uniform("y", &[10, 16], 0.0, 1.0)
@@ -635,6 +636,10 @@ pub fn similarity(mut b: Builder) -> CaseData {
         y[[1, j]] = 1.0 - y[[0, j]] + 0.1 * y[[1, j]];
         y[[4, j]] = 0.5 * y[[3, j]] + 0.3 * y[[4, j]];
         y[[7, j]] = 0.25;
+        // Row 9 against the mean of rows 0, 2–6, 8: its kNN list (rows 1, 7, 2) holds r₉₂ ≈ −0.13,
+        // which S drops.
+        let mean: f64 = [0, 2, 3, 4, 5, 6, 8].iter().map(|&i| y[[i, j]]).sum::<f64>() / 7.0;
+        y[[9, j]] = 1.0 - mean + 0.05 * y[[9, j]];
     }
     b.constant("y", y.clone().into_dyn());
     b.config("k", 3).config(
