@@ -161,7 +161,7 @@ fn tiny_joint(b: &Builder) -> (Joint<f64>, Array4<f64>, Array4<f64>, LaplacianSy
 /// Steps taken before the fixture's step by the stored optimiser state.
 const ADAM_PRIOR_STEPS: u64 = 3;
 
-/// An Adam (lr `lr`) whose state for every parameter of `ids` is as after
+/// An Adam (lr 1e-3) whose state for every parameter of `ids` is as after
 /// [`ADAM_PRIOR_STEPS`] steps, stored as inputs `<prefix>.m.<name>` ~ `U(−0.02, 0.02)` and
 /// `<prefix>.v.<name>` ~ `U(1e-5, 1e-3)` (sorted names), so the fixture's step is step 4 and
 /// its move depends on the gradient's size, not only on its sign (Adam's first step from zero
