@@ -638,7 +638,11 @@ pub fn similarity(mut b: Builder) -> CaseData {
         y[[7, j]] = 0.25;
         // Row 9 against the mean of rows 0, 2–6, 8: its kNN list (rows 1, 7, 2) holds r₉₂ ≈ −0.13,
         // which S drops.
-        let mean: f64 = [0, 2, 3, 4, 5, 6, 8].iter().map(|&i| y[[i, j]]).sum::<f64>() / 7.0;
+        let mean: f64 = [0, 2, 3, 4, 5, 6, 8]
+            .iter()
+            .map(|&i| y[[i, j]])
+            .sum::<f64>()
+            / 7.0;
         y[[9, j]] = 1.0 - mean + 0.05 * y[[9, j]];
     }
     b.constant("y", y.clone().into_dyn());
