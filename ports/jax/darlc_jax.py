@@ -1104,7 +1104,7 @@ for _op in ["nn.Linear", "nn.LayerNorm", "nn.BatchNorm1d", "nn.MultiHeadAttentio
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", default="fixtures/golden")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="candidate folder to write (required unless --list-mutations)")
     ap.add_argument("--only", default="", help="comma-separated case-name prefixes")
     ap.add_argument("--list-mutations", action="store_true")
     a = ap.parse_args()
@@ -1112,6 +1112,8 @@ def main():
         for k, v in MUTATIONS.items():
             print(f"{k}\t{v}")
         return
+    if not a.out:
+        ap.error("--out is required")
     man = json.load(open(os.path.join(a.reference, "manifest.json")))
     os.makedirs(a.out, exist_ok=True)
     prefixes = [p for p in a.only.split(",") if p]

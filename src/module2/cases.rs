@@ -161,7 +161,7 @@ fn tiny_joint(b: &Builder) -> (Joint<f64>, Array4<f64>, Array4<f64>, LaplacianSy
 /// Steps taken before the fixture's step by the stored optimiser state.
 const ADAM_PRIOR_STEPS: u64 = 3;
 
-/// An Adam (lr `lr`) whose state for every parameter of `ids` is as after
+/// An Adam (lr 1e-3) whose state for every parameter of `ids` is as after
 /// [`ADAM_PRIOR_STEPS`] steps, stored as inputs `<prefix>.m.<name>` ~ `U(−0.02, 0.02)` and
 /// `<prefix>.v.<name>` ~ `U(1e-5, 1e-3)` (sorted names), so the fixture's step is step 4 and
 /// its move depends on the gradient's size, not only on its sign (Adam's first step from zero
@@ -625,7 +625,8 @@ pub fn target_p(mut b: Builder) -> CaseData {
 
 /// `similarity.tiny.seeding`: the seeding similarity of SPEC §7 (Pearson, kNN k = 3, union,
 /// negatives dropped, zero-variance rows → 0) of `y [10, 16]` (U(0, 1) with some negatively
-/// correlated rows and row 7 constant): output `s`, dense `[10, 10]`.
+/// correlated rows, row 7 constant and row 9 anti-correlated with most rows, so that its kNN list
+/// holds a negative correlation): output `s`, dense `[10, 10]`.
 pub fn similarity(mut b: Builder) -> CaseData {
     let mut y = b
         .uniform("y", &[10, 16], 0.0, 1.0)
@@ -635,6 +636,14 @@ pub fn similarity(mut b: Builder) -> CaseData {
         y[[1, j]] = 1.0 - y[[0, j]] + 0.1 * y[[1, j]];
         y[[4, j]] = 0.5 * y[[3, j]] + 0.3 * y[[4, j]];
         y[[7, j]] = 0.25;
+        // Row 9 against the mean of rows 0, 2–6, 8: its kNN list (rows 1, 7, 2) holds r₉₂ ≈ −0.13,
+        // which S drops.
+        let mean: f64 = [0, 2, 3, 4, 5, 6, 8]
+            .iter()
+            .map(|&i| y[[i, j]])
+            .sum::<f64>()
+            / 7.0;
+        y[[9, j]] = 1.0 - mean + 0.05 * y[[9, j]];
     }
     b.constant("y", y.clone().into_dyn());
     b.config("k", 3).config(
