@@ -54,11 +54,12 @@ impl Part {
 /// Problem sizes of the three parts.
 #[derive(Clone, Debug)]
 pub struct Sizes {
-    /// Module I: batch, image side, patch, width `D`, decoder widths.
+    /// Module I: batch, image side, patch, width `D`, MIM decoder widths.
     pub ssl_batch: usize,
     pub ssl_img: usize,
     pub ssl_patch: usize,
     pub ssl_dim: usize,
+    pub ssl_dec_widths: [usize; 4],
     /// GAT: spots, genes, hidden width `F1`, embedding width `F2`.
     pub gat_spots: usize,
     pub gat_genes: usize,
@@ -78,6 +79,7 @@ impl Sizes {
             ssl_img: 75,
             ssl_patch: 5,
             ssl_dim: 64,
+            ssl_dec_widths: [128, 256, 512, 1024],
             gat_spots: 4000,
             gat_genes: 15000,
             gat_hidden: 512,
@@ -88,14 +90,19 @@ impl Sizes {
         }
     }
 
-    /// Small sizes that still take every parallel path (row splits, attention over the batch,
-    /// chunked reductions, more E-step chunks than threads): for tests.
+    /// Small sizes that still take the parallel paths, for tests: the unmasked encoder passes have
+    /// B·L = 64·16 = 1,024 token rows, the fast f32 linear kernels' minimum (4 chunks of 256 rows
+    /// on AVX2/AVX-512 machines), the GAT
+    /// products split into 8 row blocks, the E-step runs 12 chunks of 128 rows. The Module I model
+    /// is the small one of `tests/module1_threads.rs`, the GAT sizes those of
+    /// `tests/augment_gat.rs`.
     pub fn test() -> Sizes {
         Sizes {
-            ssl_batch: 24,
+            ssl_batch: 64,
             ssl_img: 20,
             ssl_patch: 5,
             ssl_dim: 16,
+            ssl_dec_widths: [32, 64, 128, 256],
             gat_spots: 900,
             gat_genes: 200,
             gat_hidden: 64,
@@ -137,10 +144,7 @@ pub fn prepare(part: Part, s: &Sizes) -> Result<Prepared> {
             let mut cfg = M1Config::paper(1, s.ssl_img, s.ssl_img);
             cfg.patch = s.ssl_patch;
             cfg.dim = s.ssl_dim;
-            if s.ssl_dim < 64 {
-                // The paper's decoder widths are sized for D 64; keep the test model small.
-                cfg.dec_widths = [32, 64, 128, 256];
-            }
+            cfg.dec_widths = s.ssl_dec_widths;
             cfg.validate()?;
             let b = s.ssl_batch.max(2);
             let (x, xs) = crate::module1::bench::synthetic_pool(b, s.ssl_img, SEED);
