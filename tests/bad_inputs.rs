@@ -760,6 +760,15 @@ fn dense_cases() -> Vec<Case> {
             &["dense.csv:1", "duplicate gene `Ga`", "columns 2 and 4"],
         ),
         c(
+            "identical genes",
+            with(
+                Files::new(),
+                "dense.csv",
+                "gene,1x1,2x1,1x2,2x2\nGa,1,2,0,1\nGb,1,2,0,1\nGc,1,2,0,1\n",
+            ),
+            &["all 3 images are identical", "`Ga` and `Gb`"],
+        ),
+        c(
             "not UTF-8",
             with(Files::new(), "dense.csv", {
                 let mut b = f["dense.csv"].clone();
