@@ -356,7 +356,10 @@ fn step_targets_set_the_schedule_and_run_json_records_it() {
         .iter()
         .map(|v| v.as_u64().unwrap())
         .collect();
-    assert!(shape[2] % 5 == 0 && shape[3] % 5 == 0, "{shape:?}");
+    assert!(
+        shape[2].is_multiple_of(5) && shape[3].is_multiple_of(5),
+        "{shape:?}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 
