@@ -7,7 +7,8 @@
 #   ONLY=score benches/real_data.sh     # only (re)score and (re)build the tables
 #
 # Every darlc run goes to $OUT/<section>/seed<S>/<row>/ and is skipped when its run.json (written
-# last by darlc) exists, so an interrupted script resumes where it stopped. Each run is timed by
+# last by darlc) exists, so an interrupted script resumes where it stopped; a row being run by
+# another instance (<row>.lock holds a live pid) is skipped too, so two instances can share the work. Each run is timed by
 # GNU time (<row>.time: wall, peak RSS) with the load average before and after (<row>.load).
 #
 # Python (3.11 used): numpy scipy pandas scikit-learn igraph leidenalg hotspotsc, e.g.
@@ -23,6 +24,8 @@
 #   CONFIG_dlpfc, CONFIG_mob, CONFIG_bc1  darlc config on top of the preset (default
 #             benches/small_section.json for the 500-gene DLPFC, benches/large_section.json for
 #             the 13k-16k-gene sections; set e.g. CONFIG_mob= for the preset alone)
+#   ROWS      rows to run (default: all of full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size
+#             no_pretrain); runs already present are scored whatever ROWS says
 #   ABLATIONS "1" to run the Table 4 ablations on dlpfc (default 1)
 #   THREADS   darlc threads (default 2)     DARLC  the binary (default target/release/darlc)
 #   DARLC_SHARED  folder holding data/ (default ../shared)
@@ -36,6 +39,7 @@ CONFIG_dlpfc=${CONFIG_dlpfc-benches/small_section.json}
 CONFIG_mob=${CONFIG_mob-benches/large_section.json}
 CONFIG_bc1=${CONFIG_bc1-benches/large_section.json}
 ABLATIONS=${ABLATIONS:-1}
+ROWS=${ROWS:-"full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size no_pretrain"}
 THREADS=${THREADS:-2}
 DARLC=${DARLC:-target/release/darlc}
 export DARLC_SHARED=${DARLC_SHARED:-$(cd .. && pwd)/shared}
@@ -84,7 +88,13 @@ run_row() { # section seed row
   local dir="$OUT/$sec/seed$seed/$row"
   if [ -f "$dir/run.json" ]; then return 0; fi
   [ "${ONLY:-}" = score ] && return 0
+  [[ " $ROWS " == *" $row "* ]] || return 0
+  # Another instance of this script (or its orphaned darlc) holds the row: its pid is in .lock.
+  if [ -f "$dir.lock" ] && kill -0 "$(cat "$dir.lock")" 2>/dev/null; then
+    echo "== $sec seed $seed $row: running elsewhere (pid $(cat "$dir.lock")), skipped"; return 0
+  fi
   mkdir -p "$dir"
+  echo $$ > "$dir.lock"
   local method=darlc
   case $row in kmeans | gmm-pca) method=$row ;; esac
   local cfg
@@ -95,9 +105,10 @@ run_row() { # section seed row
   if ! /usr/bin/time -v -o "$dir.time" nice -n 10 "$DARLC" run --input "$(input_of "$sec")" $(opts_of "$sec") \
       --out "$dir" --preset "$PRESET" --config "$cfg" --method "$method" --seed "$seed" \
       --threads "$THREADS" > "$dir.log" 2>&1; then
-    echo "   FAILED, see $dir.log"; tail -3 "$dir.log"; return 0
+    echo "   FAILED, see $dir.log"; tail -3 "$dir.log"; rm -f "$dir.lock"; return 0
   fi
   cut -d' ' -f1-3 /proc/loadavg >> "$dir.load"
+  rm -f "$dir.lock"
   echo "   $(grep -E 'Elapsed|Maximum resident' "$dir.time" | sed 's/^\s*//' | tr '\n' ' ')"
 }
 
@@ -105,6 +116,7 @@ hotspot_of() { # section (layer-labelled sections only)
   local dir="$OUT/$1/hotspot"
   [ -f "$dir/hotspot.json" ] && return 0
   [ "${ONLY:-}" = score ] && return 0
+  mkdir -p "$dir"
   echo "== $1 hotspot ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   /usr/bin/time -v -o "$dir.time" nice -n 10 python3 "$PY/hotspot_modules.py" "$1" "$dir" > "$dir.log" 2>&1 \
     || { echo "   FAILED, see $dir.log"; tail -3 "$dir.log"; }
@@ -118,8 +130,10 @@ score() { # section seed
   [ ${#runs[@]} -eq 0 ] && return 0
   local hs=()
   [ -f "$OUT/$sec/hotspot/hotspot.json" ] && hs=(--hotspot "$OUT/$sec/hotspot")
-  local pca=()
-  [ -f "$d/full/run.json" ] && pca=(--pca-from "$d/full")
+  local pca=() r
+  for r in full gmm-pca kmeans; do # every run stores the same images
+    if [ -f "$d/$r/run.json" ]; then pca=(--pca-from "$d/$r"); break; fi
+  done
   python3 "$PY/score.py" "$sec" "${runs[@]}" "${hs[@]}" "${pca[@]}" --seed "$seed" --out "$d/scores.json" 2> "$d/scores.log" \
     || { echo "   scoring $sec seed $seed FAILED, see $d/scores.log"; tail -3 "$d/scores.log"; }
 }
