@@ -58,6 +58,115 @@ pub enum ImageScale {
     Max,
 }
 
+/// The batch size B of the warm-up and joint phases: a given number, or `"auto"`, chosen from the
+/// number of images N by [`Batch::size_for`] (issue 23; SPEC §20 allows a recommended preset to
+/// choose B from N). In JSON an integer or the string `"auto"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// `B = clamp(⌊N/4⌋, 2, 32)`: see [`Batch::size_for`].
+    Auto,
+    Fixed(usize),
+}
+
+impl Batch {
+    /// The largest batch the `auto` rule picks.
+    pub const AUTO_MAX: usize = 32;
+
+    /// B for `n` images. `Fixed(b)` is `b`. `Auto` is `clamp(⌊N/4⌋, 2, 32)`: 32 is the batch of
+    /// every measured run that trained a useful embedding (`benches/small_section.json` on 1,000
+    /// simulated genes and on the 488 genes of DLPFC 151673, `benches/large_section.json` on
+    /// 15,000; README, "Small sections"), and for fewer than 128 images ⌊N/4⌋ keeps at least four
+    /// optimiser steps per epoch. The contrastive task's chance level ln(2B − 1) is ln 63 ≈ 4.14
+    /// at B = 32. Compute per epoch does not depend on B, so a smaller B buys more steps.
+    pub fn size_for(self, n: usize) -> usize {
+        match self {
+            Batch::Fixed(b) => b,
+            Batch::Auto => (n / 4).clamp(2, Self::AUTO_MAX),
+        }
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Batch::Auto => s.serialize_str("auto"),
+            Batch::Fixed(b) => s.serialize_u64(*b as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match NumberOrWord::deserialize(d)? {
+            NumberOrWord::Number(b) => Ok(Batch::Fixed(b)),
+            NumberOrWord::Word(w) if w == "auto" => Ok(Batch::Auto),
+            NumberOrWord::Word(w) => Err(serde::de::Error::custom(format!(
+                "module1.batch must be an integer ≥ 2 or \"auto\"; got {w:?}"
+            ))),
+        }
+    }
+}
+
+/// An integer or a word, for the keys that take either (`module1.batch`, `canvas`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrWord {
+    Number(usize),
+    Word(String),
+}
+
+/// How large the image canvas is (SPEC §2.2). In JSON an integer (the minimum side, SPEC's 75) or
+/// `"tissue"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanvasRule {
+    /// At least `side × side`, the tissue centred in it (SPEC §2.2 and §14: 75).
+    MinSide(usize),
+    /// The tissue's bounding box, padded bottom/right to a multiple of the patch. Not in SPEC (a
+    /// CHOICE of the recommended preset): the mouse olfactory bulb's 16×21 spots sit on 20×25
+    /// pixels instead of 75×75, so the ViT sees 20 tokens instead of 225 and the MIM decoder
+    /// writes 500 pixels instead of 5,625. The pixels outside the tissue are zero in every image
+    /// and carry nothing; SPEC §12's metrics use tissue pixels only.
+    Tissue,
+}
+
+impl CanvasRule {
+    /// The minimum canvas side for [`crate::data::LoadOptions::canvas`] (0 = fit the tissue).
+    pub fn min_side(self) -> usize {
+        match self {
+            CanvasRule::MinSide(s) => s,
+            CanvasRule::Tissue => 0,
+        }
+    }
+
+    /// Parse a command-line value: an integer or `tissue`.
+    pub fn parse(s: &str) -> std::result::Result<CanvasRule, String> {
+        match s.trim() {
+            "tissue" => Ok(CanvasRule::Tissue),
+            t => t.parse().map(CanvasRule::MinSide).map_err(|_| {
+                format!("`{s}` is neither a minimum side (an integer, SPEC's 75) nor `tissue`")
+            }),
+        }
+    }
+}
+
+impl Serialize for CanvasRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            CanvasRule::Tissue => s.serialize_str("tissue"),
+            CanvasRule::MinSide(v) => s.serialize_u64(*v as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CanvasRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match NumberOrWord::deserialize(d)? {
+            NumberOrWord::Number(v) => Ok(CanvasRule::MinSide(v)),
+            NumberOrWord::Word(w) => CanvasRule::parse(&w).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// GAT autoencoder settings (SPEC §3.4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,8 +203,15 @@ pub struct ModuleIConfig {
     pub contrastive_dim: usize,
     pub tau: f64,
     pub ema: f64,
+    /// Warm-up epochs; replaced by the epochs that reach `warmup_steps` when that is set.
     pub warmup_epochs: usize,
-    pub batch: usize,
+    /// Target number of warm-up optimiser steps (issue 23, SPEC §20). When set, the warm-up runs
+    /// the fewest whole epochs that make at least this many steps at the run's batch
+    /// ([`crate::pipeline::schedule`]); when absent (the paper preset) `warmup_epochs` counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<usize>,
+    /// B of the warm-up and joint phases: an integer or `"auto"` ([`Batch::size_for`]).
+    pub batch: Batch,
     pub lr: f64,
 }
 
@@ -105,7 +221,13 @@ pub struct ModuleIConfig {
 pub struct ModuleIIConfig {
     pub dim: usize,
     pub clusters: Clusters,
+    /// Joint epochs; replaced by the epochs that reach `joint_steps` when that is set.
     pub joint_epochs: usize,
+    /// Target number of batch-level optimiser steps of the joint phase (Adam_B, SPEC §9.4; each
+    /// epoch adds one epoch-level step). When set, the joint phase runs the fewest whole epochs
+    /// (at least one) that make at least this many; when absent `joint_epochs` counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint_steps: Option<usize>,
     pub lr_epoch: f64,
     pub lr_batch: f64,
     pub lambda0: f64,
@@ -146,6 +268,8 @@ pub struct Config {
     pub min_spots: usize,
     /// Per-image scaling of the inputs (not in SPEC; default `none`).
     pub image_scale: ImageScale,
+    /// Canvas size (SPEC §2.2: at least 75×75; `"tissue"` in the recommended preset).
+    pub canvas: CanvasRule,
     pub smoothing: SmoothingConfig,
     pub module1: ModuleIConfig,
     pub module2: ModuleIIConfig,
@@ -181,7 +305,8 @@ impl Default for ModuleIConfig {
             tau: 0.5,
             ema: 0.999,
             warmup_epochs: 50,
-            batch: 256,
+            warmup_steps: None,
+            batch: Batch::Fixed(256),
             lr: 1e-3,
         }
     }
@@ -193,6 +318,7 @@ impl Default for ModuleIIConfig {
             dim: 32,
             clusters: Clusters::St,
             joint_epochs: 50,
+            joint_steps: None,
             lr_epoch: 1e-3,
             lr_batch: 1e-5,
             lambda0: 0.5,
@@ -216,6 +342,7 @@ impl Default for Config {
             method: Method::Darlc,
             min_spots: 10,
             image_scale: ImageScale::None,
+            canvas: CanvasRule::MinSide(75),
             smoothing: SmoothingConfig::default(),
             module1: ModuleIConfig::default(),
             module2: ModuleIIConfig::default(),
@@ -224,33 +351,61 @@ impl Default for Config {
     }
 }
 
-/// Names of the presets, for `--preset` help and errors.
-pub const PRESETS: &[&str] = &["paper", "fast", "tiny"];
+/// Warm-up optimiser steps of the recommended preset: `benches/small_section.json`'s 100 epochs
+/// at B 32 on the 488 genes of DLPFC 151673 (16 steps per epoch), which gave an embedding that
+/// beats PCA on gene-family clustering there (issue 23), and more than the EMA target's time
+/// constant of 1,000 steps (momentum 0.999).
+pub const RECOMMENDED_WARMUP_STEPS: usize = 1600;
+
+/// Joint batch-level steps of the recommended preset: `small_section.json`'s 10 joint epochs on
+/// DLPFC 151673 (160 steps); on 15,000 genes one epoch at B 32 (469 steps), as in
+/// `benches/large_section.json`.
+pub const RECOMMENDED_JOINT_STEPS: usize = 160;
+
+/// Largest step target [`Config::check`] accepts.
+pub const MAX_TARGET_STEPS: usize = 1_000_000;
+
+/// Names of the presets, for `--preset` help and errors; the first is `darlc run`'s default.
+pub const PRESETS: &[&str] = &["recommended", "paper", "fast", "tiny"];
+
+/// The preset `darlc run` uses when `--preset` is not given.
+pub const DEFAULT_PRESET: &str = "recommended";
 
 impl Config {
     /// A named preset:
-    /// * `paper` — SPEC §14 exactly (the default);
-    /// * `fast` — for trying things out (the README's main command; ≤ 10 min on the embedded
-    ///   section on 2 cores): 200 GAT epochs, 3 warm-up epochs and 1 joint epoch, EM caps 50/10/50;
-    ///   same model sizes; and the two joint-phase settings that keep the mixture from merging its
-    ///   components on our simulated sections (`lr_epoch` 1e-5 instead of SPEC's 1e-3, and the
-    ///   pooled within-cluster scale prior). With SPEC's values, 10 joint epochs took a 33-cluster
-    ///   fit at NMI 0.31 down to 5 clusters at NMI 0.02 (README, "When clusters merge");
+    /// * `recommended` — the default of `darlc run` (issue 23): the schedule counted in optimiser
+    ///   steps and B chosen from N (SPEC §20), so that a 500-gene section trains as long as a
+    ///   15,000-gene one: [`RECOMMENDED_WARMUP_STEPS`] warm-up steps and
+    ///   [`RECOMMENDED_JOINT_STEPS`] joint batch steps at `B = "auto"` ([`Batch::size_for`]);
+    ///   the scaled positive views (`view_scale = max`, an accepted CHOICE, SPEC §20); the two
+    ///   joint-phase settings that keep the mixture from merging (`lr_epoch` 1e-5 and the pooled
+    ///   within-cluster scale prior; README "When clusters merge") and `lr_batch` 1e-4 (README
+    ///   "Small sections"); 200 GAT epochs and EM caps 50/10/50 (`benches/large_section.json`);
+    ///   and the canvas fitted to the tissue ([`CanvasRule::Tissue`]). Model sizes are SPEC's;
+    /// * `paper` — SPEC §14 exactly (the oracle's schedule: 50 + 50 epochs at B = 256);
+    /// * `fast` — the same values as `recommended` (an alias kept for old scripts). Until issue
+    ///   23 it meant 3 warm-up epochs and 1 joint epoch, which leave the embedding untrained on
+    ///   any section below about 10,000 genes (6 optimiser steps on 488 genes): a quick try that
+    ///   shows nothing about the method is no use. `benches/fast_epochs.json` with
+    ///   `--preset paper` reproduces the old values;
     /// * `tiny` — the SPEC §18 tiny configuration's training lengths and model sizes, for tests.
     pub fn preset(name: &str) -> Result<Config> {
         let mut c = Config::default();
         match name {
             "paper" => {}
-            "fast" => {
+            "recommended" | "fast" => {
+                c.canvas = CanvasRule::Tissue;
                 c.smoothing.epochs = 200;
-                c.module1.warmup_epochs = 3;
-                c.module2.joint_epochs = 1;
+                c.smoothing.view_scale = ImageScale::Max;
+                c.module1.batch = Batch::Auto;
+                c.module1.warmup_steps = Some(RECOMMENDED_WARMUP_STEPS);
+                c.module2.joint_steps = Some(RECOMMENDED_JOINT_STEPS);
                 c.module2.em_iters_init = 50;
                 c.module2.em_iters_epoch = 10;
                 c.module2.em_iters_final = 50;
                 c.module2.lr_epoch = 1e-5;
+                c.module2.lr_batch = 1e-4;
                 c.module2.scale_prior = "within".into();
-                c.smoothing.view_scale = ImageScale::Max;
             }
             "tiny" => {
                 c.smoothing.epochs = 5;
@@ -262,7 +417,7 @@ impl Config {
                 c.module1.contrastive_dim = 4;
                 c.module1.dec_widths = [6, 8, 10, 12];
                 c.module1.warmup_epochs = 2;
-                c.module1.batch = 6;
+                c.module1.batch = Batch::Fixed(6);
                 c.module1.mask_ratio = 0.5;
                 c.module2.dim = 3;
                 c.module2.clusters = Clusters::Fixed(3);
@@ -330,14 +485,34 @@ impl Config {
                 format!("must be in [0, 1); got {}", m1.mask_ratio),
             );
         }
-        if m1.batch < 2 {
+        if let Batch::Fixed(b) = m1.batch
+            && b < 2
+        {
             return p(
                 "module1.batch",
                 format!(
-                    "must be ≥ 2 (NT-Xent and BatchNorm need two items); got {}",
-                    m1.batch
+                    "must be ≥ 2 (NT-Xent and BatchNorm need two items) or \"auto\"; got {b}"
                 ),
             );
+        }
+        // Step targets (issue 23): 0 is allowed (no warm-up: the "w/o pretraining" ablation; no
+        // joint epochs); a target beyond a million steps is a typo, not a schedule.
+        for (name, target) in [
+            ("module1.warmup_steps", m1.warmup_steps),
+            ("module2.joint_steps", m2.joint_steps),
+        ] {
+            if let Some(t) = target
+                && t > MAX_TARGET_STEPS
+            {
+                return p(
+                    name,
+                    format!(
+                        "a target of {t} optimiser steps is more than {MAX_TARGET_STEPS}; give the \
+                         number of steps (the recommended preset uses {RECOMMENDED_WARMUP_STEPS} \
+                         and {RECOMMENDED_JOINT_STEPS}), or leave the key out to count epochs"
+                    ),
+                );
+            }
         }
         if !(m1.tau > 0.0) {
             return p("module1.tau", format!("must be > 0; got {}", m1.tau));
@@ -447,6 +622,62 @@ mod tests {
         );
         let e = Config::preset("fastest").unwrap_err().to_string();
         assert!(e.contains("--preset") && e.contains("fast"), "{e}");
+        // `darlc run`'s default counts steps on a tissue-sized canvas; the paper counts epochs
+        // at B 256 on SPEC's 75×75 canvas and serialises as before (no step keys).
+        let rec = Config::preset(DEFAULT_PRESET).unwrap();
+        assert_eq!(DEFAULT_PRESET, "recommended");
+        assert_eq!(rec.module1.batch, Batch::Auto);
+        assert_eq!(rec.module1.warmup_steps, Some(RECOMMENDED_WARMUP_STEPS));
+        assert_eq!(rec.module2.joint_steps, Some(RECOMMENDED_JOINT_STEPS));
+        assert_eq!(rec.canvas, CanvasRule::Tissue);
+        assert_eq!(rec.smoothing.view_scale, ImageScale::Max);
+        assert_eq!(Config::preset("fast").unwrap(), rec, "fast is an alias");
+        let paper = Config::preset("paper").unwrap();
+        assert_eq!(paper, Config::default());
+        let j = serde_json::to_value(&paper).unwrap();
+        assert_eq!(j["module1"]["batch"], 256);
+        assert_eq!(j["canvas"], 75);
+        assert!(j["module1"].get("warmup_steps").is_none());
+        assert!(j["module2"].get("joint_steps").is_none());
+    }
+
+    #[test]
+    fn batch_and_canvas_read_numbers_or_their_word() {
+        let j = serde_json::to_value(Config::preset("recommended").unwrap()).unwrap();
+        assert_eq!(j["module1"]["batch"], "auto");
+        assert_eq!(j["canvas"], "tissue");
+        let c: Config =
+            serde_json::from_str(r#"{"module1": {"batch": 32}, "canvas": 80}"#).unwrap();
+        assert_eq!(c.module1.batch, Batch::Fixed(32));
+        assert_eq!(c.canvas, CanvasRule::MinSide(80));
+        for bad in [r#"{"module1": {"batch": "big"}}"#, r#"{"canvas": "tisue"}"#] {
+            let e = serde_json::from_str::<Config>(bad).unwrap_err().to_string();
+            assert!(e.contains("batch") || e.contains("tissue"), "{e}");
+        }
+        assert_eq!(CanvasRule::parse("tissue"), Ok(CanvasRule::Tissue));
+        assert_eq!(CanvasRule::parse("75"), Ok(CanvasRule::MinSide(75)));
+        assert!(CanvasRule::parse("wide").unwrap_err().contains("tissue"));
+        assert_eq!(CanvasRule::Tissue.min_side(), 0);
+    }
+
+    #[test]
+    fn step_targets_and_batch_are_checked_by_name() {
+        let mut c = Config::preset("recommended").unwrap();
+        c.module1.warmup_steps = Some(MAX_TARGET_STEPS + 1);
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("module1.warmup_steps"), "{e}");
+        let mut c = Config::preset("recommended").unwrap();
+        c.module2.joint_steps = Some(5_000_000);
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("module2.joint_steps"), "{e}");
+        let mut c = Config::default();
+        c.module1.batch = Batch::Fixed(1);
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("module1.batch") && e.contains("auto"), "{e}");
+        // 0 steps is the "w/o pretraining" ablation, not an error.
+        let mut c = Config::preset("recommended").unwrap();
+        c.module1.warmup_steps = Some(0);
+        c.check().unwrap();
     }
 
     #[test]
@@ -491,10 +722,12 @@ mod tests {
 
     #[test]
     fn json_roundtrip_and_unknown_key_error_has_a_line() {
-        let c = Config::preset("fast").unwrap();
-        let s = serde_json::to_string_pretty(&c).unwrap();
-        let back: Config = serde_json::from_str(&s).unwrap();
-        assert_eq!(c, back);
+        for p in PRESETS {
+            let c = Config::preset(p).unwrap();
+            let s = serde_json::to_string_pretty(&c).unwrap();
+            let back: Config = serde_json::from_str(&s).unwrap();
+            assert_eq!(c, back, "{p}");
+        }
         let dir = std::env::temp_dir().join(format!("darlc-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.json");

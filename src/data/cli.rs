@@ -47,9 +47,11 @@ pub struct LoadArgs {
     /// Keep genes expressed in at least this many spots (SPEC §2.1).
     #[arg(long, default_value_t = 10)]
     pub min_spots: usize,
-    /// Minimum canvas side (SPEC §2.2).
-    #[arg(long, default_value_t = 75)]
-    pub canvas: usize,
+    /// Canvas: a minimum side (SPEC §2.2's 75 when not given; `darlc run` takes the preset's,
+    /// 75 in `paper`) or `tissue` (the tissue's bounding box padded to the patch, as in `darlc
+    /// run`'s recommended preset).
+    #[arg(long, value_parser = crate::config::CanvasRule::parse)]
+    pub canvas: Option<crate::config::CanvasRule>,
     /// Section to use from a multi-section spot table (its `section` column).
     #[arg(long)]
     pub section: Option<String>,
@@ -74,7 +76,7 @@ impl LoadArgs {
             sparsify: self.sparsify,
             seed,
             min_spots: self.min_spots,
-            canvas: self.canvas,
+            canvas: self.canvas.map_or(75, crate::config::CanvasRule::min_side),
             section: self.section.clone(),
             coords: self.coords,
             bin_size: self.bin_size,

@@ -142,7 +142,9 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Gene filter of SPEC §2.1: keep genes expressed in at least this many spots. Default 10.
     pub min_spots: usize,
-    /// Minimum canvas side (SPEC §2.2). Default 75.
+    /// Minimum canvas side (SPEC §2.2). Default 75; 0 fits the canvas to the tissue (padded to
+    /// the patch; [`crate::config::CanvasRule::Tissue`]). Binning free coordinates then still
+    /// aims at 75 bins.
     pub canvas: usize,
     /// Which section of a multi-section spot table (its `section` column) to use.
     pub section: Option<String>,

@@ -53,7 +53,9 @@ fn free_layout(
     let ys: Vec<f64> = used.iter().map(|u| u.3).collect();
     let mut col_to_spot = vec![None; n_cols];
     if bin {
-        let b: Binning = bin_points(&xs, &ys, opts.bin_size, opts.canvas)?;
+        // A canvas fitted to the tissue (0) bins onto SPEC's 75 as well.
+        let target = if opts.canvas == 0 { 75 } else { opts.canvas };
+        let b: Binning = bin_points(&xs, &ys, opts.bin_size, target)?;
         for (p, u) in used.iter().enumerate() {
             col_to_spot[u.0] = Some(b.bin_of_point[p] as u32);
         }

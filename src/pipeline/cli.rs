@@ -17,8 +17,10 @@ pub struct RunArgs {
     /// JSON config; its keys override the preset's values (unknown keys are errors).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Starting values: paper (SPEC §14, default), fast (short training, for trying things out) or tiny.
-    #[arg(long, default_value = "paper")]
+    /// Starting values: recommended (the default: schedule in optimiser steps, scaled views,
+    /// canvas fitted to the tissue; README), paper (SPEC §14 literally: 50 + 50 epochs at B 256),
+    /// fast (an alias of recommended) or tiny (tests).
+    #[arg(long, default_value = crate::config::DEFAULT_PRESET)]
     pub preset: String,
     /// Clustering method.
     #[arg(long, value_parser = ["darlc", "kmeans", "gmm-pca"])]
@@ -40,7 +42,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
     /// Per-image scaling of the smoothed positive views (`smoothing.view_scale`; not in SPEC;
-    /// `none` in the paper preset, `max` in `fast`): `max` puts every view on a maximum of 1 so
+    /// `none` in the paper preset, `max` in the recommended one): `max` puts every view on a maximum of 1 so
     /// that the contrastive pair differs in level and `h` follows the pattern rather than the level.
     #[arg(long, value_enum)]
     pub view_scale: Option<ImageScale>,
@@ -66,6 +68,16 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
         let over: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}")))?;
         let mut base = serde_json::to_value(&c).expect("config serialises");
+        // A file that counts a phase in epochs takes that phase off the preset's step target.
+        for (section, epochs, steps) in [
+            ("module1", "warmup_epochs", "warmup_steps"),
+            ("module2", "joint_epochs", "joint_steps"),
+        ] {
+            let sets = |key: &str| over.get(section).and_then(|m| m.get(key)).is_some();
+            if sets(epochs) && !sets(steps) {
+                base[section][steps] = serde_json::Value::Null;
+            }
+        }
         merge(&mut base, over);
         c = serde_json::from_value(base)
             .map_err(|e| DarlcError::format(path, None, format!("invalid config: {e}")))?;
@@ -103,6 +115,9 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     if args.load.patch != 5 {
         c.module1.patch = args.load.patch;
     }
+    if let Some(canvas) = args.load.canvas {
+        c.canvas = canvas;
+    }
     if args.load.min_spots != c.min_spots {
         c.min_spots = args.load.min_spots;
     }
@@ -125,6 +140,7 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     let mut load = args.load.options(cfg.get().seed);
     load.min_spots = cfg.get().min_spots;
     load.patch = cfg.get().module1.patch;
+    load.canvas = cfg.get().canvas.min_side();
     let r = run(&input, &load, &cfg, args.truth.as_deref(), &args.out)?;
     for p in &r.phases {
         eprintln!("{:>10}: {:8.2} s", p.name, p.seconds);

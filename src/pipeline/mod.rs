@@ -4,7 +4,9 @@
 
 pub mod cli;
 pub mod darlc;
+pub mod guardrails;
 pub mod outputs;
+pub mod schedule;
 
 use crate::config::{CheckedConfig, ImageScale, Method};
 use crate::data::{self, ImageSet, LoadOptions};
@@ -73,6 +75,11 @@ struct RunJson<'a> {
     images: usize,
     image_shape: [usize; 4],
     clusters: usize,
+    /// DARLC: per phase the batch, epochs, optimiser steps and the target that produced them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<schedule::Schedule>,
+    /// Every warning the run printed (see [`guardrails`]).
+    warnings: &'a [String],
     phases: &'a [Phase],
     outputs: Vec<String>,
 }
@@ -146,6 +153,22 @@ pub fn run(
     // not hold them.
     let tissue = |s: &ImageSet| baselines::tissue_vectors(s.images.view(), s.mask.view());
     let k_given = cfg.clusters_for(n)?;
+    if let Some(k) = k_given
+        && let Some(line) = guardrails::explain_k(c.module2.clusters, k, n)
+    {
+        eprintln!("{line}");
+    }
+    // DARLC's schedule for this N (issue 23) and the warnings that can be given before training.
+    let mut warnings = Vec::new();
+    let sched = (c.method == Method::Darlc).then(|| schedule::resolve(n, c));
+    if let Some(s) = &sched {
+        eprint!("{}", s.describe());
+        warnings.extend(guardrails::small_section_warning(n));
+        warnings.extend(guardrails::few_steps_warnings(s, c));
+        for w in &warnings {
+            eprintln!("{w}");
+        }
+    }
     let baseline_k = |x_model: &Array2<f64>| match k_given {
         Some(k) => Ok(k),
         None => infer_clusters(x_model, c.module2.knn, c.seed),
@@ -197,6 +220,29 @@ pub fn run(
         }
     };
     phases.push(Phase::ended(&format!("{:?}", c.method).to_lowercase(), t1));
+    // Warnings on what the training reached (DARLC's contrastive loss, read back from its
+    // log.jsonl) and on the clustering.
+    let mut after = Vec::new();
+    if let Some(s) = &sched
+        && !c.ablations.no_clr
+        && let Ok(log) = std::fs::read_to_string(out.join("log.jsonl"))
+    {
+        after.extend(guardrails::chance_warning(&log, s.warmup.batch));
+    }
+    if let Some(s) = &sched
+        && !c.ablations.no_smm
+    {
+        let used = crate::module2::joint::clusters_used(&result.clustering.labels);
+        after.extend(darlc::merge_warning(used, k, &s.apply(c)));
+    }
+    after.extend(guardrails::dominant_cluster_warning(
+        &result.clustering.labels,
+        k,
+    ));
+    for w in &after {
+        eprintln!("{w}");
+    }
+    warnings.append(&mut after);
     phases.append(&mut result.phases);
     let t2 = Instant::now();
     let x = match (x_loaded, &scaled) {
@@ -221,6 +267,8 @@ pub fn run(
         images: n,
         image_shape,
         clusters: k,
+        schedule: sched,
+        warnings: &warnings,
         phases: &phases,
         outputs: written
             .iter()

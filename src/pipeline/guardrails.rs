@@ -1,0 +1,228 @@
+//! Warnings that tell a user when a DARLC run is unlikely to have learnt anything, each with its
+//! remedy (issue 23): a section too small for the method, a phase with too few optimiser steps,
+//! a contrastive loss that ends at its chance level, and clusterings far from K.
+//!
+//! Each function is pure (it returns the warning text or `None`); `darlc run` prints them to
+//! stderr and lists them in `run.json` under `warnings`. None of them stops a run: the result is
+//! still a valid fit of what the configuration asked for.
+
+use super::schedule::Schedule;
+use crate::config::Config;
+
+/// Fewest images for which `darlc run --method darlc` does not warn. A K-component mixture in
+/// d = 32 dimensions and a contrastive batch need hundreds of images; on osmFISH's 33 genes every
+/// setting put all genes in one cluster (issue 23).
+pub const MIN_IMAGES_DARLC: usize = 100;
+
+/// Fewest joint batch-level steps without a warning: fewer than the shortest joint phase that
+/// helped in our measurements (160 steps on DLPFC 151673, README "Small sections").
+pub const MIN_JOINT_STEPS: usize = 100;
+
+/// Share of the chance level ln(2B − 1) above which the final contrastive loss counts as "at
+/// chance". Trained runs end well below it: see [`chance_warning`].
+pub const CHANCE_SHARE: f64 = 0.9;
+
+const REMEDY_STEPS: &str = "run the recommended preset (`darlc run` without `--preset`), or give \
+     a target in optimiser steps, e.g. --config with {\"module1\": {\"warmup_steps\": 1600, \
+     \"batch\": \"auto\"}} (README, \"Schedules in optimiser steps\")";
+
+/// A section of fewer than [`MIN_IMAGES_DARLC`] images.
+pub fn small_section_warning(n: usize) -> Option<String> {
+    (n < MIN_IMAGES_DARLC).then(|| {
+        format!(
+            "warning: {n} images (genes) are too few for DARLC, which needs hundreds: its \
+             contrastive warm-up and a K-component mixture in 32 dimensions have little to learn \
+             from and tend to put every gene in one cluster; use --method gmm-pca (or \
+             --method kmeans) for a section this small"
+        )
+    })
+}
+
+/// Warm-up with fewer optimiser steps than the EMA target's time constant `1 / (1 − momentum)`
+/// (1,000 steps at SPEC's 0.999), or a joint phase with fewer than [`MIN_JOINT_STEPS`] batch
+/// steps. Phases that do not run (0 epochs, or the `w/o SMM` ablation's joint phase) do not warn.
+pub fn few_steps_warnings(s: &Schedule, c: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    let time_constant = 1.0 / (1.0 - c.module1.ema);
+    let wu = &s.warmup;
+    if wu.epochs > 0 && (wu.steps as f64) < time_constant {
+        w.push(format!(
+            "warning: the warm-up makes only {} optimiser steps ({} epochs × {} steps at B = {} on \
+             {} images), fewer than the {:.0}-step time constant of the EMA target (momentum {}): \
+             the encoder barely leaves its random start; {REMEDY_STEPS}",
+            wu.steps, wu.epochs, wu.steps_per_epoch, wu.batch, s.images, time_constant, c.module1.ema
+        ));
+    }
+    let j = &s.joint;
+    if j.epochs > 0 && !c.ablations.no_smm && j.steps < MIN_JOINT_STEPS {
+        w.push(format!(
+            "warning: the joint phase makes only {} batch-level optimiser steps ({} epochs × {} \
+             steps at B = {}), fewer than {MIN_JOINT_STEPS}; {}",
+            j.steps,
+            j.epochs,
+            j.steps_per_epoch,
+            j.batch,
+            REMEDY_STEPS.replace(
+                "{\"module1\": {\"warmup_steps\": 1600, \"batch\": \"auto\"}}",
+                "{\"module2\": {\"joint_steps\": 160}}"
+            )
+        ));
+    }
+    w
+}
+
+/// The contrastive loss's chance level for a batch of `b` images: NT-Xent over the 2B views
+/// scores each view's positive against 2B − 1 candidates, so equal similarities give ln(2B − 1).
+pub fn chance_level(b: usize) -> f64 {
+    ((2 * b).saturating_sub(1).max(1) as f64).ln()
+}
+
+/// The last contrastive loss `l_cl` in `log.jsonl` (the last joint epoch, or the last warm-up
+/// epoch without a joint phase) against ln(2B − 1): above [`CHANCE_SHARE`] of it the encoder has
+/// not learnt to tell genes apart. `None` without a contrastive loss (no warm-up, or the
+/// `w/o CLR` ablation, whose `l_cl` is 0).
+pub fn chance_warning(log_jsonl: &str, batch: usize) -> Option<String> {
+    let last = log_jsonl
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("l_cl").and_then(serde_json::Value::as_f64))
+        .next_back()?;
+    let chance = chance_level(batch);
+    (last > CHANCE_SHARE * chance).then(|| {
+        format!(
+            "warning: the contrastive loss ends at {last:.3}, near its chance level \
+             ln(2B − 1) = {chance:.3} (B = {batch}): the embedding has not learnt to tell the \
+             genes apart, and its clusters follow little more than expression level; {REMEDY_STEPS}"
+        )
+    })
+}
+
+/// A clustering whose largest cluster holds more than half of the images although K ≥ 4: the fit
+/// uses far fewer clusters than K in effect (on DLPFC 151673 the old 3-epoch `fast` preset put
+/// 135 of 256 genes in one cluster, issue 23). [`super::darlc`] separately warns when fewer than
+/// half of the K clusters hold any image.
+pub fn dominant_cluster_warning(labels: &[usize], k: usize) -> Option<String> {
+    let n = labels.len();
+    if k < 4 || n == 0 {
+        return None;
+    }
+    let mut sizes = vec![0usize; k.max(labels.iter().max().map_or(0, |m| m + 1))];
+    for &l in labels {
+        sizes[l] += 1;
+    }
+    let (big, &size) = sizes
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, s)| (s, std::cmp::Reverse(i)))?;
+    (2 * size > n).then(|| {
+        format!(
+            "warning: cluster {big} holds {size} of {n} images (K = {k}): the fit uses far fewer \
+             clusters than K in effect. If the warm-up or the contrastive loss warned above, train \
+             longer; otherwise compare with --method gmm-pca"
+        )
+    })
+}
+
+/// How K was chosen, for stderr: the ST rule `round(N/30)` is the paper's default and says nothing
+/// about the section, so the line says so and how to choose another.
+pub fn explain_k(rule: crate::config::Clusters, k: usize, n: usize) -> Option<String> {
+    match rule {
+        crate::config::Clusters::St => Some(format!(
+            "clusters: K = {k} = round(N/30) for N = {n} images, the paper's default for spatial \
+             transcriptomics (about 30 genes per cluster, at least 2; SPEC §10), not a property of \
+             this section: choose another with --clusters K, or --clusters auto for the eigengap"
+        )),
+        crate::config::Clusters::Fixed(_) => Some(format!("clusters: K = {k} (given)")),
+        crate::config::Clusters::Auto => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Batch;
+    use crate::pipeline::schedule::resolve;
+
+    #[test]
+    fn small_sections_warn_and_point_to_gmm_pca() {
+        let w = small_section_warning(33).unwrap();
+        assert!(w.contains("33 images") && w.contains("--method gmm-pca"), "{w}");
+        assert!(small_section_warning(MIN_IMAGES_DARLC).is_none());
+    }
+
+    #[test]
+    fn too_few_steps_warn_per_phase_with_the_remedy() {
+        // The paper preset on DLPFC 151673's 488 genes: 2 steps per epoch, 100 warm-up steps and
+        // 100 joint steps: the warm-up warns, the joint phase (exactly 100) does not.
+        let paper = Config::preset("paper").unwrap();
+        let w = few_steps_warnings(&resolve(488, &paper), &paper);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("only 100 optimiser steps"), "{}", w[0]);
+        assert!(w[0].contains("warmup_steps"), "{}", w[0]);
+        // The old 3 + 1 epoch `fast` schedule there: 6 warm-up steps and 2 joint steps.
+        let mut old_fast = paper.clone();
+        old_fast.module1.warmup_epochs = 3;
+        old_fast.module2.joint_epochs = 1;
+        let w = few_steps_warnings(&resolve(488, &old_fast), &old_fast);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("only 2 batch-level") && w[1].contains("joint_steps"), "{}", w[1]);
+        // The recommended preset trains enough on 488 genes and on 16,000.
+        let rec = Config::preset("recommended").unwrap();
+        for n in [488, 16_000] {
+            assert!(few_steps_warnings(&resolve(n, &rec), &rec).is_empty());
+        }
+        // A phase that does not run does not warn (w/o pretraining; w/o SMM).
+        let mut ablated = old_fast.clone();
+        ablated.module1.warmup_epochs = 0;
+        ablated.ablations.no_smm = true;
+        assert!(few_steps_warnings(&resolve(488, &ablated), &ablated).is_empty());
+        // The paper preset on 16,000 genes: 63 steps per epoch, 3,150 warm-up steps.
+        assert!(few_steps_warnings(&resolve(16_000, &paper), &paper).is_empty());
+        // 50 epochs at the auto batch there: 16 steps per epoch, 800 steps, still too few.
+        let mut auto = paper;
+        auto.module1.batch = Batch::Auto;
+        let w = few_steps_warnings(&resolve(488, &auto), &auto);
+        assert!(w.len() == 1 && w[0].contains("only 800 optimiser steps"), "{w:?}");
+    }
+
+    #[test]
+    fn chance_level_of_the_last_contrastive_loss() {
+        // ln(2·256 − 1) = ln 511 = 6.236; ln 63 = 4.143.
+        assert!((chance_level(256) - 511f64.ln()).abs() < 1e-12);
+        assert!((chance_level(32) - 4.1431).abs() < 1e-4);
+        // The last record with `l_cl` counts: a warm-up ending at chance followed by a joint
+        // epoch well below it does not warn; the other way round does.
+        let log = "{\"phase\":\"warm-up\",\"l_cl\":6.2}\n{\"phase\":\"smm-init\"}\n\
+                   {\"phase\":\"joint\",\"l_cl\":3.1}\n{\"phase\":\"final\"}\n";
+        assert!(chance_warning(log, 256).is_none());
+        let log = "{\"phase\":\"warm-up\",\"l_cl\":3.1}\n{\"phase\":\"joint\",\"l_cl\":6.22}\n";
+        let w = chance_warning(log, 256).unwrap();
+        assert!(w.contains("6.220") && w.contains("6.236"), "{w}");
+        // At B 32 the same 3.9 is at chance (0.94 of ln 63) but not at B 256.
+        let log = "{\"l_cl\":3.9}\n";
+        assert!(chance_warning(log, 32).is_some());
+        assert!(chance_warning(log, 256).is_none());
+        // No contrastive loss in the log: nothing to say.
+        assert!(chance_warning("{\"phase\":\"final\"}\n", 32).is_none());
+    }
+
+    #[test]
+    fn one_cluster_holding_most_images_warns_at_any_k_from_4() {
+        // 135 of 256 genes in cluster 2 of K 9 (the DLPFC case of issue 23).
+        let mut labels = vec![2usize; 135];
+        labels.extend((0..121).map(|i| [0, 1, 3, 4, 5, 6, 7, 8][i % 8]));
+        let w = dominant_cluster_warning(&labels, 9).unwrap();
+        assert!(w.contains("cluster 2 holds 135 of 256"), "{w}");
+        // Exactly half does not warn; nor does K < 4, where one cluster may hold half.
+        let half: Vec<usize> = (0..256).map(|i| usize::from(i >= 128) * (1 + i % 8)).collect();
+        assert!(dominant_cluster_warning(&half, 9).is_none());
+        assert!(dominant_cluster_warning(&[0, 0, 0, 1], 3).is_none());
+    }
+
+    #[test]
+    fn the_default_k_is_explained() {
+        let s = explain_k(crate::config::Clusters::St, 16, 488).unwrap();
+        assert!(s.contains("round(N/30)") && s.contains("--clusters"), "{s}");
+        assert!(explain_k(crate::config::Clusters::Auto, 5, 488).is_none());
+    }
+}
