@@ -20,10 +20,13 @@
 #   OUT       output folder (default out_real_data; /out*/ is git-ignored)
 #   SEEDS     seeds (default "0 1 2")
 #   SECTIONS  sections in priority order (default "dlpfc mob bc1"; bc1 = breast cancer layer 1)
-#   PRESET    darlc preset (default fast)
-#   CONFIG_dlpfc, CONFIG_mob, CONFIG_bc1  darlc config on top of the preset (default
-#             benches/small_section.json for the 500-gene DLPFC, benches/large_section.json for
-#             the 13k-16k-gene sections; set e.g. CONFIG_mob= for the preset alone)
+#   PRESET    darlc preset (default recommended, the default of `darlc run`); PRESET_dlpfc,
+#             PRESET_mob, PRESET_bc1 override it for one section
+#   CONFIG_dlpfc, CONFIG_mob, CONFIG_bc1  darlc config file(s) on top of the preset, several
+#             joined by ':' and merged in order (default none). The runs of 2026-12-07 on DLPFC
+#             used the old `--preset fast` with benches/small_section.json, which is now
+#             PRESET_dlpfc=paper CONFIG_dlpfc=benches/fast_epochs.json:benches/small_section.json
+#   One OUT folder should hold one setting: a finished run is never redone, whatever the config.
 #   ROWS      rows to run (default: all of full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size
 #             no_pretrain); runs already present are scored whatever ROWS says
 #   ABLATIONS "1" to run the Table 4 ablations on dlpfc (default 1)
@@ -34,10 +37,11 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-out_real_data}
 SEEDS=${SEEDS:-"0 1 2"}
 SECTIONS=${SECTIONS:-"dlpfc mob bc1"}
-PRESET=${PRESET:-fast}
-CONFIG_dlpfc=${CONFIG_dlpfc-benches/small_section.json}
-CONFIG_mob=${CONFIG_mob-benches/large_section.json}
-CONFIG_bc1=${CONFIG_bc1-benches/large_section.json}
+PRESET=${PRESET:-recommended}
+for sec in dlpfc mob bc1; do
+  v=PRESET_$sec; [ -n "${!v:-}" ] || printf -v "$v" %s "$PRESET"
+  v=CONFIG_$sec; [ -n "${!v:-}" ] || printf -v "$v" %s ""
+done
 ABLATIONS=${ABLATIONS:-1}
 ROWS=${ROWS:-"full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size no_pretrain"}
 THREADS=${THREADS:-2}
@@ -77,7 +81,9 @@ def merge(a, b):
     for k, v in b.items():
         a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) else v
     return a
-base = json.load(open(sys.argv[1])) if sys.argv[1] else {}
+base = {}
+for f in filter(None, sys.argv[1].split(":")):
+    base = merge(base, json.load(open(f)))
 json.dump(merge(base, json.loads(sys.argv[2])), open(sys.argv[3], "w"), indent=1)
 PYEOF
   echo "$f"
@@ -97,13 +103,14 @@ run_row() { # section seed row
   echo $$ > "$dir.lock"
   local method=darlc
   case $row in kmeans | gmm-pca) method=$row ;; esac
-  local cfg
+  local cfg pv="PRESET_$sec"
+  local preset=${!pv}
   cfg=$(config_of "$sec" "$row")
   echo "== $sec seed $seed $row ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   cut -d' ' -f1-3 /proc/loadavg > "$dir.load"
   # shellcheck disable=SC2046
   if ! /usr/bin/time -v -o "$dir.time" nice -n 10 "$DARLC" run --input "$(input_of "$sec")" $(opts_of "$sec") \
-      --out "$dir" --preset "$PRESET" --config "$cfg" --method "$method" --seed "$seed" \
+      --out "$dir" --preset "$preset" --config "$cfg" --method "$method" --seed "$seed" \
       --threads "$THREADS" > "$dir.log" 2>&1; then
     echo "   FAILED, see $dir.log"; tail -3 "$dir.log"; rm -f "$dir.lock"; return 0
   fi

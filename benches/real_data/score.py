@@ -17,7 +17,10 @@ For every run folder (its name is the row name) it writes:
 * dbie, dbip, clusters_used from the run's metrics.json / clusters.csv.
 `--pca-from RUN` adds the rows `PCA raw` and `PCA max-scaled`: PCA (module2.dim components) of
 the run's images as stored (images.safetensors) and of each image divided by its maximum.
-With --hotspot, Hotspot's own modules are scored too (row `Hotspot`).
+With --hotspot, Hotspot's own modules are scored too (row `Hotspot`), and every embedding
+(`z`, `h`, the PCAs, and the raw images of the --pca-from run) is also clustered on Hotspot's genes
+alone by k-means (scikit-learn, 10 starts) with K = Hotspot's number of modules (`matched_k`):
+coherence grows as clusters shrink, so only this column compares with Hotspot's few modules.
 """
 import argparse
 import json
@@ -29,6 +32,7 @@ import igraph as ig
 import leidenalg
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.neighbors import NearestNeighbors
@@ -157,6 +161,14 @@ def score_clusters(labels, gene_ids, prof, hs_genes, seed):
     return out
 
 
+def matched_k(x, gene_ids, prof, hs_genes, k, seed):
+    """k-means with Hotspot's K on the rows of `x` that are Hotspot genes, then coherence."""
+    rows, ok = prof.rows(gene_ids)
+    m = ok & np.isin(np.array(gene_ids), list(hs_genes))
+    lab = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x[m])
+    return coherence(lab, prof.unit[rows[m]], np.random.default_rng(seed))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("section")
@@ -173,6 +185,7 @@ def main():
         m = pd.read_csv(os.path.join(a.hotspot, "modules.csv"), dtype={"gene_id": str})
         hs = m[m.module != -1]
     hs_genes = set(hs.gene_id) if hs is not None else None
+    hs_k = int(hs.module.nunique()) if hs is not None else None
     rows = {}
     for folder in a.runs:
         run = Run(folder)
@@ -183,6 +196,9 @@ def main():
         r["dbie"], r["dbip"] = met.get("dbie"), met.get("dbip")
         r["families"] = {k: family_scores(v.astype(np.float64), run.symbols, a.seed)
                          for k, v in run.emb.items() if k in ("z", "h")}
+        if hs is not None and prof is not None:
+            r["matched_k"] = {k: matched_k(v.astype(np.float64), run.gene_ids, prof, hs_genes, hs_k, a.seed)
+                              for k, v in run.emb.items() if k in ("z", "h")}
         if prof is not None:
             r["coherence"] = score_clusters(run.labels, run.gene_ids, prof, hs_genes, a.seed)
         rows[name] = r
@@ -192,9 +208,13 @@ def main():
         x = run.images()["images"].reshape(len(run.gene_ids), -1).astype(np.float64)
         dim = int(run.info["config"]["module2"]["dim"])
         mx = x.max(axis=1, keepdims=True)
+        if hs is not None and prof is not None:
+            rows["raw images"] = {"matched_k": {"images": matched_k(x, run.gene_ids, prof, hs_genes, hs_k, a.seed)}}
         for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1))):
             e = PCA(n_components=dim, random_state=0).fit_transform(y)
             rows[name] = {"families": {"pca": family_scores(e, run.symbols, a.seed)}}
+            if hs is not None and prof is not None:
+                rows[name]["matched_k"] = {"pca": matched_k(e, run.gene_ids, prof, hs_genes, hs_k, a.seed)}
             print(name, json.dumps(rows[name])[:400], file=sys.stderr)
     if hs is not None and prof is not None:
         lab = hs.module.to_numpy(int)

@@ -105,6 +105,23 @@ def main():
                 print(f"| {NAMES.get(row, row)} | {k} | {a} | {ash} | {ms([x['coherence'] for x in h])}{hg} "
                       f"| {ms([x['shuffled'] for x in h])} |")
             print()
+        # Matched K on Hotspot's genes.
+        mk_rows = [("DARLC-full `z`", "full", "z"), ("DARLC-full `h`", "full", "h"), ("DARLC-C1 `h`", "c1", "h"),
+                   ("DARLC, GAT→GKS views, `z`", "gks", "z"), ("raw images", "raw images", "images"),
+                   ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca")]
+        lines = []
+        for label, row, key in mk_rows:
+            xs = [r["rows"][row]["matched_k"][key] for r in res if key in r["rows"].get(row, {}).get("matched_k", {})]
+            if xs:
+                lines.append(f"| {label} | {ms([x['coherence'] for x in xs])} | {ms([x['shuffled'] for x in xs])} | {len(xs)} |")
+        hsr = [r["rows"]["Hotspot"]["coherence"]["all"] for r in res if "Hotspot" in r["rows"]]
+        if lines and hsr:
+            print(f"Coherence at Hotspot's K ({hsr[0]['clusters']} modules) on Hotspot's genes: k-means (scikit-learn) "
+                  f"of each embedding restricted to those genes; Hotspot's own modules {hsr[0]['coherence']:.3f} "
+                  f"on its {hsr[0]['genes']} genes.\n")
+            print("| embedding | coherence | shuffled | seeds |")
+            print("|---|---|---|---|")
+            print("\n".join(lines) + "\n")
         # Ablations: DBIE / DBIP.
         abl = [r for r in ["full", "no_clr", "gks", "c1", "gmm", "no_lh", "no_size", "no_pretrain", "kmeans", "gmm-pca"]
                if any(r in x["rows"] for x in res)]
@@ -125,7 +142,8 @@ def main():
         for row in ["full", "kmeans", "gmm-pca", "c1", "gks", "no_clr", "gmm", "no_lh", "no_size", "no_pretrain"]:
             w, m, l = timing(out, sec, row)
             if w:
-                print(f"| {NAMES[row]} | {ms(w, '{:.0f}')} | {ms(m, '{:.2f}')} | {min(l):.1f}–{max(l):.1f} |")
+                ld = f"{min(l):.1f}–{max(l):.1f}" if l else "not recorded"
+                print(f"| {NAMES[row]} | {ms(w, '{:.0f}')} | {ms(m, '{:.2f}')} | {ld} |")
         print()
 
 
