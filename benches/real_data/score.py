@@ -161,6 +161,24 @@ def score_clusters(labels, gene_ids, prof, hs_genes, seed):
     return out
 
 
+def encodes(x, images, gene_ids, prof):
+    """What an embedding encodes (issue 23, item 4): 5-fold cross-validated R² of a linear map
+    from the embedding to each gene's level (log of the image mean), detection rate (share of
+    non-zero pixels) and, where layers are known, its centred layer profile (pattern)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import cross_val_score
+
+    def r2(y, xx=x):
+        return float(np.mean(cross_val_score(LinearRegression(), xx, y, cv=5, scoring="r2")))
+
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    out = {"level": r2(np.log(flat.mean(axis=1) + 1e-9)), "detection": r2((flat > 0).mean(axis=1))}
+    if prof is not None:
+        rows, ok = prof.rows(gene_ids)
+        out["layer_profile"] = r2(prof.unit[rows[ok]], x[ok])
+    return out
+
+
 def matched_k(x, gene_ids, prof, hs_genes, k, seed):
     """k-means with Hotspot's K on the rows of `x` that are Hotspot genes, then coherence."""
     rows, ok = prof.rows(gene_ids)
@@ -196,6 +214,10 @@ def main():
         r["dbie"], r["dbip"] = met.get("dbie"), met.get("dbip")
         r["families"] = {k: family_scores(v.astype(np.float64), run.symbols, a.seed)
                          for k, v in run.emb.items() if k in ("z", "h")}
+        emb = {k: v.astype(np.float64) for k, v in run.emb.items() if k in ("z", "h")}
+        if emb:
+            imgs = run.images()["images"]
+            r["encodes"] = {k: encodes(v, imgs, run.gene_ids, prof) for k, v in emb.items()}
         if hs is not None and prof is not None:
             r["matched_k"] = {k: matched_k(v.astype(np.float64), run.gene_ids, prof, hs_genes, hs_k, a.seed)
                               for k, v in run.emb.items() if k in ("z", "h")}
@@ -212,7 +234,8 @@ def main():
             rows["raw images"] = {"matched_k": {"images": matched_k(x, run.gene_ids, prof, hs_genes, hs_k, a.seed)}}
         for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1))):
             e = PCA(n_components=dim, random_state=0).fit_transform(y)
-            rows[name] = {"families": {"pca": family_scores(e, run.symbols, a.seed)}}
+            rows[name] = {"families": {"pca": family_scores(e, run.symbols, a.seed)},
+                          "encodes": {"pca": encodes(e, x, run.gene_ids, prof)}}
             if hs is not None and prof is not None:
                 rows[name]["matched_k"] = {"pca": matched_k(e, run.gene_ids, prof, hs_genes, hs_k, a.seed)}
             print(name, json.dumps(rows[name])[:400], file=sys.stderr)
