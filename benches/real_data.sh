@@ -17,6 +17,8 @@
 #  leidenalg 0.12.0, hotspotsc 1.1.3, anndata 0.12.19).
 #
 # Settings (environment):
+# Self-checks of the scorer: python3 benches/real_data/test_score.py
+#
 #   OUT       output folder (default out_real_data; /out*/ is git-ignored)
 #   SEEDS     seeds (default "0 1 2")
 #   SECTIONS  sections in priority order (default "dlpfc mob bc1"; bc1 = breast cancer layer 1)
