@@ -8,26 +8,27 @@
 #
 # Every darlc run goes to $OUT/<section>/seed<S>/<row>/ and is skipped when its run.json (written
 # last by darlc) exists, so an interrupted script resumes where it stopped; a row being run by
-# another instance (<row>.lock holds a live pid) is skipped too, so two instances can share the work. Each run is timed by
-# GNU time (<row>.time: wall, peak RSS) with the load average before and after (<row>.load).
+# another instance (<row>.lock holds a live pid) is skipped too, so two instances can share the
+# work. Each run is timed by GNU time (<row>.time: wall, peak RSS) with the load average before
+# and after (<row>.load).
 #
 # Python (3.11 used): numpy scipy pandas scikit-learn igraph leidenalg hotspotsc, e.g.
 #   pip install --user numpy scipy pandas scikit-learn igraph leidenalg hotspotsc
 # (2026-12-07: numpy 2.4.6, scipy 1.17.1, pandas 2.3.3, scikit-learn 1.9.1, igraph 1.0.0,
 #  leidenalg 0.12.0, hotspotsc 1.1.3, anndata 0.12.19).
 #
-# Settings (environment):
 # Self-checks of the scorer: python3 benches/real_data/test_score.py
 #
+# Settings (environment):
 #   OUT       output folder (default out_real_data; /out*/ is git-ignored)
 #   SEEDS     seeds (default "0 1 2")
 #   SECTIONS  sections in priority order (default "dlpfc mob bc1"; bc1 = breast cancer layer 1)
 #   PRESET    darlc preset (default recommended, the default of `darlc run`); PRESET_dlpfc,
 #             PRESET_mob, PRESET_bc1 override it for one section
 #   CONFIG_dlpfc, CONFIG_mob, CONFIG_bc1  darlc config file(s) on top of the preset, several
-#             joined by ':' and merged in order (default none). The runs of 2026-12-07 on DLPFC
-#             used the old `--preset fast` with benches/small_section.json, which is now
-#             PRESET_dlpfc=paper CONFIG_dlpfc=benches/fast_epochs.json:benches/small_section.json
+#             joined by ':' and merged in order (default none); e.g. the old `--preset fast`
+#             with benches/small_section.json is PRESET_dlpfc=paper
+#             CONFIG_dlpfc=benches/fast_epochs.json:benches/small_section.json
 #   One OUT folder should hold one setting: a finished run is never redone, whatever the config.
 #   ROWS      rows to run (default: all of full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size
 #             no_pretrain); runs already present are scored whatever ROWS says
