@@ -70,6 +70,22 @@ impl<T: Float> Adam<T> {
         self.state.get(id.0).and_then(|s| s.as_ref())
     }
 
+    /// Every parameter's state, by id (for checkpoints; parameters without state are left out).
+    pub fn states(&self) -> impl Iterator<Item = (ParamId, &AdamState<T>)> + '_ {
+        self.state
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (ParamId(i), s)))
+    }
+
+    /// Set the state of parameter `id` (restoring a checkpoint written from [`Self::states`]).
+    pub fn set_state(&mut self, id: ParamId, st: AdamState<T>) {
+        if self.state.len() <= id.0 {
+            self.state.resize_with(id.0 + 1, || None);
+        }
+        self.state[id.0] = Some(st);
+    }
+
     /// Forget the moments and step counts of `ids` (SPEC §9.4).
     pub fn reset_state(&mut self, ids: &[ParamId]) {
         for id in ids {
