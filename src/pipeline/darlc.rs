@@ -197,6 +197,7 @@ impl Checkpointing {
         let Some((why, signal)) = checkpoint::stop_reason(stage, done) else {
             return Ok(());
         };
+        eprintln!("[darlc] {}", self.summary());
         let ck = Checkpoint::path(&self.dir);
         let msg = if ck.exists() {
             format!(
