@@ -458,3 +458,45 @@ fn outputs_inside_the_input_are_not_hashed_and_an_input_inside_out_is_refused() 
     assert!(String::from_utf8_lossy(&o.stderr).contains("contains the input"));
     std::fs::remove_dir_all(&input).unwrap();
 }
+
+#[test]
+fn smooth_and_embed_swap_their_folders_in_whole_and_refuse_foreign_ones() {
+    let input = section();
+    for (cmd, extra) in [
+        (
+            "smooth",
+            &["--epochs", "1", "--hidden", "4", "--embed", "2"][..],
+        ),
+        (
+            "embed",
+            &["--gat-epochs", "1", "--epochs", "1", "--batch", "16"][..],
+        ),
+    ] {
+        let out = tmp(&format!("{cmd}-out"));
+        let go = || {
+            darlc()
+                .args([cmd, "--quiet", "--input"])
+                .arg(&input)
+                .arg("--out")
+                .arg(&out)
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        ok(&go());
+        // A rerun replaces the folder darlc wrote.
+        ok(&go());
+        assert_no_temp_files(&out);
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        let o = go();
+        assert!(!o.status.success(), "{cmd} wrote into a foreign folder");
+        assert_eq!(
+            std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        assert!(!staging(&out).exists());
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

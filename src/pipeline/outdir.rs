@@ -89,6 +89,12 @@ fn is_darlc_run(dir: &Path) -> bool {
         .is_some_and(|v| v.get("darlc_version").is_some())
 }
 
+/// Whether `dir` is a folder darlc wrote: a `darlc run` folder, or the output of `darlc smooth`
+/// (`smoothing.json`) or `darlc embed` (`warmup.jsonl`).
+fn is_darlc_folder(dir: &Path) -> bool {
+    is_darlc_run(dir) || dir.join("smoothing.json").is_file() || dir.join("warmup.jsonl").is_file()
+}
+
 fn is_empty_dir(dir: &Path) -> Result<bool> {
     Ok(std::fs::read_dir(dir)
         .map_err(|e| DarlcError::io(dir, e))?
@@ -163,13 +169,13 @@ impl OutputFolder {
                     format!("{} exists and is not a folder", out.display()),
                 ));
             }
-            if !force && !is_empty_dir(out)? && !is_darlc_run(out) {
+            if !force && !is_empty_dir(out)? && !is_darlc_folder(out) {
                 return Err(DarlcError::param(
                     "--out",
                     format!(
                         "{} is not empty and holds no darlc run.json: darlc will not mix its \
-                         results with other files. Choose a new or empty folder, or pass --force \
-                         to replace the folder's contents when the run completes",
+                         results with other files. Choose a new or empty folder (`darlc run \
+                         --force` replaces the folder's contents when the run completes)",
                         out.display()
                     ),
                 ));
