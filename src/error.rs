@@ -27,6 +27,9 @@ pub enum DarlcError {
     Numerical(String),
     /// A comparison (fixtures check, verify) found mismatches.
     Mismatch(String),
+    /// The run stopped on request (SIGTERM, SIGINT) after writing a checkpoint; `msg` says how to
+    /// resume. `main` exits with 128 + `signal`, as a process killed by that signal would.
+    Interrupted { msg: String, signal: i32 },
 }
 
 /// The crate-wide result type.
@@ -75,6 +78,7 @@ impl fmt::Display for DarlcError {
             DarlcError::Data(m) => write!(f, "data: {}", m),
             DarlcError::Numerical(m) => write!(f, "numerical failure: {}", m),
             DarlcError::Mismatch(m) => write!(f, "mismatch: {}", m),
+            DarlcError::Interrupted { msg, .. } => write!(f, "interrupted: {}", msg),
         }
     }
 }

@@ -68,6 +68,10 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(darlc::error::DarlcError::Interrupted { msg, signal }) => {
+            eprintln!("interrupted: {msg}");
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -106,11 +106,17 @@ fn baselines_write_every_output_and_a_complete_marker() {
 }
 
 #[test]
-fn impossible_k_fails_and_removes_a_stale_marker() {
+fn impossible_k_fails_and_leaves_the_previous_run_intact() {
     let input = section();
     let out = tmp("bad-k");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("run.json"), "{\"complete\": true}").unwrap();
+    let o = run(
+        &input,
+        &out,
+        &["--method", "kmeans", "--clusters", "5"],
+        "2",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = std::fs::read(out.join("run.json")).unwrap();
     let o = run(
         &input,
         &out,
@@ -120,10 +126,16 @@ fn impossible_k_fails_and_removes_a_stale_marker() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("K = 1000") && err.contains("N = 287"), "{err}");
-    assert!(
-        !out.join("run.json").exists(),
-        "a failed run must not look complete"
+    assert_eq!(
+        std::fs::read(out.join("run.json")).unwrap(),
+        before,
+        "a failed rerun must leave the previous run as it was"
     );
+    let staging = out.with_file_name(format!(
+        "{}.darlc-partial",
+        out.file_name().unwrap().to_string_lossy()
+    ));
+    assert!(!staging.exists(), "a failed run leaves no staging folder");
     let o = run(&input, &out, &["--preset", "fastest"], "2");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--preset"));
     std::fs::remove_dir_all(&out).unwrap();

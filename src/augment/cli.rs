@@ -69,7 +69,10 @@ fn smooth_inner(a: &SmoothArgs) -> Result<()> {
         ..GatConfig::default()
     };
     let sm = smooth_image_set(&set, a.method, &cfg)?;
-    write_outputs(&a.out, &set, &sm, a)?;
+    // Written into a staging folder beside --out and swapped in whole (issue 24).
+    let folder = crate::pipeline::outdir::OutputFolder::create(&a.out, false)?;
+    write_outputs(folder.path(), &set, &sm, a)?;
+    folder.finish()?;
     if let Some(q) = &sm.quality {
         eprintln!(
             "Moran's I raw → smoothed (median over {} genes): {:.4} → {:.4}; raised for {:.1} %",

@@ -37,7 +37,7 @@ use crate::autodiff::{Tape, Var};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::io::TensorFile;
-use crate::nn::adam::Adam;
+use crate::nn::adam::{Adam, AdamState};
 use crate::nn::clip::clip_grad_norm;
 use crate::nn::params::{ParamId, ParamStore};
 use crate::progress::{Eta, batch_job_line};
@@ -441,6 +441,28 @@ impl<T: Float> Optimiser<T> {
         let adam = Adam::new(cfg.lr).with_weight_decay(cfg.weight_decay);
         Optimiser { store, ids, adam }
     }
+    /// The optimiser at `state` (parameters and Adam moments of an interrupted training).
+    fn resumed(state: &GatState<T>, cfg: &GatConfig) -> Self {
+        let mut opt = Optimiser::new(state.params.clone(), cfg);
+        for (&id, st) in opt.ids.iter().zip(&state.adam) {
+            if let Some(st) = st {
+                opt.adam.set_state(id, st.clone());
+            }
+        }
+        opt
+    }
+    /// Where the training stands after `losses.len()` steps.
+    fn state(&self, losses: &[f64]) -> Result<GatState<T>> {
+        Ok(GatState {
+            params: self.params()?,
+            adam: self
+                .ids
+                .iter()
+                .map(|&id| self.adam.state(id).cloned())
+                .collect(),
+            losses: losses.to_vec(),
+        })
+    }
     fn params(&self) -> Result<GatParams<T>> {
         let v: Vec<ArrayD<T>> = self
             .ids
@@ -458,6 +480,45 @@ impl<T: Float> Optimiser<T> {
 pub struct GatTrained<T: Float> {
     pub params: GatParams<T>,
     pub losses: Vec<f64>,
+}
+
+/// Where a GAT training stands between two steps, for checkpoints: the parameters, the Adam state
+/// of each ([`PARAM_NAMES`] order; `None` before the first step) and the loss before each step
+/// taken so far (`losses.len()` steps are done). Training from a state continues exactly as if it
+/// had not stopped: the full-batch steps draw no random numbers, and shared mode's batches are a
+/// function of the seed and the step index.
+#[derive(Clone, Debug)]
+pub struct GatState<T: Float> {
+    pub params: GatParams<T>,
+    pub adam: Vec<Option<AdamState<T>>>,
+    pub losses: Vec<f64>,
+}
+
+impl<T: Float> GatState<T> {
+    /// The state before the first step: the SPEC §3.4 initialisation for `c` channels.
+    pub fn fresh(c: usize, cfg: &GatConfig) -> Self {
+        GatState {
+            params: GatParams::init(c, cfg.hidden, cfg.embed, cfg.seed),
+            adam: vec![None; 4],
+            losses: Vec::new(),
+        }
+    }
+}
+
+/// Called with the state so far after every `every` steps, after the last, and after any step
+/// for which `stop(steps done)` is true; an error stops the training (a checkpoint writer that saw
+/// a stop request returns one).
+pub struct BlockHook<'a, T: Float> {
+    pub every: usize,
+    pub stop: &'a dyn Fn(usize) -> bool,
+    pub f: &'a mut dyn FnMut(&GatState<T>) -> Result<()>,
+}
+
+impl<T: Float> BlockHook<'_, T> {
+    /// Whether the hook wants the state after `done` of `total` steps.
+    fn due(&self, done: usize, total: usize) -> bool {
+        done % self.every.max(1) == 0 || done == total || (self.stop)(done)
+    }
 }
 
 fn progress_bar(enabled: bool, len: usize, what: &str) -> Option<indicatif::ProgressBar> {
@@ -591,7 +652,26 @@ pub fn train_observed<T: Float>(
     cfg: &GatConfig,
     on_epoch: &mut dyn FnMut(usize, f64),
 ) -> Result<GatTrained<T>> {
+    let state = GatState {
+        params,
+        adam: vec![None; 4],
+        losses: Vec::new(),
+    };
+    train_resumable(x, graph, state, cfg, on_epoch, None)
+}
+
+/// [`train_observed`] from a [`GatState`] (a fresh one or a checkpoint's), calling `hook` at the
+/// end of every block of `hook.every` epochs and after the last one.
+pub fn train_resumable<T: Float>(
+    x: ArrayView2<T>,
+    graph: &Graph,
+    state: GatState<T>,
+    cfg: &GatConfig,
+    on_epoch: &mut dyn FnMut(usize, f64),
+    mut hook: Option<BlockHook<'_, T>>,
+) -> Result<GatTrained<T>> {
     check_inputs(x, graph, cfg)?;
+    let params = &state.params;
     if params.w1.nrows() != x.ncols() {
         return Err(DarlcError::param(
             "gat.W1",
@@ -602,18 +682,25 @@ pub fn train_observed<T: Float>(
     let x_sq = frobenius_sq(x);
     let mut tape = Tape::<T>::new();
     let xv = tape.constant(x.to_owned().into_dyn());
-    let mut opt = Optimiser::new(params, cfg);
+    let mut opt = Optimiser::resumed(&state, cfg);
+    let first = state.losses.len();
     let pb = progress_bar(cfg.progress, cfg.epochs, "GAT");
-    let mut losses = Vec::with_capacity(cfg.epochs);
+    let mut losses = state.losses;
+    losses.reserve(cfg.epochs.saturating_sub(first));
     // Without a terminal: a line at every tenth of the epochs.
     let every = (cfg.epochs / 10).max(1);
-    let mut eta = Eta::new(cfg.epochs);
+    let mut eta = Eta::new(cfg.epochs.saturating_sub(first));
     let mut tick = Instant::now();
-    for epoch in 0..cfg.epochs {
+    for epoch in first..cfg.epochs {
         let l = train_step(&mut tape, xv, &g, &mut opt, cfg, x_sq);
         check_finite(l, epoch)?;
         losses.push(l);
         on_epoch(epoch, l);
+        if let Some(h) = hook.as_mut() {
+            if h.due(epoch + 1, cfg.epochs) {
+                (h.f)(&opt.state(&losses)?)?;
+            }
+        }
         eta.record(tick.elapsed().as_secs_f64());
         tick = Instant::now();
         if cfg.progress && (epoch + 1) % every == 0 {
@@ -749,17 +836,34 @@ pub fn shared_batches(n_images: usize, batch: usize, steps: usize, seed: u64) ->
 /// 8-neighbourhood pixel graphs, `cfg.epochs` optimiser steps on mini-batches of
 /// `cfg.batch_images` image graphs ([`shared_batches`]). `x: [N, C, H, W]`.
 pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTrained<T>> {
+    let c = x.dim().1;
+    train_shared_resumable(x, GatState::fresh(c, cfg), cfg, None)
+}
+
+/// [`train_shared`] from a [`GatState`], calling `hook` every `hook.every` steps and after the last.
+pub fn train_shared_resumable<T: Float>(
+    x: ArrayView4<T>,
+    state: GatState<T>,
+    cfg: &GatConfig,
+    mut hook: Option<BlockHook<'_, T>>,
+) -> Result<GatTrained<T>> {
     let (n_img, c, h, w) = x.dim();
     if n_img == 0 || c == 0 || h == 0 || w == 0 {
         return Err(DarlcError::Data("empty image stack".into()));
     }
-    let params = GatParams::<T>::init(c, cfg.hidden, cfg.embed, cfg.seed);
-    let mut opt = Optimiser::new(params, cfg);
+    if state.params.w1.nrows() != c {
+        return Err(DarlcError::param(
+            "gat.W1",
+            format!("{} rows for {} channels", state.params.w1.nrows(), c),
+        ));
+    }
+    let mut opt = Optimiser::resumed(&state, cfg);
     let batches = shared_batches(n_img, cfg.batch_images, cfg.epochs, cfg.seed);
     let mut graphs: BTreeMap<usize, GatGraph> = BTreeMap::new();
     let pb = progress_bar(cfg.progress, batches.len(), "GAT (shared)");
-    let mut losses = Vec::with_capacity(batches.len());
-    for (step, ids) in batches.iter().enumerate() {
+    let first = state.losses.len();
+    let mut losses = state.losses;
+    for (step, ids) in batches.iter().enumerate().skip(first) {
         let g = match graphs.entry(ids.len()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
@@ -776,6 +880,11 @@ pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTr
         if let Some(pb) = &pb {
             pb.set_position(step as u64 + 1);
             pb.set_message(format!("step {} loss {:.6}", step + 1, l));
+        }
+        if let Some(hk) = hook.as_mut() {
+            if hk.due(step + 1, batches.len()) {
+                (hk.f)(&opt.state(&losses)?)?;
+            }
         }
     }
     if let Some(pb) = pb {

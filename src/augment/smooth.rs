@@ -1,7 +1,7 @@
 //! Positive views of an [`ImageSet`]: GAT smoothing (SPEC §3) or Gaussian kernel smoothing (SPEC
 //! §15, the "GAT→GKS" ablation), on the graph SPEC §3.2 prescribes for the input's lattice.
 
-use super::gat::{self, GatConfig, GatParams};
+use super::gat::{self, BlockHook, GatConfig, GatParams, GatState};
 use super::gks::{gks_smooth, gks_smooth_images};
 use super::graph::{Graph, HEX_RADIUS, KNN_K, SQUARE_RADIUS};
 use super::quality::{SmoothingReport, smoothing_gain};
@@ -40,6 +40,53 @@ pub fn section_graph(sec: &Section) -> Result<Graph> {
         Lattice::Hex => Graph::radius(&sec.coords, HEX_RADIUS),
         Lattice::Square => Graph::radius(&sec.coords, SQUARE_RADIUS),
         Lattice::Arbitrary => Graph::knn_symmetric(&sec.coords, KNN_K),
+    }
+}
+
+/// The positive views of `set` (the images of [`smooth_image_set`], without the quality report),
+/// with a resumable GAT: training starts from `start` (a checkpoint's [`GatState`]; `None` = the
+/// SPEC §3.4 initialisation) and calls `hook` at the end of every block of epochs. Returns the
+/// views and the GAT's final state (method `Gat`).
+pub fn smooth_views_resumable(
+    set: &ImageSet,
+    method: Method,
+    cfg: &GatConfig,
+    start: Option<GatState<f32>>,
+    hook: Option<BlockHook<'_, f32>>,
+) -> Result<(Array4<f32>, Option<GatState<f32>>)> {
+    let (n, c, h, w) = set.images.dim();
+    match (&set.section, method) {
+        (_, Method::Gks) => Ok((smooth_image_set(set, method, cfg)?.images, None)),
+        (Some(sec), Method::Gat) => {
+            let graph = section_graph(sec)?;
+            if sec.expr.ncols() != n {
+                return Err(DarlcError::Data(format!(
+                    "section has {} genes but {n} images",
+                    sec.expr.ncols()
+                )));
+            }
+            let start = start.unwrap_or_else(|| GatState::fresh(sec.expr.ncols(), cfg));
+            let tr =
+                gat::train_resumable(sec.expr.view(), &graph, start, cfg, &mut |_, _| {}, hook)?;
+            let features = gat::smoothed(&tr.params, &graph, sec.expr.view());
+            let images = gat::scatter_to_images(features.view(), &sec.pixel, h, w)?;
+            Ok((images, Some(final_state(tr))))
+        }
+        (None, Method::Gat) => {
+            let start = start.unwrap_or_else(|| GatState::fresh(c, cfg));
+            let tr = gat::train_shared_resumable(set.images.view(), start, cfg, hook)?;
+            let images = gat::smoothed_images(&tr.params, set.images.view(), cfg.batch_images)?;
+            Ok((images, Some(final_state(tr))))
+        }
+    }
+}
+
+/// A finished training as a state (no optimiser moments: nothing resumes after the last step).
+fn final_state(tr: gat::GatTrained<f32>) -> GatState<f32> {
+    GatState {
+        params: tr.params,
+        adam: vec![None; 4],
+        losses: tr.losses,
     }
 }
 

@@ -191,20 +191,21 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
     let mut cfg = Config::paper(c, h, w);
     cfg.patch = args.patch;
     let mut model = ModuleI::<f32>::new(cfg.clone(), args.seed)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| DarlcError::io(&args.out, e))?;
+    // Written into a staging folder beside --out and swapped in whole (issue 24).
+    let folder = crate::pipeline::outdir::OutputFolder::create(&args.out, false)?;
     let opts = WarmupOptions {
         epochs: args.epochs,
         batch: args.batch,
         lr: 1e-3,
         seed: args.seed,
         progress: !args.quiet,
-        log: Some(args.out.join("warmup.jsonl")),
+        log: Some(folder.path().join("warmup.jsonl")),
     };
     warmup(&mut model, x.view(), xs.view(), &opts, |_| Ok(()))?;
     let hrep = model.embed(x.view(), 256);
     let cfg_json = serde_json::to_string(&cfg).unwrap_or_default();
-    write_outputs(&args.out, &ids, &hrep, &model, &cfg_json)?;
-    Ok(())
+    write_outputs(folder.path(), &ids, &hrep, &model, &cfg_json)?;
+    folder.finish()
 }
 
 #[cfg(test)]

@@ -120,15 +120,32 @@ pub fn warmup<T: Float>(
     opts: &WarmupOptions,
     mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
-    let n = x.dim().0;
     let mut adam = Adam::<T>::new(opts.lr);
-    let total = (steps_per_epoch(n, opts.batch) * opts.epochs) as u64;
+    warmup_from(model, &mut adam, 0, x, x_s, opts, |log, _, _| on_epoch(log))
+}
+
+/// [`warmup`] from epoch `first` with the optimiser `adam` (a checkpoint's state, or a fresh
+/// `Adam::new(opts.lr)` at epoch 0). Every epoch's random streams are named by its index, so
+/// epochs `first..` draw exactly what an uninterrupted run draws. `on_epoch` also receives the
+/// model and the optimiser after the epoch (for checkpoints); an error from it stops the warm-up.
+pub fn warmup_from<T: Float>(
+    model: &mut ModuleI<T>,
+    adam: &mut Adam<T>,
+    first: usize,
+    x: ArrayView4<T>,
+    x_s: ArrayView4<T>,
+    opts: &WarmupOptions,
+    mut on_epoch: impl FnMut(&EpochLog, &ModuleI<T>, &Adam<T>) -> Result<()>,
+) -> Result<Vec<EpochLog>> {
+    let n = x.dim().0;
+    let left = opts.epochs.saturating_sub(first);
+    let total = (steps_per_epoch(n, opts.batch) * left) as u64;
     let bar = step_bar(opts.progress, total);
-    let mut eta = Eta::new(opts.epochs);
+    let mut eta = Eta::new(left);
     let mut logs = Vec::new();
     let mut lines = String::new();
     let (l, nk) = (model.cfg.tokens(), model.cfg.n_keep());
-    for e in 0..opts.epochs {
+    for e in first..opts.epochs {
         let start = Instant::now();
         bar.set_prefix(format!("epoch {}/{}", e + 1, opts.epochs));
         let perm = permutation(
@@ -144,7 +161,7 @@ pub fn warmup<T: Float>(
             let xb = x.select(Axis(0), idx);
             let xsb = x_s.select(Axis(0), idx);
             let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
-            let s = model.train_step(&mut adam, xb.view(), xsb.view(), &vis)?;
+            let s = model.train_step(adam, xb.view(), xsb.view(), &vis)?;
             let w = idx.len() as f64;
             sum.l_ssl += w * s.l_ssl;
             sum.l_mim += w * s.l_mim;
@@ -187,7 +204,7 @@ pub fn warmup<T: Float>(
             let left = eta.after(secs);
             batch_job_line(&format!("{}{left}", log.describe(opts.epochs)));
         }
-        on_epoch(&log)?;
+        on_epoch(&log, model, adam)?;
         logs.push(log);
     }
     bar.finish_and_clear();

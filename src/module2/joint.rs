@@ -194,6 +194,29 @@ pub struct BatchLosses {
     pub l_cl: f64,
 }
 
+/// What the joint epochs carry from one epoch to the next besides the model: the epochs done,
+/// both optimisers and the labels of the last EM (for `labels_changed`). A checkpoint stores it.
+#[derive(Clone, Debug)]
+pub struct JointState<T: Float> {
+    /// Joint epochs completed (the next one to run).
+    pub epoch: usize,
+    pub adam_e: Adam<T>,
+    pub adam_b: Adam<T>,
+    pub prev_labels: Option<Vec<usize>>,
+}
+
+impl<T: Float> JointState<T> {
+    /// Before the first joint epoch.
+    pub fn fresh(opts: &JointOptions) -> Self {
+        JointState {
+            epoch: 0,
+            adam_e: Adam::new(opts.lr_epoch),
+            adam_b: Adam::new(opts.lr_batch),
+            prev_labels: None,
+        }
+    }
+}
+
 /// Module I + projection head + mixture, trained jointly.
 #[derive(Clone, Debug)]
 pub struct Joint<T: Float> {
@@ -309,15 +332,14 @@ impl<T: Float> Joint<T> {
                 "the joint phase needs batches of at least 2 (BatchNorm)",
             ));
         }
-        let (k, d) = (opts.k, opts.dim);
         let mut r = rng::stream(opts.seed, "proj.init");
-        let mut head = ProjectionHead::new(&mut m1.store, "proj", m1.cfg.dim, d, &mut r);
+        let mut head = ProjectionHead::new(&mut m1.store, "proj", m1.cfg.dim, opts.dim, &mut r);
         let h = m1.embed(x, opts.batch);
         head.calibrate(&m1.store, h.view())?;
         let z_t = head.embed(&m1.store, h.view());
         let z = to_f64(z_t.view());
         let cfg = SmmConfig {
-            k,
+            k: opts.k,
             gaussian: opts.gaussian,
             scale_prior: opts.scale_prior,
             max_iter: opts.em_iters_init,
@@ -327,6 +349,25 @@ impl<T: Float> Joint<T> {
             nu_init: opts.nu_init,
         };
         let fit = smm::fit(z.view(), &cfg, &mut rng::stream(opts.seed, "kmeans++"))?;
+        let mut j = Joint::assemble(m1, head, fit.smm, fit.prior, opts);
+        j.start_z = Some(StartEmbedding {
+            key: j.embedding_key(),
+            z: z_t,
+        });
+        j.load_smm_params();
+        Ok((j, fit.report))
+    }
+
+    /// Register the mixture parameters after the projection head's and build the joint model
+    /// (the parameter layout of [`Joint::start`]).
+    fn assemble(
+        mut m1: ModuleI<T>,
+        head: ProjectionHead<T>,
+        smm: Smm,
+        prior: SmmPrior,
+        opts: JointOptions,
+    ) -> Self {
+        let (k, d) = (opts.k, opts.dim);
         let smm_ids = SmmParamIds {
             mu: m1.store.add("smm.mu", ArrayD::zeros(IxDyn(&[k, d]))),
             eta: m1.store.add("smm.eta", ArrayD::zeros(IxDyn(&[k, d]))),
@@ -340,23 +381,27 @@ impl<T: Float> Joint<T> {
         for p in ["vit", "dec", "g_o", "proj", "uwl", "smm"] {
             batch_ids.extend(m1.store.ids_with_prefix(p));
         }
-        let mut j = Joint {
+        Joint {
             m1,
             head,
             smm_ids,
             epoch_ids,
             batch_ids,
-            smm: fit.smm,
-            prior: fit.prior,
+            smm,
+            prior,
             opts,
             start_z: None,
-        };
-        j.start_z = Some(StartEmbedding {
-            key: j.embedding_key(),
-            z: z_t,
-        });
-        j.load_smm_params();
-        Ok((j, fit.report))
+        }
+    }
+
+    /// The joint model with [`Joint::start`]'s parameter layout but none of its computation, for
+    /// resuming from a checkpoint: `m1` is a freshly built Module I (its values, the projection
+    /// head's, the mixture parameters' and the BN statistics are then loaded by the caller), and
+    /// `smm`, `prior` are the checkpoint's mixture of the last EM and the prior of `Z⁰`.
+    pub fn restore(mut m1: ModuleI<T>, smm: Smm, prior: SmmPrior, opts: JointOptions) -> Self {
+        let mut r = rng::stream(opts.seed, "proj.init");
+        let head = ProjectionHead::new(&mut m1.store, "proj", m1.cfg.dim, opts.dim, &mut r);
+        Joint::assemble(m1, head, smm, prior, opts)
     }
 
     /// `μ ← μ̂`, `η ← ln diag chol(Σ̂)`, `L_off ← strict lower part of chol(Σ̂)` (§9.3).
@@ -580,6 +625,24 @@ impl<T: Float> Joint<T> {
         lap: &LaplacianSym,
         mut on_epoch: impl FnMut(&JointEpochLog, &[usize]) -> Result<()>,
     ) -> Result<Vec<JointEpochLog>> {
+        let mut state = JointState::fresh(&self.opts);
+        self.train_from(x, x_s, lap, &mut state, |log, labels, _, _| {
+            on_epoch(log, labels)
+        })
+    }
+
+    /// [`Joint::train`] from `state` (fresh, or a checkpoint's): epochs `state.epoch..E_j`. Every
+    /// epoch's random streams are named by its index, so the epochs run here draw exactly what an
+    /// uninterrupted run draws. After each epoch `on_epoch` also receives the model and the
+    /// updated state (for checkpoints); an error from it stops the training.
+    pub fn train_from(
+        &mut self,
+        x: ArrayView4<T>,
+        x_s: ArrayView4<T>,
+        lap: &LaplacianSym,
+        state: &mut JointState<T>,
+        mut on_epoch: impl FnMut(&JointEpochLog, &[usize], &Self, &JointState<T>) -> Result<()>,
+    ) -> Result<Vec<JointEpochLog>> {
         let n = x.dim().0;
         if lap.n() != n {
             return Err(DarlcError::Data(format!(
@@ -588,16 +651,20 @@ impl<T: Float> Joint<T> {
             )));
         }
         let (l, nk) = (self.m1.cfg.tokens(), self.m1.cfg.n_keep());
-        let mut adam_e = Adam::<T>::new(self.opts.lr_epoch);
-        let mut adam_b = Adam::<T>::new(self.opts.lr_batch);
         let smm_param_ids = [self.smm_ids.mu, self.smm_ids.eta, self.smm_ids.l_off];
         let e_total = self.opts.epochs;
         let steps = steps_per_epoch(n, self.opts.batch);
-        let bar = step_bar(self.opts.progress, (e_total * steps) as u64);
-        let mut eta = Eta::new(e_total);
-        let mut prev_labels: Option<Vec<usize>> = None;
+        let left = e_total.saturating_sub(state.epoch);
+        let bar = step_bar(self.opts.progress, (left * steps) as u64);
+        let mut eta = Eta::new(left);
         let mut logs = Vec::new();
-        for e in 0..e_total {
+        for e in state.epoch..e_total {
+            let JointState {
+                adam_e,
+                adam_b,
+                prev_labels,
+                ..
+            } = state;
             let t0 = Instant::now();
             bar.set_prefix(format!("joint {}/{}", e + 1, e_total));
             let mut timing = JointTiming::default();
@@ -625,7 +692,7 @@ impl<T: Float> Joint<T> {
             let changed = prev_labels.as_ref().map_or(1.0, |p| {
                 p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
             });
-            prev_labels = Some(labels);
+            *prev_labels = Some(labels);
             lap_time(&mut timing.em);
             // c: the epoch-level step.
             let lambda = lambda_at(self.opts.lambda0, e, e_total);
@@ -660,7 +727,7 @@ impl<T: Float> Joint<T> {
                 let xsb = x_s.select(Axis(0), idx);
                 let pb = ln_p.select(Axis(0), idx);
                 let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
-                let b = self.batch_step(&mut adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
+                let b = self.batch_step(adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
                 let w = idx.len() as f64;
                 sum.l_kl += w * b.l_kl;
                 sum.l_ssl += w * b.l_ssl;
@@ -703,7 +770,13 @@ impl<T: Float> Joint<T> {
                 let left = eta.after(log.seconds);
                 batch_job_line(&format!("{}{left}", log.describe(e_total)));
             }
-            on_epoch(&log, prev_labels.as_deref().unwrap_or(&[]))?;
+            state.epoch = e + 1;
+            on_epoch(
+                &log,
+                state.prev_labels.as_deref().unwrap_or(&[]),
+                self,
+                state,
+            )?;
             logs.push(log);
         }
         bar.finish_and_clear();

@@ -70,8 +70,17 @@ impl<T: Float> Adam<T> {
         self.state.get(id.0).and_then(|s| s.as_ref())
     }
 
-    /// Set the state of a parameter, as if it had taken `state.step` steps (golden fixtures start a
-    /// step from a stored optimiser state, so that the step depends on more than gradient signs).
+    /// Every parameter's state, by id (for checkpoints; parameters without state are left out).
+    pub fn states(&self) -> impl Iterator<Item = (ParamId, &AdamState<T>)> + '_ {
+        self.state
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (ParamId(i), s)))
+    }
+
+    /// Set the state of parameter `id`, as if it had taken `state.step` steps: restoring a
+    /// checkpoint written from [`Self::states`], or a golden fixture that starts a step from a
+    /// stored optimiser state (so that the step depends on more than the gradients' signs).
     pub fn set_state(&mut self, id: ParamId, state: AdamState<T>) {
         if self.state.len() <= id.0 {
             self.state.resize_with(id.0 + 1, || None);

@@ -1,6 +1,6 @@
 //! `darlc run` flags: data options, config layering (preset, then `--config` file, then flags).
 
-use super::run;
+use super::{RunControl, run_with};
 use crate::config::{Clusters, Config, ImageScale, Method};
 use crate::data::cli::LoadArgs;
 use crate::error::{DarlcError, Result};
@@ -11,9 +11,19 @@ use std::path::PathBuf;
 pub struct RunArgs {
     #[command(flatten)]
     pub load: LoadArgs,
-    /// Output folder (created if needed).
+    /// Output folder. It is written only when the run is complete (until then everything goes to
+    /// `OUT.darlc-partial` beside it); a non-empty folder that darlc did not write is refused.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Replace a non-empty --out that darlc did not write, or discard an interrupted run's
+    /// checkpoint in OUT.darlc-partial and start again.
     #[arg(long)]
-    pub out: PathBuf,
+    pub force: bool,
+    /// Continue an interrupted run from its last checkpoint: DIR is its --out (or
+    /// OUT.darlc-partial). Alone, it repeats the original arguments; with them, they must give the
+    /// same configuration and inputs (--threads may differ).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// JSON config; its keys override the preset's values (unknown keys are errors).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -159,8 +169,69 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     Ok(c)
 }
 
+/// `darlc run`'s arguments alone, to repeat a checkpoint's recorded command.
+#[derive(clap::Parser, Debug)]
+#[command(name = "darlc run", no_binary_name = true)]
+struct Replay {
+    #[command(flatten)]
+    args: RunArgs,
+}
+
+/// The arguments of this `darlc run` invocation (after `run`), for checkpoints.
+fn run_arguments() -> Vec<String> {
+    let all: Vec<String> = std::env::args().collect();
+    match all.iter().position(|a| a == "run") {
+        Some(i) => all[i + 1..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// With `--resume DIR` and no `--out`: the interrupted run's own arguments (this invocation's
+/// `--threads` kept). With `--out` too: check that both name the same folder.
+fn resolve_resume(args: RunArgs) -> Result<RunArgs> {
+    let Some(dir) = args.resume.clone() else {
+        return Ok(args);
+    };
+    let out = super::outdir::out_of(&dir);
+    if let Some(o) = &args.out {
+        if super::outdir::absolute(o) != super::outdir::absolute(&out) {
+            return Err(DarlcError::param(
+                "--resume",
+                format!(
+                    "--resume {} and --out {} name different folders",
+                    dir.display(),
+                    o.display()
+                ),
+            ));
+        }
+        return Ok(args);
+    }
+    let staging = super::outdir::staging_of(&out);
+    let ck = super::checkpoint::Checkpoint::load(&staging).map_err(|e| {
+        DarlcError::param(
+            "--resume",
+            format!("nothing to resume in {}: {e}", staging.display()),
+        )
+    })?;
+    let replay = <Replay as clap::Parser>::try_parse_from(&ck.header.args).map_err(|e| {
+        DarlcError::param(
+            "--resume",
+            format!("the checkpoint's recorded arguments do not parse: {e}"),
+        )
+    })?;
+    let mut a = replay.args;
+    a.out = Some(out);
+    a.resume = Some(dir);
+    a.force = false;
+    if args.threads.is_some() {
+        a.threads = args.threads;
+    }
+    Ok(a)
+}
+
 /// Entry point of `darlc run`.
 pub fn run_cmd(args: RunArgs) -> Result<()> {
+    let args = resolve_resume(args)?;
     if let Some(t) = args.threads {
         if t == 0 {
             return Err(DarlcError::param("--threads", "must be ≥ 1"));
@@ -176,10 +247,19 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     load.min_spots = cfg.get().min_spots;
     load.patch = cfg.get().module1.patch;
     load.canvas = cfg.get().canvas.min_side();
-    let r = run(&input, &load, &cfg, args.truth.as_deref(), &args.out)?;
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| DarlcError::param("--out", "is required"))?;
+    let ctl = RunControl {
+        force: args.force,
+        resume: args.resume.is_some(),
+        args: run_arguments(),
+    };
+    let r = run_with(&input, &load, &cfg, args.truth.as_deref(), &out, &ctl)?;
     for p in &r.phases {
         eprintln!("{:>10}: {:8.2} s", p.name, p.seconds);
     }
-    println!("wrote {}", args.out.display());
+    println!("wrote {}", out.display());
     Ok(())
 }

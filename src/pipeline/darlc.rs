@@ -8,25 +8,29 @@
 //!    (DARLC-C1), k-means on `h` instead.
 //!
 //! Progress goes to stderr; per-epoch records to `log.jsonl` (rewritten atomically after every
-//! epoch, so it can be watched during a long run).
+//! epoch, so it can be watched during a long run), and a checkpoint after every block of GAT
+//! epochs, warm-up epoch and joint epoch (see [`super::checkpoint`]), from which a run continues
+//! with `darlc run --resume`.
 
+use super::checkpoint::{self, Checkpoint, Header};
 use super::{Phase, RunResult};
-use crate::augment::gat::GatConfig;
+use crate::augment::gat::{BlockHook, GatConfig, GatState};
 use crate::augment::smooth::{self, Method as SmoothMethod};
 use crate::config::{Config, Smoothing};
 use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
 use crate::module1::model::{Config as M1Config, ModuleI};
-use crate::module1::warmup::{WarmupOptions, warmup};
+use crate::module1::warmup::{WarmupOptions, warmup_from};
 use crate::module2::baselines::{self, Clustering};
 use crate::module2::epoch_loss::Terms;
-use crate::module2::joint::{Joint, JointOptions, clusters_used};
+use crate::module2::joint::{Joint, JointOptions, JointState, clusters_used};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::module2::smm::ScalePrior;
+use crate::nn::adam::Adam;
 use ndarray::{Array2, ArrayD};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Module I's architecture for `C×H×W` images from the run configuration.
@@ -158,14 +162,87 @@ fn check_finite(name: &str, a: &Array2<f64>) -> Result<()> {
     Ok(())
 }
 
+/// Checkpoint settings of one DARLC run (see [`super::checkpoint`]).
+pub struct Checkpointing {
+    /// The staging folder (checkpoints and `log.jsonl` go here).
+    pub dir: PathBuf,
+    /// The `--out` the user gave (for messages).
+    pub out: PathBuf,
+    /// What every checkpoint records about the run.
+    pub base: Header,
+    /// The checkpoint to continue from.
+    pub resume: Option<Checkpoint>,
+    /// Checkpoints written, seconds spent writing them, size of the last one (bytes).
+    stats: std::cell::Cell<(usize, f64, u64)>,
+}
+
+impl Checkpointing {
+    /// Checkpoints written into `dir` for a run described by `base` (no resume).
+    pub fn new(dir: &Path, out: &Path, base: Header) -> Self {
+        Checkpointing {
+            dir: dir.to_path_buf(),
+            out: out.to_path_buf(),
+            base,
+            resume: None,
+            stats: std::cell::Cell::new((0, 0.0, 0)),
+        }
+    }
+
+    /// `checkpoints: N written, X MB each, Y s in total`, for the closing summary.
+    pub fn summary(&self) -> String {
+        let (n, secs, bytes) = self.stats.get();
+        format!(
+            "checkpoints: {n} written, the last {:.1} MB, {secs:.2} s in total",
+            bytes as f64 / 1e6
+        )
+    }
+
+    /// Stop now if a signal (or `DARLC_STOP_AFTER`) asks for it, after `what`.
+    fn stop_if_asked(&self, stage: &str, done: usize, what: &str) -> Result<()> {
+        let Some((why, signal)) = checkpoint::stop_reason(stage, done) else {
+            return Ok(());
+        };
+        eprintln!("[darlc] {}", self.summary());
+        let ck = Checkpoint::path(&self.dir);
+        let msg = if ck.exists() {
+            format!(
+                "stopped by {why} after {what}; the checkpoint is {}. Continue with: darlc run \
+                 --resume {}",
+                ck.display(),
+                self.out.display()
+            )
+        } else {
+            format!("stopped by {why} after {what}, before the first checkpoint; nothing to resume")
+        };
+        Err(DarlcError::Interrupted { msg, signal })
+    }
+
+    fn save(&self, c: Checkpoint) -> Result<()> {
+        let t = Instant::now();
+        c.save(&self.dir)?;
+        let bytes = std::fs::metadata(Checkpoint::path(&self.dir)).map_or(0, |m| m.len());
+        let (n, secs, _) = self.stats.get();
+        self.stats
+            .set((n + 1, secs + t.elapsed().as_secs_f64(), bytes));
+        Ok(())
+    }
+}
+
+/// GAT epochs between two checkpoints: a tenth of the training (a stop request is honoured after
+/// any epoch).
+fn gat_block(epochs: usize) -> usize {
+    (epochs / 10).max(1)
+}
+
 /// Run DARLC on `set`: `k` clusters (`None` = infer by the eigengap on the smoothed images).
-/// Writes `log.jsonl` into `out` as it goes; returns the clustering, `h`, `z`, the model tensors
-/// and the phase timings.
+/// Writes `log.jsonl` and a checkpoint after every block of GAT epochs, warm-up epoch and joint
+/// epoch into `ck.dir` as it goes, and continues from `ck.resume` when given; returns the
+/// clustering, `h`, `z`, the model tensors and the phase timings.
 pub fn run_darlc(
     set: &ImageSet,
     k: Option<usize>,
     c: &Config,
-    out: &Path,
+    ck: &mut Checkpointing,
     progress: bool,
 ) -> Result<(RunResult, TensorFile, usize)> {
     let (n, ch, hgt, wid) = set.images.dim();
@@ -177,11 +254,37 @@ pub fn run_darlc(
     // The schedule in optimiser steps (issue 23): batch and epochs for this N, written into
     // the configuration the loops read (unchanged when it counts epochs, as the paper preset does).
     let c = &super::schedule::resolve(n, c).apply(c);
-    let mut phases = Vec::new();
-    let mut log = Log {
-        path: &out.join("log.jsonl"),
-        text: String::new(),
+    let resume = ck.resume.take();
+    let ck = &*ck;
+    let dir = ck.dir.clone();
+    let (r_stage, r_done) = match &resume {
+        Some(r) => (
+            match r.header.stage.as_str() {
+                "smoothing" => 0,
+                "warm-up" => 1,
+                _ => 2,
+            },
+            r.header.done,
+        ),
+        None => (0, 0),
     };
+    let mut phases = Vec::new();
+    let log_path = dir.join("log.jsonl");
+    let mut log = Log {
+        path: &log_path,
+        text: match &resume {
+            Some(r) => r.log(&dir)?,
+            None => String::new(),
+        },
+    };
+    if let Some(r) = &resume {
+        eprintln!(
+            "[darlc] resuming after {} {} (checkpoint {})",
+            r.header.stage,
+            r.header.done,
+            Checkpoint::path(&dir).display()
+        );
+    }
     // 1. Positive views.
     let gat_cfg = GatConfig {
         hidden: c.smoothing.hidden,
@@ -198,9 +301,37 @@ pub fn run_darlc(
         Smoothing::Gat => SmoothMethod::Gat,
         Smoothing::Gks => SmoothMethod::Gks,
     };
-    let xs = timed(&mut phases, "smoothing", || {
-        Ok(smooth::smooth_image_set(set, method, &gat_cfg)?.images)
+    let gat_start = match (&resume, method) {
+        (Some(r), SmoothMethod::Gat) => Some(r.gat(&dir)?),
+        _ => None,
+    };
+    let (xs, gat_final) = timed(&mut phases, "smoothing", || {
+        let stop = |done: usize| checkpoint::stop_reason("smoothing", done).is_some();
+        let mut write = |st: &GatState<f32>| -> Result<()> {
+            let done = st.losses.len();
+            let mut cp = Checkpoint::new(&ck.base, "smoothing", done);
+            cp.put_gat(st);
+            cp.put_log(&log.text);
+            ck.save(cp)?;
+            ck.stop_if_asked(
+                "smoothing",
+                done,
+                &format!("GAT epoch {done} of {}", gat_cfg.epochs),
+            )
+        };
+        let hook = BlockHook {
+            every: gat_block(gat_cfg.epochs),
+            stop: &stop,
+            f: &mut write,
+        };
+        smooth::smooth_views_resumable(set, method, &gat_cfg, gat_start, Some(hook))
     })?;
+    // Every later checkpoint carries the trained GAT, from which the views are recomputed.
+    let put_views = |cp: &mut Checkpoint| {
+        if let Some(g) = &gat_final {
+            cp.put_gat(g);
+        }
+    };
     // 2. Seeding similarity and its Laplacian on the smoothed tissue vectors (§7); K (§10).
     let (lap, k) = timed(&mut phases, "similarity", || {
         let y = baselines::tissue_vectors(xs.view(), set.mask.view())?;
@@ -222,6 +353,7 @@ pub fn run_darlc(
             format!("K = {k} must satisfy 2 ≤ K ≤ N = {n}"),
         ));
     }
+    ck.stop_if_asked("similarity", 0, "the seeding similarity")?;
     // The positive views' per-image scaling (`smoothing.view_scale`, not in SPEC), after the
     // similarity so that `S` and K do not depend on it.
     let mut xs = xs;
@@ -229,7 +361,7 @@ pub fn run_darlc(
     // 3. Module I warm-up.
     let m1cfg = module1_config(c, ch, hgt, wid);
     let x = &set.images;
-    let mut m1 = ModuleI::<f32>::new(m1cfg, c.seed)?;
+    let mut m1 = ModuleI::<f32>::new(m1cfg.clone(), c.seed)?;
     let wopts = WarmupOptions {
         epochs: c.module1.warmup_epochs,
         batch: c.module1.batch.size_for(n),
@@ -238,17 +370,49 @@ pub fn run_darlc(
         progress,
         log: None,
     };
-    timed(&mut phases, "warm-up", || {
-        warmup(&mut m1, x.view(), xs.view(), &wopts, |rec| {
-            log.push(&Tagged {
-                phase: "warm-up",
-                rec,
-            })
+    let mut adam_w = Adam::<f32>::new(wopts.lr);
+    let mut first = 0;
+    if let (Some(r), 1) = (&resume, r_stage) {
+        r.load_store(&dir, &mut m1.store)?;
+        r.load_store(&dir, &mut m1.target)?;
+        adam_w = r.adam(&dir, "adam_w", adam_w, &m1.store)?;
+        first = r_done;
+    }
+    if r_stage < 2 {
+        timed(&mut phases, "warm-up", || {
+            warmup_from(
+                &mut m1,
+                &mut adam_w,
+                first,
+                x.view(),
+                xs.view(),
+                &wopts,
+                |rec, m1, adam| {
+                    log.push(&Tagged {
+                        phase: "warm-up",
+                        rec,
+                    })?;
+                    let done = rec.epoch + 1;
+                    let mut cp = Checkpoint::new(&ck.base, "warm-up", done);
+                    put_views(&mut cp);
+                    cp.put_store(&m1.store);
+                    cp.put_store(&m1.target);
+                    cp.put_adam("adam_w", adam, &m1.store);
+                    cp.put_log(&log.text);
+                    ck.save(cp)?;
+                    ck.stop_if_asked(
+                        "warm-up",
+                        done,
+                        &format!("warm-up epoch {done} of {}", wopts.epochs),
+                    )
+                },
+            )?;
+            Ok(())
         })?;
-        Ok(())
-    })?;
+    }
     // 4. DARLC-C1 (w/o SMM): k-means on h.
     if c.ablations.no_smm {
+        checkpoint::restore_default_signals();
         let h = m1
             .embed(x.view(), c.module1.batch.size_for(n))
             .mapv(f64::from);
@@ -279,25 +443,75 @@ pub fn run_darlc(
         crate::eval::metrics::nmi(t, labels).ok()
     };
     let jopts = joint_options(c, n, k, progress);
-    let (mut joint, init) = timed(&mut phases, "smm-init", || {
-        Joint::start(m1, x.view(), jopts)
-    })?;
-    log.push(&serde_json::json!({
-        "phase": "smm-init", "em_iters": init.iters, "em_converged": init.converged,
-        "l_map": init.l_map.last(), "jitter_used": init.jitter_used,
-        "clusters_used": clusters_used(&init.estep.labels().0),
-        "nmi_truth": nmi_of(&init.estep.labels().0),
-    }))?;
+    let (mut joint, mut state) = match (&resume, r_stage) {
+        (Some(r), 2) => {
+            let (smm, prior) = r.smm(&dir)?;
+            let mut j = Joint::restore(ModuleI::new(m1cfg, c.seed)?, smm, prior, jopts.clone());
+            r.load_store(&dir, &mut j.m1.store)?;
+            r.load_store(&dir, &mut j.m1.target)?;
+            j.head
+                .bn
+                .load_buffers(&r.tensors, &Checkpoint::path(&dir))?;
+            let st = JointState {
+                epoch: r_done,
+                adam_e: r.adam(&dir, "adam_e", Adam::new(jopts.lr_epoch), &j.m1.store)?,
+                adam_b: r.adam(&dir, "adam_b", Adam::new(jopts.lr_batch), &j.m1.store)?,
+                prev_labels: r.labels(&dir)?,
+            };
+            (j, st)
+        }
+        _ => {
+            let (joint, init) = timed(&mut phases, "smm-init", || {
+                Joint::start(m1, x.view(), jopts.clone())
+            })?;
+            log.push(&serde_json::json!({
+                "phase": "smm-init", "em_iters": init.iters, "em_converged": init.converged,
+                "l_map": init.l_map.last(), "jitter_used": init.jitter_used,
+                "clusters_used": clusters_used(&init.estep.labels().0),
+                "nmi_truth": nmi_of(&init.estep.labels().0),
+            }))?;
+            ck.stop_if_asked("smm-init", 0, "the initial mixture fit")?;
+            (joint, JointState::fresh(&jopts))
+        }
+    };
     timed(&mut phases, "joint", || {
-        joint.train(x.view(), xs.view(), &lap, |rec, labels| {
-            let mut v = serde_json::to_value(rec).unwrap_or_default();
-            if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
-                obj.insert("nmi_truth".into(), m.into());
-            }
-            log.push(&v)
-        })?;
+        joint.train_from(
+            x.view(),
+            xs.view(),
+            &lap,
+            &mut state,
+            |rec, labels, j, st| {
+                let mut v = serde_json::to_value(rec).unwrap_or_default();
+                if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
+                    obj.insert("nmi_truth".into(), m.into());
+                }
+                log.push(&v)?;
+                let done = st.epoch;
+                let mut cp = Checkpoint::new(&ck.base, "joint", done);
+                put_views(&mut cp);
+                cp.put_store(&j.m1.store);
+                cp.put_store(&j.m1.target);
+                cp.put_buffers(j.head.bn.buffers());
+                cp.put_adam("adam_e", &st.adam_e, &j.m1.store);
+                cp.put_adam("adam_b", &st.adam_b, &j.m1.store);
+                cp.put_smm(&j.smm, &j.prior);
+                if let Some(l) = &st.prev_labels {
+                    cp.put_labels(l);
+                }
+                cp.put_log(&log.text);
+                ck.save(cp)?;
+                ck.stop_if_asked(
+                    "joint",
+                    done,
+                    &format!("joint epoch {done} of {}", jopts.epochs),
+                )
+            },
+        )?;
         Ok(())
     })?;
+    // After the last checkpoint a signal ends the process again (the checkpoint stays).
+    checkpoint::restore_default_signals();
+    eprintln!("[darlc] {}", ck.summary());
     // 7. Final fit.
     let (h, z, report) = timed(&mut phases, "final-fit", || joint.finish(x.view()))?;
     log.push(&serde_json::json!({

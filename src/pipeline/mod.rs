@@ -2,9 +2,11 @@
 //!
 //! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod darlc;
 pub mod guardrails;
+pub mod outdir;
 pub mod outputs;
 pub mod schedule;
 
@@ -85,41 +87,53 @@ struct RunJson<'a> {
 }
 
 /// SHA-256 of the input: every regular file of a folder (sorted by relative path), or the file.
-fn input_hashes(input: &Path) -> Result<Vec<(String, String)>> {
+/// Folders in `exclude` (absolute paths: a run's own output folders when `--out` lies inside
+/// `--input`) are skipped.
+fn input_hashes(input: &Path, exclude: &[PathBuf]) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     if input.is_dir() {
-        let mut stack = vec![input.to_path_buf()];
+        let root = outdir::absolute(input);
+        let mut stack = vec![root.clone()];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).map_err(|e| DarlcError::io(&d, e))? {
                 let p = e.map_err(|e| DarlcError::io(&d, e))?.path();
                 if p.is_dir() {
-                    stack.push(p);
+                    if !exclude.iter().any(|x| *x == p) {
+                        stack.push(p);
+                    }
                 } else if p.is_file() {
                     files.push(p);
                 }
             }
         }
         files.sort();
+        files
+            .iter()
+            .map(|f| {
+                let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+                Ok((rel, io::sha256_file(f)?))
+            })
+            .collect()
     } else {
-        files.push(input.to_path_buf());
+        Ok(vec![(input.display().to_string(), io::sha256_file(input)?)])
     }
-    files
-        .iter()
-        .map(|f| {
-            let rel = f.strip_prefix(input).unwrap_or(f).display().to_string();
-            Ok((
-                if rel.is_empty() {
-                    f.display().to_string()
-                } else {
-                    rel
-                },
-                io::sha256_file(f)?,
-            ))
-        })
-        .collect()
 }
 
-/// Run `cfg` on the data at `input` and write everything to `out`.
+/// How `darlc run` treats its output folder and checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct RunControl {
+    /// Replace a non-empty `--out` that darlc did not write, or discard an interrupted run's
+    /// staging folder.
+    pub force: bool,
+    /// Continue the interrupted run into `--out` from its checkpoint.
+    pub resume: bool,
+    /// The `darlc run` arguments (after `run`), recorded in checkpoints so that `--resume` alone
+    /// can repeat them.
+    pub args: Vec<String>,
+}
+
+/// Run `cfg` on the data at `input` and write everything to `out` (a fresh run, see
+/// [`run_with`]).
 pub fn run(
     input: &Path,
     load: &LoadOptions,
@@ -127,14 +141,121 @@ pub fn run(
     truth: Option<&Path>,
     out: &Path,
 ) -> Result<RunResult> {
-    // Everything the run will read or write is checked before any compute (issue 24).
-    probe_out(out)?;
-    let truth = read_truth(truth)?;
-    std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
-    let marker = out.join("run.json");
-    if marker.exists() {
-        std::fs::remove_file(&marker).map_err(|e| DarlcError::io(&marker, e))?;
+    run_with(input, load, cfg, truth, out, &RunControl::default())
+}
+
+/// Run `cfg` on the data at `input` into `out`. Everything is written into the staging folder
+/// beside `out` and swapped in when complete ([`outdir`]); DARLC writes checkpoints there and, with
+/// `ctl.resume`, continues from the last one after checking that the configuration and the inputs
+/// are those of the interrupted run.
+pub fn run_with(
+    input: &Path,
+    load: &LoadOptions,
+    cfg: &CheckedConfig,
+    truth: Option<&Path>,
+    out: &Path,
+    ctl: &RunControl,
+) -> Result<RunResult> {
+    let c = cfg.get();
+    if outdir::absolute(input).starts_with(outdir::absolute(out)) {
+        return Err(DarlcError::param(
+            "--out",
+            format!(
+                "{} contains the input {}; a finished run replaces its output folder, so choose \
+                 an --out outside the input",
+                out.display(),
+                input.display()
+            ),
+        ));
     }
+    // Every input the run will read is checked before the folder is claimed and before any
+    // compute (issue 24): `--out` (which the finished run replaces) and the folder beside it,
+    // where the staging folder goes, must be writable.
+    probe_out(out)?;
+    let truth_rows = read_truth(truth)?;
+    let mut inputs = input_hashes(input, &outdir::owned_paths(out))?;
+    if let Some(t) = truth {
+        inputs.push((format!("--truth {}", t.display()), io::sha256_file(t)?));
+    }
+    let mut base = checkpoint::header(
+        ctl.args.clone(),
+        std::env::args().collect(),
+        c,
+        format!("{load:?}"),
+        inputs.clone(),
+    );
+    let (folder, resume) = if ctl.resume {
+        let folder = outdir::OutputFolder::reopen(out)?;
+        let ck = checkpoint::Checkpoint::load(folder.path())?;
+        // Later checkpoints keep describing the original command.
+        base.args = ck.header.args.clone();
+        base.command = ck.header.command.clone();
+        let diff = ck.header.differences(&base);
+        if !diff.is_empty() {
+            return Err(DarlcError::param(
+                "--resume",
+                format!(
+                    "the checkpoint in {} is of a different run:\n  {}\nresume with the \
+                     original configuration and inputs, or start a new run",
+                    folder.path().display(),
+                    diff.join("\n  ")
+                ),
+            ));
+        }
+        (folder, Some(ck))
+    } else {
+        (outdir::OutputFolder::create(out, ctl.force)?, None)
+    };
+    // A resumed run records the command that started it.
+    let command = base.command.clone();
+    let mut ck = darlc::Checkpointing::new(folder.path(), out, base);
+    ck.resume = resume;
+    if c.method == Method::Darlc {
+        checkpoint::install_signal_handlers();
+    }
+    let result = run_in(
+        input,
+        load,
+        cfg,
+        truth_rows,
+        folder.path(),
+        &mut ck,
+        inputs,
+        command,
+    );
+    checkpoint::restore_default_signals();
+    match result {
+        Ok(r) => {
+            folder.finish()?;
+            Ok(r)
+        }
+        Err(e) => {
+            let cp = checkpoint::Checkpoint::path(folder.path());
+            if cp.exists() && !matches!(e, DarlcError::Interrupted { .. }) {
+                eprintln!(
+                    "note: the last checkpoint is kept in {}; after fixing the cause, `darlc run \
+                     --resume {}` continues from it",
+                    cp.display(),
+                    out.display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// [`run_with`] once the staging folder `out` is claimed.
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    input: &Path,
+    load: &LoadOptions,
+    cfg: &CheckedConfig,
+    truth: Option<Truth>,
+    out: &Path,
+    ck: &mut darlc::Checkpointing,
+    inputs: Vec<(String, String)>,
+    command: Vec<String>,
+) -> Result<RunResult> {
     let c = cfg.get();
     let mut phases = Vec::new();
     let t0 = Instant::now();
@@ -217,7 +338,7 @@ pub fn run(
             (r, k)
         }
         Method::Darlc => {
-            let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, out, true)?;
+            let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, ck, true)?;
             model.metadata.insert(
                 "config".into(),
                 serde_json::to_string(resolved.as_ref().unwrap_or(c)).unwrap_or_default(),
@@ -270,9 +391,9 @@ pub fn run(
     let rj = RunJson {
         complete: true,
         darlc_version: env!("CARGO_PKG_VERSION"),
-        command: std::env::args().collect(),
+        command,
         input: data::input_name(input),
-        input_sha256: input_hashes(input)?,
+        input_sha256: inputs,
         threads: rayon::current_num_threads(),
         config: resolved.as_ref().unwrap_or(c),
         images: n,
@@ -289,7 +410,7 @@ pub fn run(
             })
             .collect(),
     };
-    io::write_json(&marker, &rj)?;
+    io::write_json(&out.join("run.json"), &rj)?;
     result.phases = phases;
     Ok(result)
 }
