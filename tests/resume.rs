@@ -343,7 +343,7 @@ fn sigterm_checkpoints_and_the_resumed_run_matches_a_second_run_is_locked_out() 
     let reference = tmp("long-reference");
     ok(&run_cmd(&reference, &cfg, "2").output().unwrap());
     let out = tmp("sigterm");
-    let mut child = run_cmd(&out, &cfg, "2")
+    let child = run_cmd(&out, &cfg, "2")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

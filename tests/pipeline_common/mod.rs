@@ -1,5 +1,6 @@
 //! Shared helpers of the `darlc run` end-to-end tests: the binary, scratch folders, and a small
 //! simulated section.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
