@@ -517,7 +517,7 @@ pub struct BlockHook<'a, T: Float> {
 impl<T: Float> BlockHook<'_, T> {
     /// Whether the hook wants the state after `done` of `total` steps.
     fn due(&self, done: usize, total: usize) -> bool {
-        done % self.every.max(1) == 0 || done == total || (self.stop)(done)
+        done.is_multiple_of(self.every.max(1)) || done == total || (self.stop)(done)
     }
 }
 
@@ -696,10 +696,10 @@ pub fn train_resumable<T: Float>(
         check_finite(l, epoch)?;
         losses.push(l);
         on_epoch(epoch, l);
-        if let Some(h) = hook.as_mut() {
-            if h.due(epoch + 1, cfg.epochs) {
-                (h.f)(&opt.state(&losses)?)?;
-            }
+        if let Some(h) = hook.as_mut()
+            && h.due(epoch + 1, cfg.epochs)
+        {
+            (h.f)(&opt.state(&losses)?)?;
         }
         eta.record(tick.elapsed().as_secs_f64());
         tick = Instant::now();
@@ -881,10 +881,10 @@ pub fn train_shared_resumable<T: Float>(
             pb.set_position(step as u64 + 1);
             pb.set_message(format!("step {} loss {:.6}", step + 1, l));
         }
-        if let Some(hk) = hook.as_mut() {
-            if hk.due(step + 1, batches.len()) {
-                (hk.f)(&opt.state(&losses)?)?;
-            }
+        if let Some(hk) = hook.as_mut()
+            && hk.due(step + 1, batches.len())
+        {
+            (hk.f)(&opt.state(&losses)?)?;
         }
     }
     if let Some(pb) = pb {

@@ -98,7 +98,7 @@ fn input_hashes(input: &Path, exclude: &[PathBuf]) -> Result<Vec<(String, String
             for e in std::fs::read_dir(&d).map_err(|e| DarlcError::io(&d, e))? {
                 let p = e.map_err(|e| DarlcError::io(&d, e))?.path();
                 if p.is_dir() {
-                    if !exclude.iter().any(|x| *x == p) {
+                    if !exclude.contains(&p) {
                         stack.push(p);
                     }
                 } else if p.is_file() {
