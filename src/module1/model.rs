@@ -118,6 +118,22 @@ impl Config {
                 ),
             ));
         }
+        // Every linear layer needs a width of at least 1 (a zero-width layer has no output to
+        // compute; the f32 affine kernel would be asked for chunks of zero rows).
+        for (name, w) in [("mlp_ratio", self.mlp_ratio), ("contrastive_dim", self.d_c)] {
+            if w == 0 {
+                return Err(DarlcError::param(
+                    name,
+                    format!("must be ≥ 1 (a layer of width 0 has nothing to compute); got {w}"),
+                ));
+            }
+        }
+        if self.dec_widths.contains(&0) {
+            return Err(DarlcError::param(
+                "dec_widths",
+                format!("every decoder width must be ≥ 1; got {:?}", self.dec_widths),
+            ));
+        }
         if !(0.0..1.0).contains(&self.mask_ratio) {
             return Err(DarlcError::param(
                 "mask_ratio",
@@ -591,6 +607,25 @@ fn std_normal<R: Rng>(r: &mut R) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_width_layers_are_refused_before_any_step() {
+        // Issue 24: `mlp_ratio 0` or `contrastive_dim 0` used to panic in the f32 affine kernel at
+        // the first warm-up step; the model refuses them whoever builds it.
+        for (key, set) in [
+            (
+                "mlp_ratio",
+                (|c: &mut Config| c.mlp_ratio = 0) as fn(&mut Config),
+            ),
+            ("contrastive_dim", |c| c.d_c = 0),
+            ("dec_widths", |c| c.dec_widths[2] = 0),
+        ] {
+            let mut c = Config::tiny();
+            set(&mut c);
+            let e = ModuleI::<f32>::new(c, 0).err().expect(key).to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
 
     #[test]
     fn init_targets_are_exact_copies_and_names_match_peer() {
