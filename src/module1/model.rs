@@ -622,7 +622,7 @@ mod tests {
         ] {
             let mut c = Config::tiny();
             set(&mut c);
-            let e = ModuleI::<f32>::new(c, 0).err().expect(key).to_string();
+            let e = ModuleI::<f32>::new(c, 0).expect_err(key).to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
     }
