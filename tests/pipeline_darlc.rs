@@ -367,16 +367,7 @@ fn step_targets_set_the_schedule_and_run_json_records_it() {
 #[test]
 fn a_section_of_tens_of_genes_warns_and_names_gmm_pca() {
     let sim = tmp("small-sim");
-    let st = darlc()
-        .args(["simulate", "--genes", "60", "--seed", "1", "--out"])
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    pipeline_common::simulate(60, &sim);
     let out = tmp("small");
     let o = darlc()
         .env("RAYON_NUM_THREADS", "2")

@@ -24,16 +24,28 @@ pub fn section(tag: &str) -> PathBuf {
     let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("darlc-{tag}-sim-{}", std::process::id()));
     if !d.join("truth.csv").exists() {
-        let st = darlc()
-            .args(["simulate", "--genes", "300", "--seed", "1", "--out"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        simulate(300, &d);
     }
     d
+}
+
+/// `darlc simulate --genes GENES --seed 1 --out DIR`, asserting that it succeeds.
+pub fn simulate(genes: usize, dir: &std::path::Path) {
+    let st = darlc()
+        .args([
+            "simulate",
+            "--genes",
+            &genes.to_string(),
+            "--seed",
+            "1",
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
