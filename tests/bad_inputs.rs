@@ -1467,16 +1467,32 @@ fn verify_cases() -> Vec<Case> {
         edit(&mut m);
         serde_json::to_vec_pretty(&m).unwrap()
     };
-    let c = |name: &str, man: Vec<u8>, expect: &[&str]| Case {
-        reader: "verify reference",
-        name: name.into(),
-        files: with(
-            with(Files::new(), "ref/manifest.json", man),
-            "ref/add.same.safetensors",
-            tensor.clone(),
-        ),
-        args: s(&["verify", "--reference", "{d}/ref", "--candidate", "{d}/ref"]),
-        expect: s(expect),
+    let case_with =
+        |name: &str, man: Vec<u8>, tensors: Vec<u8>, extra: &[&str], expect: &[&str]| {
+            let mut args = s(&["verify", "--reference", "{d}/ref", "--candidate", "{d}/ref"]);
+            args.extend(s(extra));
+            Case {
+                reader: "verify reference",
+                name: name.into(),
+                files: with(
+                    with(Files::new(), "ref/manifest.json", man),
+                    "ref/add.same.safetensors",
+                    tensors,
+                ),
+                args,
+                expect: s(expect),
+            }
+        };
+    let c = |name: &str, man: Vec<u8>, expect: &[&str]| {
+        case_with(name, man, tensor.clone(), &[], expect)
+    };
+    // The reference's `out` tensor with one NaN.
+    let nan_tensor = {
+        let mut f = TensorFile::from_bytes(&tensor, Path::new("add.same.safetensors")).unwrap();
+        let mut out = f.tensors["out"].to_f64();
+        *out.iter_mut().next().unwrap() = f64::NAN;
+        f.tensors.insert("out".into(), TensorData::F64(out));
+        f.to_bytes().unwrap()
     };
     vec![
         c(
@@ -1519,6 +1535,73 @@ fn verify_cases() -> Vec<Case> {
             mk(&|m| m["cases"][0]["outputs"] = serde_json::json!(["nope"])),
             &["add.same.safetensors", "nope"],
         ),
+        c(
+            "case listed twice",
+            mk(&|m| {
+                let one = m["cases"][0].clone();
+                m["cases"].as_array_mut().unwrap().push(one);
+            }),
+            &["manifest.json", "`add.same` is listed twice"],
+        ),
+        c(
+            "case file outside the folder",
+            mk(&|m| m["cases"][0]["file"] = "../add.same.safetensors".into()),
+            &[
+                "manifest.json",
+                "`../add.same.safetensors`",
+                "no directory part",
+            ],
+        ),
+        c(
+            "tensor listed twice",
+            mk(&|m| m["cases"][0]["grads"] = serde_json::json!(["grad.a", "grad.a"])),
+            &["manifest.json", "`grad.a` is listed twice"],
+        ),
+        c(
+            "negative tolerance",
+            mk(&|m| m["cases"][0]["tolerance"]["f64"]["grads"]["abs"] = (-1e-9).into()),
+            &["manifest.json", "`tolerance.f64.grads.abs`", "≥ 0"],
+        ),
+        c(
+            "per-tensor tolerance for an unlisted tensor",
+            mk(&|m| {
+                m["cases"][0]["tensor_tolerance"] = serde_json::json!({
+                    "grad.c": {"f32": {"rel": 0.0, "abs": 1e-6}, "f64": {"rel": 0.0, "abs": 1e-12}}
+                })
+            }),
+            &["manifest.json", "`grad.c`", "not among"],
+        ),
+        c(
+            "manifest is an empty file",
+            Vec::new(),
+            &["manifest.json", "invalid manifest"],
+        ),
+        c(
+            "manifest is a list",
+            b"[]".to_vec(),
+            &["manifest.json:1", "invalid manifest"],
+        ),
+        case_with(
+            "reference tensor file truncated",
+            mk(&|_| {}),
+            tensor[..tensor.len() / 2].to_vec(),
+            &[],
+            &["add.same.safetensors"],
+        ),
+        case_with(
+            "reference tensor holds NaN",
+            mk(&|_| {}),
+            nan_tensor,
+            &[],
+            &["add.same.safetensors", "`out`", "non-finite"],
+        ),
+        case_with(
+            "unknown tier",
+            mk(&|_| {}),
+            tensor.clone(),
+            &["--tier", "f16"],
+            &["`tier`", "`f16`"],
+        ),
     ]
 }
 
@@ -1560,7 +1643,7 @@ fn malformed_truth_eval_config_and_reference_are_clear_errors_before_compute() {
     cases.extend(out_cases());
     cases.extend(verify_cases());
     let counts = run_cases(cases);
-    for r in ["truth", "eval inputs", "config"] {
+    for r in ["truth", "eval inputs", "config", "verify reference"] {
         assert!(counts[r] >= 12, "{r}: only {} cases", counts[r]);
     }
     eprintln!("cases per reader: {counts:?}");
