@@ -2,7 +2,7 @@
 //! tensor names and shapes, Eq. 5 (non-negative, background 0), and GKS as the alternative.
 
 use clap::Parser;
-use darlc::augment::cli::{SmoothArgs, run_smooth};
+use darlc::cli::smooth::{SmoothArgs, run_smooth};
 use darlc::io::{TensorData, TensorFile};
 
 #[derive(Parser)]

@@ -1,8 +1,8 @@
 //! Module I results do not depend on the thread count (SPEC §0): one training step and a short
 //! `darlc embed` run give byte-identical results on 1 and 2 threads.
 
+use darlc::cli::embed::{EmbedArgs, embed};
 use darlc::io::TensorFile;
-use darlc::module1::cli::{EmbedArgs, embed};
 use darlc::module1::mim::draw_visible;
 use darlc::module1::model::{Config, ModuleI};
 use darlc::nn::adam::Adam;

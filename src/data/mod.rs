@@ -17,8 +17,8 @@
 //! [`raster::bin_points`].
 
 pub mod bench;
-pub mod cli;
 pub mod mtx;
+pub mod output;
 pub mod preprocess;
 pub mod raster;
 pub mod simulate;

@@ -3,7 +3,6 @@
 //! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
 
 pub mod checkpoint;
-pub mod cli;
 pub mod darlc;
 pub mod guardrails;
 pub mod outdir;
@@ -261,7 +260,7 @@ fn run_in(
     let t0 = Instant::now();
     let set = data::load(input, load)?;
     phases.push(Phase::ended("load", t0));
-    eprint!("{}", data::cli::summary(&set));
+    eprint!("{}", data::output::summary(&set));
     let n = set.images.dim().0;
     check_data(&set, cfg, truth.as_ref())?;
     // The methods see `model_set`, which differs from `set` only under a per-image scaling
@@ -610,7 +609,7 @@ fn write_all(
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
     let (cropped, _offset) = outputs::crop_to_tissue(set);
     let set = &cropped;
-    let mut files = data::cli::write_outputs(set, out)?;
+    let mut files = data::output::write_outputs(set, out)?;
     let p = out.join("clusters.csv");
     outputs::write_clusters_csv(&p, &set.ids, &r.clustering)?;
     files.push(p);

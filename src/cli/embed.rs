@@ -7,10 +7,11 @@
 //! Smoothing (the positive views, SPEC §3): the tied GAT autoencoder by default (`--smoothing gat`,
 //! `--gat-epochs`), or Gaussian kernel smoothing (`--smoothing gks`, the GAT→GKS ablation of §15).
 
-use super::model::{Config, ModuleI};
-use super::warmup::{WarmupOptions, warmup};
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
+use crate::module1::model::{Config, ModuleI};
+use crate::module1::warmup::{WarmupOptions, warmup};
+use crate::threads::with_threads;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `darlc embed`.
@@ -66,30 +67,6 @@ pub struct EmbedArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// Run `f` with `threads` rayon workers: the global pool is configured on first use (so `f` runs
-/// on the calling thread), otherwise a dedicated pool is installed. `None` keeps the default.
-pub fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
-    match threads {
-        None => Ok(f()),
-        Some(0) => Err(DarlcError::param("--threads", "must be at least 1")),
-        Some(n) => {
-            if rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global()
-                .is_ok()
-                || rayon::current_num_threads() == n
-            {
-                return Ok(f());
-            }
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| DarlcError::param("--threads", e.to_string()))?;
-            Ok(pool.install(f))
-        }
-    }
 }
 
 /// Parse `HxW`.

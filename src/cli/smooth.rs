@@ -1,8 +1,8 @@
 //! `darlc smooth`: make the positive views of an input and show them (issue 4 item 4).
 
-use super::gat::GatConfig;
-use super::smooth::{Method, Smoothed, smooth_image_set};
-use crate::data::cli::LoadArgs;
+use super::input::InputArgs;
+use crate::augment::gat::GatConfig;
+use crate::augment::smooth::{Method, Smoothed, smooth_image_set};
 use crate::data::{ImageSet, load};
 use crate::error::{DarlcError, Result};
 use crate::io::{TensorData, TensorFile, picture, write_json};
@@ -16,7 +16,7 @@ pub const SHOWN: usize = 6;
 #[derive(clap::Args, Clone, Debug)]
 pub struct SmoothArgs {
     #[command(flatten)]
-    pub load: LoadArgs,
+    pub load: InputArgs,
     /// Output folder: smoothed.safetensors, gat.safetensors (GAT only), smoothing.png,
     /// smoothing.json.
     #[arg(long)]

@@ -1,16 +1,16 @@
 //! `darlc run` flags: data options, config layering (preset, then `--config` file, then flags).
 
-use super::{RunControl, run_with};
+use super::input::InputArgs;
 use crate::config::{Clusters, Config, ImageScale, Method};
-use crate::data::cli::LoadArgs;
 use crate::error::{DarlcError, Result};
+use crate::pipeline::{RunControl, run_with};
 use std::path::PathBuf;
 
 /// `darlc run [--input PATH] --out DIR [--config FILE] [--preset NAME] …`
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub load: LoadArgs,
+    pub load: InputArgs,
     /// Output folder. It is written only when the run is complete (until then everything goes to
     /// `OUT.darlc-partial` beside it); a non-empty folder that darlc did not write is refused.
     #[arg(long, required_unless_present = "resume")]
@@ -192,9 +192,9 @@ fn resolve_resume(args: RunArgs) -> Result<RunArgs> {
     let Some(dir) = args.resume.clone() else {
         return Ok(args);
     };
-    let out = super::outdir::out_of(&dir);
+    let out = crate::pipeline::outdir::out_of(&dir);
     if let Some(o) = &args.out {
-        if super::outdir::absolute(o) != super::outdir::absolute(&out) {
+        if crate::pipeline::outdir::absolute(o) != crate::pipeline::outdir::absolute(&out) {
             return Err(DarlcError::param(
                 "--resume",
                 format!(
@@ -206,8 +206,8 @@ fn resolve_resume(args: RunArgs) -> Result<RunArgs> {
         }
         return Ok(args);
     }
-    let staging = super::outdir::staging_of(&out);
-    let ck = super::checkpoint::Checkpoint::load(&staging).map_err(|e| {
+    let staging = crate::pipeline::outdir::staging_of(&out);
+    let ck = crate::pipeline::checkpoint::Checkpoint::load(&staging).map_err(|e| {
         DarlcError::param(
             "--resume",
             format!("nothing to resume in {}: {e}", staging.display()),
