@@ -1,10 +1,9 @@
 //! `darlc eval`: score a clustering (SPEC §12) and the gene-family benchmark ([P] §4.3.2).
 
+use super::leiden::CommunityArgs;
 use crate::error::{DarlcError, Result};
 use crate::eval::families::{family_benchmark, read_family_file, select_by_file, select_by_rules};
 use crate::eval::input::{Matrix, load_embeddings, load_images, read_two_column_csv};
-use crate::eval::knn::Metric;
-use crate::eval::leiden::{LeidenParams, Quality};
 use crate::eval::report::{LabelTable, evaluate, format_families, format_table};
 use std::path::{Path, PathBuf};
 
@@ -43,22 +42,13 @@ pub struct EvalArgs {
     /// CSV file (header; gene, family) when a FILE is given.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub families: Option<Option<PathBuf>>,
-    /// Neighbours of the family benchmark's kNN graph (capped at genes − 1).
-    #[arg(long, default_value_t = 5)]
-    pub family_k: usize,
-    /// Distance of the family benchmark's kNN graph.
-    #[arg(long, value_enum, default_value_t = Metric::Euclidean)]
-    pub metric: Metric,
-    /// Leiden resolution for the family benchmark.
-    #[arg(long, default_value_t = 1.0)]
-    pub resolution: f64,
-    /// Leiden quality function for the family benchmark.
-    #[arg(long, value_enum, default_value_t = Quality::Modularity)]
-    pub quality: Quality,
-    /// Seed of the family benchmark's Leiden run.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// The family benchmark's kNN graph and Leiden run.
+    #[command(flatten)]
+    pub graph: CommunityArgs,
 }
+
+/// Neighbours of the family benchmark's kNN graph when `--knn` is not given.
+pub const FAMILY_KNN: usize = 5;
 
 /// Run `darlc eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -181,19 +171,14 @@ fn run_families(
         Some((_, rows)) => select_by_file(&names, rows),
         None => (select_by_rules(&names), vec![]),
     };
-    let params = LeidenParams {
-        quality: args.quality,
-        resolution: args.resolution,
-        seed: args.seed,
-        ..Default::default()
-    };
+    let g = &args.graph;
     let mut rep = family_benchmark(
         &names,
         emb.x.view(),
         &selection,
-        args.family_k,
-        args.metric,
-        &params,
+        g.knn.unwrap_or(FAMILY_KNN),
+        g.metric,
+        &g.params(),
     )?;
     rep.missing = missing;
     Ok(rep)
