@@ -96,7 +96,7 @@ pub enum Method {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageScale {
-    /// Keep the preprocessed values (SPEC §2).
+    /// No scaling: the images keep their values (SPEC §2 and §3).
     #[default]
     None,
     /// Divide each image by its maximum (all-zero images stay zero).

@@ -13,6 +13,7 @@ pub struct SimulateArgs {
     /// Number of genes.
     #[arg(long, default_value_t = 15_000)]
     pub genes: usize,
+    /// Seed of the simulation's named random streams.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Fraction of pure-noise genes.
