@@ -7,12 +7,37 @@ use crate::error::{DarlcError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// How the positive views are made (SPEC §3, §15 "GAT→GKS").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How the positive views are made (SPEC §3, §15 "GAT→GKS"): the config key `smoothing.method`,
+/// the `--smoothing` flag, and what [`crate::augment::smooth`] runs (one type, spelt `gat`/`gks`
+/// everywhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Smoothing {
+    /// The tied graph-attention autoencoder (SPEC §3).
     Gat,
+    /// Gaussian kernel smoothing (SPEC §15).
     Gks,
+}
+
+impl Smoothing {
+    /// The name in config files and on the command line: `gat` or `gks`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Smoothing::Gat => "gat",
+            Smoothing::Gks => "gks",
+        }
+    }
+}
+
+/// Which inverse-Wishart scale `S0` the mixture's prior uses (SPEC §6.2; `module2.scale_prior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalePrior {
+    /// `S0 = diag(s²)/K^{2/d}` (the default, mclust's volume scaling).
+    #[default]
+    Default,
+    /// `S0 = ν0 · W`, W the pooled within-cluster covariance of the k-means partition.
+    Within,
 }
 
 /// How the number of clusters is chosen (SPEC §10, [P] §4.1.5).
@@ -27,10 +52,30 @@ pub enum Clusters {
     Fixed(usize),
 }
 
+/// ST default number of clusters `K = round(N/30)`, at least 2 (\[P\] §4.1.5, SPEC §10/§14).
+pub fn k_default_st(n: usize) -> usize {
+    ((n as f64 / 30.0).round() as usize).max(2)
+}
+
+impl Clusters {
+    /// Parse a command-line value: an integer, `st` (round(N/30)) or `auto` (eigengap).
+    pub fn parse(s: &str) -> std::result::Result<Clusters, String> {
+        match s.trim() {
+            "st" => Ok(Clusters::St),
+            "auto" => Ok(Clusters::Auto),
+            t => t
+                .parse()
+                .map(Clusters::Fixed)
+                .map_err(|_| format!("expected an integer, `st` or `auto`; got `{s}`")),
+        }
+    }
+}
+
 /// Which clustering method produces the outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// DARLC (SPEC §1, Algorithm 1).
     Darlc,
     /// k-means on the raw image vectors.
     Kmeans,
@@ -51,7 +96,7 @@ pub enum Method {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageScale {
-    /// Keep the preprocessed values (SPEC §2).
+    /// No scaling: the images keep their values (SPEC §2 and §3).
     #[default]
     None,
     /// Divide each image by its maximum (all-zero images stay zero).
@@ -239,7 +284,7 @@ pub struct ModuleIIConfig {
     pub kappa0: f64,
     pub nu_init: f64,
     /// `"default"` (SPEC §6.2) or `"within"` (pooled within-cluster scale prior).
-    pub scale_prior: String,
+    pub scale_prior: ScalePrior,
     pub knn: usize,
 }
 
@@ -329,7 +374,7 @@ impl Default for ModuleIIConfig {
             alpha: 2.0,
             kappa0: 0.01,
             nu_init: 3.0,
-            scale_prior: "default".into(),
+            scale_prior: ScalePrior::Default,
             knn: 15,
         }
     }
@@ -405,7 +450,7 @@ impl Config {
                 c.module2.em_iters_final = 50;
                 c.module2.lr_epoch = 1e-5;
                 c.module2.lr_batch = 1e-4;
-                c.module2.scale_prior = "within".into();
+                c.module2.scale_prior = ScalePrior::Within;
             }
             "tiny" => {
                 c.smoothing.epochs = 5;
@@ -635,15 +680,6 @@ impl Config {
                 format!("must lie in the ν bounds [1, 200]; got {}", m2.nu_init),
             );
         }
-        if m2.scale_prior != "default" && m2.scale_prior != "within" {
-            return p(
-                "module2.scale_prior",
-                format!(
-                    "must be \"default\" or \"within\"; got {:?}",
-                    m2.scale_prior
-                ),
-            );
-        }
         Ok(CheckedConfig(self))
     }
 }
@@ -673,7 +709,7 @@ impl CheckedConfig {
     /// errors if K > N.
     pub fn clusters_for(&self, n: usize) -> Result<Option<usize>> {
         let k = match self.0.module2.clusters {
-            Clusters::St => crate::module2::k_default_st(n),
+            Clusters::St => k_default_st(n),
             Clusters::Fixed(k) => k,
             Clusters::Auto => return Ok(None),
         };
@@ -833,7 +869,6 @@ mod tests {
             ("module2.alpha", 0.5.into()),
             ("module2.kappa0", 0.0.into()),
             ("module2.nu_init", 300.0.into()),
-            ("module2.scale_prior", "pooled".into()),
             ("module2.knn", 0.into()),
         ];
         for (key, bad) in cases {
@@ -850,6 +885,15 @@ mod tests {
                 "{key} = {bad}: {e}"
             );
         }
+        // An enum key (issue 26: `scale_prior` was a string checked here) refuses a bad value when
+        // the file is read, naming the value and what is allowed.
+        let mut v = serde_json::to_value(Config::default()).unwrap();
+        v["module2"]["scale_prior"] = "pooled".into();
+        let e = serde_json::from_value::<Config>(v).unwrap_err().to_string();
+        assert!(
+            e.contains("pooled") && e.contains("default") && e.contains("within"),
+            "{e}"
+        );
         // JSON cannot hold NaN or inf: set them directly.
         for (key, set) in [
             (
@@ -867,6 +911,16 @@ mod tests {
             let e = c.check().map(|_| ()).unwrap_err().to_string();
             assert!(e.starts_with(&format!("parameter `{key}`")), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn k_default() {
+        // round(18000/30) = 600; round(44/30) = round(1.47) = 1 → floor 2; round(75/30) = round(2.5)
+        // = 3 (f64::round rounds half away from zero).
+        assert_eq!(k_default_st(18000), 600);
+        assert_eq!(k_default_st(44), 2);
+        assert_eq!(k_default_st(75), 3);
+        assert_eq!(k_default_st(0), 2);
     }
 
     #[test]

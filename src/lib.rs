@@ -15,6 +15,7 @@
 pub mod augment;
 pub mod autodiff;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod nn;
 pub mod pipeline;
 pub mod progress;
 pub mod rng;
+pub mod threads;
 
 pub use error::{DarlcError, Result};
 pub use float::Float;

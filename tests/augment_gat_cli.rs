@@ -2,7 +2,7 @@
 //! tensor names and shapes, Eq. 5 (non-negative, background 0), and GKS as the alternative.
 
 use clap::Parser;
-use darlc::augment::cli::{SmoothArgs, run_smooth};
+use darlc::cli::smooth::{SmoothArgs, run_smooth};
 use darlc::io::{TensorData, TensorFile};
 
 #[derive(Parser)]
@@ -16,11 +16,11 @@ fn run(out: &std::path::Path, extra: &[&str]) {
         "smooth",
         "--out",
         out.to_str().unwrap(),
-        "--epochs",
+        "--gat-epochs",
         "2",
-        "--hidden",
+        "--gat-hidden",
         "8",
-        "--embed",
+        "--gat-latent",
         "4",
         "--quiet",
         "--threads",
@@ -67,7 +67,7 @@ fn smooth_writes_views_parameters_and_picture() {
     assert_eq!(js["shown"].as_array().unwrap().len(), 6);
     // GKS: no parameter file is written; the views differ from the GAT's.
     let out2 = out.join("gks");
-    run(&out2, &["--method", "gks"]);
+    run(&out2, &["--smoothing", "gks"]);
     assert!(!out2.join("gat.safetensors").exists());
     let f2 = TensorFile::load(&out2.join("smoothed.safetensors")).unwrap();
     assert_ne!(

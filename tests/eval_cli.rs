@@ -246,14 +246,14 @@ fn leiden_then_eval_recovers_blobs() {
         "leiden",
         "--embeddings",
         s(&d.join("emb.csv")),
-        "--k",
+        "--knn",
         "5",
         "--out",
         s(&out_csv),
     ]);
     assert!(ok, "{err}");
     let text = std::fs::read_to_string(&out_csv).unwrap();
-    assert!(text.starts_with("id,cluster\n"));
+    assert!(text.starts_with("gene,cluster\n"));
     let j = d.join("e.json");
     let (ok, _, err) = darlc(&[
         "eval",
@@ -276,7 +276,7 @@ fn leiden_then_eval_recovers_blobs() {
         "leiden",
         "--embeddings",
         s(&d.join("emb.csv")),
-        "--k",
+        "--knn",
         "5",
         "--out",
         s(&again),
@@ -353,7 +353,7 @@ fn family_benchmark_from_the_command_line() {
         s(&d.join("labels.csv")),
         "--families",
         s(&d.join("fam.csv")),
-        "--family-k",
+        "--knn",
         "2",
     ]);
     assert!(ok, "{err}");

@@ -312,7 +312,7 @@ fn cli_reads_csv_embeddings_and_writes_json() {
     let pairs_path = d.join("pairs.csv");
     std::fs::write(&pairs_path, pf).unwrap();
     let json = d.join("probe.json");
-    let args = darlc::eval::probe::ProbeArgs {
+    let args = darlc::cli::probe::ProbeArgs {
         embeddings: emb.clone(),
         tensor: None,
         pairs: pairs_path,
@@ -325,7 +325,7 @@ fn cli_reads_csv_embeddings_and_writes_json() {
         seed: 1,
         json: Some(json.clone()),
     };
-    darlc::eval::probe::probe_cmd(args).unwrap();
+    darlc::cli::probe::probe_cmd(args).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["n_pairs"], 60);

@@ -58,7 +58,7 @@ fn fixtures_regen_is_byte_identical_on_1_and_2_threads() {
 fn fixtures_check_passes_on_committed_golden_set() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden");
     let out = Command::new(env!("CARGO_BIN_EXE_darlc"))
-        .args(["fixtures", "check", "--dir"])
+        .args(["fixtures", "check", "--reference"])
         .arg(&dir)
         .output()
         .expect("run darlc");

@@ -1,8 +1,10 @@
 //! Module I results do not depend on the thread count (SPEC §0): one training step and a short
 //! `darlc embed` run give byte-identical results on 1 and 2 threads.
 
+use clap::Parser;
+use darlc::cli::embed::embed;
+use darlc::cli::{Cli, Command};
 use darlc::io::TensorFile;
-use darlc::module1::cli::{EmbedArgs, embed};
 use darlc::module1::mim::draw_visible;
 use darlc::module1::model::{Config, ModuleI};
 use darlc::nn::adam::Adam;
@@ -81,22 +83,34 @@ fn module1_embed_outputs_identical_on_1_and_2_threads() {
     let mut files = Vec::new();
     for threads in [1usize, 2] {
         let out = dir.join(format!("out{threads}"));
-        let args = EmbedArgs {
-            input: Some(input.clone()),
-            out: out.clone(),
-            epochs: 2,
-            batch: 6,
-            seed: 3,
-            threads: Some(threads),
-            patch: 5,
-            image_shape: None,
-            sparsify: 0.0,
-            pixel_max: None,
-            image_scale: darlc::config::ImageScale::None,
-            view_scale: darlc::config::ImageScale::None,
-            smoothing: darlc::augment::smooth::Method::Gat,
-            gat_epochs: 3,
-            quiet: true,
+        let t = threads.to_string();
+        let argv = [
+            "darlc",
+            "embed",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--preset",
+            "paper",
+            "--warmup-epochs",
+            "2",
+            "--batch",
+            "6",
+            "--seed",
+            "3",
+            "--threads",
+            &t,
+            "--patch",
+            "5",
+            "--smoothing",
+            "gat",
+            "--gat-epochs",
+            "3",
+            "--quiet",
+        ];
+        let Command::Embed(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed as embed")
         };
         embed(args).unwrap();
         let read = |f: &str| std::fs::read(out.join(f)).unwrap();
@@ -108,7 +122,7 @@ fn module1_embed_outputs_identical_on_1_and_2_threads() {
         // 14 images, B 6: batches 6, 6, 2 per epoch; h is [14, 64].
         let h = TensorFile::load(&out.join("embeddings.safetensors")).unwrap();
         assert_eq!(h.get("h", &out).unwrap().shape(), &[14, 64]);
-        let log = std::fs::read_to_string(out.join("warmup.jsonl")).unwrap();
+        let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
         assert_eq!(log.lines().count(), 2);
     }
     assert!(

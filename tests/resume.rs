@@ -465,11 +465,18 @@ fn smooth_and_embed_swap_their_folders_in_whole_and_refuse_foreign_ones() {
     for (cmd, extra) in [
         (
             "smooth",
-            &["--epochs", "1", "--hidden", "4", "--embed", "2"][..],
+            &[
+                "--gat-epochs",
+                "1",
+                "--gat-hidden",
+                "4",
+                "--gat-latent",
+                "2",
+            ][..],
         ),
         (
             "embed",
-            &["--gat-epochs", "1", "--epochs", "1", "--batch", "16"][..],
+            &["--gat-epochs", "1", "--warmup-epochs", "1", "--batch", "16"][..],
         ),
     ] {
         let out = tmp(&format!("{cmd}-out"));

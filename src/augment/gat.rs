@@ -104,6 +104,24 @@ impl Default for GatConfig {
     }
 }
 
+impl GatConfig {
+    /// The GAT of a run configuration's `smoothing` section (widths, epochs, Adam, clip), with
+    /// the run's seed; the shared-mode batch and the loss form keep their defaults.
+    pub fn from_section(sm: &crate::config::SmoothingConfig, seed: u64, progress: bool) -> Self {
+        GatConfig {
+            hidden: sm.hidden,
+            embed: sm.latent,
+            epochs: sm.epochs,
+            lr: sm.lr,
+            weight_decay: sm.weight_decay,
+            clip: sm.clip,
+            seed,
+            progress,
+            ..GatConfig::default()
+        }
+    }
+}
+
 /// The four GAT parameters (SPEC §3.3), named `gat.W1 [C,F1]`, `gat.W2 [F1,F2]`, `gat.a_c [F1]`,
 /// `gat.a_n [F1]` in files.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,6 +1,5 @@
 //! Positive views: the tied graph-attention autoencoder and Gaussian kernel smoothing (SPEC §3, §15).
 
-pub mod cli;
 pub mod gat;
 pub mod gat_cases;
 pub mod gks;

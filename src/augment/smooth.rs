@@ -9,14 +9,11 @@ use crate::data::{ImageSet, Lattice, Section};
 use crate::error::{DarlcError, Result};
 use ndarray::{Array2, Array4};
 
-/// Which denoiser makes the positive views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// The tied graph-attention autoencoder (SPEC §3).
-    Gat,
-    /// Gaussian kernel smoothing (SPEC §15).
-    Gks,
-}
+/// Which denoiser makes the positive views: the config's [`Smoothing`] (one type for the config
+/// key `smoothing.method`, the `--smoothing` flag and this module).
+pub use crate::config::Smoothing as Method;
+#[cfg(doc)]
+use crate::config::Smoothing;
 
 /// The smoothed images and what produced them.
 #[derive(Clone, Debug)]

@@ -4,6 +4,5 @@
 //! step, the GAT epoch and an EM iteration.
 
 pub mod alloc;
-pub mod cli;
 pub mod ops;
 pub mod scaling;

@@ -17,8 +17,8 @@
 //! [`raster::bin_points`].
 
 pub mod bench;
-pub mod cli;
 pub mod mtx;
+pub mod output;
 pub mod preprocess;
 pub mod raster;
 pub mod simulate;
@@ -126,7 +126,7 @@ pub enum CoordMode {
     Auto,
     /// Round to the nearest integer lattice point (SPEC §2.2 legacy ST); a collision is an error.
     Lattice,
-    /// Bin onto a square grid ([`raster::bin_points`]); points in one bin are summed.
+    /// Bin onto a square grid (side --bin-size); the points in one bin are summed.
     Bin,
 }
 
@@ -151,6 +151,10 @@ pub struct LoadOptions {
     pub coords: CoordMode,
     /// Bin side for [`CoordMode::Bin`], in input units; default from [`raster::bin_points`].
     pub bin_size: Option<f64>,
+    /// Divide every pixel value by this after loading (and after `sparsify`), to put an image
+    /// stack on [0, 1] as SPEC §2.3 does for natural images (255 for 8-bit images, 16 for the
+    /// 8×8 digits). `None`: no scaling.
+    pub pixel_max: Option<f64>,
 }
 
 impl Default for LoadOptions {
@@ -165,6 +169,7 @@ impl Default for LoadOptions {
             section: None,
             coords: CoordMode::Auto,
             bin_size: None,
+            pixel_max: None,
         }
     }
 }
@@ -197,6 +202,14 @@ impl LoadOptions {
             return Err(DarlcError::param(
                 "image-shape",
                 "every dimension must be ≥ 1",
+            ));
+        }
+        if let Some(m) = self.pixel_max
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(DarlcError::param(
+                "--pixel-max",
+                format!("must be a positive number, got {m}"),
             ));
         }
         Ok(())
@@ -353,6 +366,9 @@ pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         Kind::Msi => msi::load(input, opts)?,
         Kind::Dense => st::load_dense(input, opts)?,
     };
+    if let Some(m) = opts.pixel_max {
+        set.images.mapv_inplace(|v| (v as f64 / m) as f32);
+    }
     set.report.input = input_name(input);
     for f in &mut set.report.files {
         *f = input_name(Path::new(f));
@@ -513,5 +529,42 @@ mod scale_tests {
             x.as_slice().unwrap(),
             &[0.0, 0.5, 1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5]
         );
+    }
+}
+
+#[cfg(test)]
+mod pixel_max_tests {
+    use super::{LoadOptions, load};
+    use std::path::PathBuf;
+
+    fn opts(pixel_max: Option<f64>) -> LoadOptions {
+        LoadOptions {
+            patch: 2,
+            image_shape: Some((2, 2, 1)),
+            pixel_max,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// `--pixel-max` (until issue 26 a flag of `darlc embed` alone, now an input flag of every
+    /// command that reads data).
+    #[test]
+    fn pixel_max_divides_every_value_and_rejects_non_positive() {
+        let dir = std::env::temp_dir().join(format!("darlc-embed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path: PathBuf = dir.join("stack.csv");
+        // Two 2×2 images in the digits layout `label,p0_0,p0_1,p1_0,p1_1`.
+        std::fs::write(&path, "label,p0_0,p0_1,p1_0,p1_1\n3,0,4,8,16\n7,16,2,0,1\n").unwrap();
+        let raw = load(&path, &opts(None)).unwrap().images;
+        let scaled = load(&path, &opts(Some(16.0))).unwrap().images;
+        // 0/16, 4/16, 8/16, 16/16, 16/16, 2/16, 0/16, 1/16 (hand computation; exact in f32).
+        let want = [0.0, 0.25, 0.5, 1.0, 1.0, 0.125, 0.0, 0.0625];
+        assert_eq!(scaled.iter().copied().collect::<Vec<f32>>(), want);
+        assert_eq!(raw.mapv(|v| v / 16.0), scaled);
+        for bad in [0.0, -1.0, f64::NAN] {
+            let e = load(&path, &opts(Some(bad))).unwrap_err();
+            assert!(e.to_string().contains("--pixel-max"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

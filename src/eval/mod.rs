@@ -6,7 +6,6 @@
 //! * [`families`]: the gene-family benchmark ([P] §4.3.2).
 //! * [`input`], [`report`], [`cli`]: `darlc eval` and `darlc leiden`.
 
-pub mod cli;
 pub mod families;
 pub mod hungarian;
 pub mod input;

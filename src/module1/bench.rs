@@ -97,7 +97,7 @@ pub fn synthetic_pool(n: usize, s: usize, seed: u64) -> (Array4<f32>, Array4<f32
 pub fn ssl_step(args: SslStepArgs) -> Result<()> {
     crate::bench::alloc::retain_freed_memory();
     let threads = args.threads;
-    super::cli::with_threads(threads, move || run(&args))?
+    crate::threads::with_threads(threads, move || run(&args))?
 }
 
 fn run(args: &SslStepArgs) -> Result<()> {

@@ -10,7 +10,6 @@
 
 pub mod bench;
 pub mod cases;
-pub mod cli;
 pub mod contrastive;
 pub mod mim;
 pub mod model;

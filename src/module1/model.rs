@@ -63,6 +63,31 @@ impl Config {
             no_clr: false,
         }
     }
+
+    /// Module I's architecture for `C×H×W` images from a run configuration: its `module1`
+    /// section and the `w/o CLR` ablation switch.
+    pub fn from_run(
+        c: &crate::config::Config,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Config {
+        let m = &c.module1;
+        Config {
+            patch: m.patch,
+            dim: m.dim,
+            heads: m.heads,
+            blocks: m.depth,
+            mlp_ratio: m.mlp_ratio,
+            dec_widths: m.dec_widths,
+            d_c: m.contrastive_dim,
+            mask_ratio: m.mask_ratio,
+            tau: m.tau,
+            momentum: m.ema,
+            no_clr: c.ablations.no_clr,
+            ..Config::paper(channels, height, width)
+        }
+    }
     /// The tiny configuration of SPEC §18 (10×10, p 5, D 8, 2 heads, 2 blocks, D-6-8-10-12-100,
     /// d_c 4, ρ 0.5).
     pub fn tiny() -> Config {

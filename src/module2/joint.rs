@@ -28,6 +28,7 @@ use super::losses::{
 use super::projection::ProjectionHead;
 use super::smm::{self, EmReport, ScalePrior, Smm, SmmConfig, SmmPrior};
 use crate::autodiff::{Tape, Var};
+use crate::config::Config;
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::module1::mim::draw_visible;
@@ -77,28 +78,44 @@ pub struct JointOptions {
 }
 
 impl JointOptions {
-    /// SPEC §14 defaults for K components.
+    /// SPEC §14 defaults for K components: the paper preset's `module2` section
+    /// ([`JointOptions::from_config`] of [`Config::default`]).
     pub fn new(k: usize, seed: u64) -> Self {
-        JointOptions {
-            dim: 32,
-            k,
-            epochs: 50,
-            batch: 256,
-            lr_epoch: 1e-3,
-            lr_batch: 1e-5,
-            lambda0: 0.5,
-            em_iters_init: 100,
-            em_iters_epoch: 20,
-            em_iters_final: 100,
-            em_tol: 1e-6,
-            alpha: 2.0,
-            kappa0: 0.01,
-            nu_init: smm::NU_INIT,
-            gaussian: false,
-            scale_prior: ScalePrior::Default,
-            terms: Terms::default(),
+        let c = Config {
             seed,
-            progress: false,
+            ..Config::default()
+        };
+        Self::from_config(&c, 0, k, false)
+    }
+
+    /// The joint phase of a run configuration for `n` images and `k` components: the `module2`
+    /// section, the ablation switches `gmm`, `no_lh`, `no_size`, the run's seed, and the batch
+    /// of `module1.batch` (the joint phase shares the warm-up's B).
+    pub fn from_config(c: &Config, n: usize, k: usize, progress: bool) -> Self {
+        let m2 = &c.module2;
+        JointOptions {
+            dim: m2.dim,
+            k,
+            epochs: m2.joint_epochs,
+            batch: c.module1.batch.size_for(n),
+            lr_epoch: m2.lr_epoch,
+            lr_batch: m2.lr_batch,
+            lambda0: m2.lambda0,
+            em_iters_init: m2.em_iters_init,
+            em_iters_epoch: m2.em_iters_epoch,
+            em_iters_final: m2.em_iters_final,
+            em_tol: m2.em_tol,
+            alpha: m2.alpha,
+            kappa0: m2.kappa0,
+            nu_init: m2.nu_init,
+            gaussian: c.ablations.gmm,
+            scale_prior: m2.scale_prior,
+            terms: Terms {
+                lh: !c.ablations.no_lh,
+                size: !c.ablations.no_size,
+            },
+            seed: c.seed,
+            progress,
         }
     }
 }

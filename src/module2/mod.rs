@@ -30,23 +30,3 @@ pub mod similarity;
 pub mod smm;
 pub mod sparse;
 pub mod special;
-
-/// ST default number of clusters `K = round(N/30)`, at least 2 (\[P\] §4.1.5, SPEC §10/§14).
-pub fn k_default_st(n: usize) -> usize {
-    ((n as f64 / 30.0).round() as usize).max(2)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn k_default() {
-        // round(18000/30) = 600; round(44/30) = round(1.47) = 1 → floor 2; round(75/30) = round(2.5)
-        // = 3 (f64::round rounds half away from zero).
-        assert_eq!(k_default_st(18000), 600);
-        assert_eq!(k_default_st(44), 2);
-        assert_eq!(k_default_st(75), 3);
-        assert_eq!(k_default_st(0), 2);
-    }
-}

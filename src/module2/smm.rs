@@ -42,15 +42,8 @@ pub struct SmmPrior {
     pub s0: Array2<f64>,
 }
 
-/// Which IW scale S0 to use (SPEC §6.2; `smm.scale_prior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScalePrior {
-    /// `S0 = diag(s²)/K^{2/d}` (the default, mclust's volume scaling).
-    #[default]
-    Default,
-    /// `S0 = ν0 · W`, W the pooled within-cluster covariance of the k-means partition.
-    Within,
-}
+/// Which IW scale S0 to use (SPEC §6.2): defined with the config key `module2.scale_prior`.
+pub use crate::config::ScalePrior;
 
 impl SmmPrior {
     /// The default prior of SPEC §6.2 from the initial embeddings `Z⁰ [N, d]` and `K`:

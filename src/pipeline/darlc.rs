@@ -15,74 +15,21 @@
 use super::checkpoint::{self, Checkpoint, Header};
 use super::{Phase, RunResult};
 use crate::augment::gat::{BlockHook, GatConfig, GatState};
-use crate::augment::smooth::{self, Method as SmoothMethod};
-use crate::config::{Config, Smoothing};
+use crate::augment::smooth;
+use crate::config::{Config, ScalePrior, Smoothing};
 use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
 use crate::module1::model::{Config as M1Config, ModuleI};
 use crate::module1::warmup::{WarmupOptions, warmup_from};
 use crate::module2::baselines::{self, Clustering};
-use crate::module2::epoch_loss::Terms;
 use crate::module2::joint::{Joint, JointOptions, JointState, clusters_used};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
-use crate::module2::smm::ScalePrior;
 use crate::nn::adam::Adam;
 use ndarray::{Array2, ArrayD};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Module I's architecture for `C×H×W` images from the run configuration.
-pub fn module1_config(c: &Config, channels: usize, height: usize, width: usize) -> M1Config {
-    let m = &c.module1;
-    let mut cfg = M1Config::paper(channels, height, width);
-    cfg.patch = m.patch;
-    cfg.dim = m.dim;
-    cfg.heads = m.heads;
-    cfg.blocks = m.depth;
-    cfg.mlp_ratio = m.mlp_ratio;
-    cfg.dec_widths = m.dec_widths;
-    cfg.d_c = m.contrastive_dim;
-    cfg.mask_ratio = m.mask_ratio;
-    cfg.tau = m.tau;
-    cfg.momentum = m.ema;
-    cfg.no_clr = c.ablations.no_clr;
-    cfg
-}
-
-/// Joint-phase options from the run configuration, for `n` images.
-pub fn joint_options(c: &Config, n: usize, k: usize, progress: bool) -> JointOptions {
-    let m2 = &c.module2;
-    JointOptions {
-        dim: m2.dim,
-        k,
-        epochs: m2.joint_epochs,
-        batch: c.module1.batch.size_for(n),
-        lr_epoch: m2.lr_epoch,
-        lr_batch: m2.lr_batch,
-        lambda0: m2.lambda0,
-        em_iters_init: m2.em_iters_init,
-        em_iters_epoch: m2.em_iters_epoch,
-        em_iters_final: m2.em_iters_final,
-        em_tol: m2.em_tol,
-        alpha: m2.alpha,
-        kappa0: m2.kappa0,
-        nu_init: m2.nu_init,
-        gaussian: c.ablations.gmm,
-        scale_prior: if m2.scale_prior == "within" {
-            ScalePrior::Within
-        } else {
-            ScalePrior::Default
-        },
-        terms: Terms {
-            lh: !c.ablations.no_lh,
-            size: !c.ablations.no_size,
-        },
-        seed: c.seed,
-        progress,
-    }
-}
 
 /// Appends JSON lines to `log.jsonl`, rewriting the file atomically each time.
 struct Log<'a> {
@@ -116,7 +63,7 @@ pub fn merge_warning(used: usize, k: usize, c: &Config) -> Option<String> {
             c.module2.lr_epoch
         ));
     }
-    if c.module2.scale_prior != "within" {
+    if c.module2.scale_prior != ScalePrior::Within {
         hint.push("module2.scale_prior = \"within\"".to_string());
     }
     let mut w = format!(
@@ -244,7 +191,8 @@ pub fn run_darlc(
     c: &Config,
     ck: &mut Checkpointing,
     progress: bool,
-) -> Result<(RunResult, TensorFile, usize)> {
+    until: super::Until,
+) -> Result<(RunResult, TensorFile, Option<usize>)> {
     let (n, ch, hgt, wid) = set.images.dim();
     if n < 2 {
         return Err(DarlcError::Data(format!(
@@ -286,23 +234,10 @@ pub fn run_darlc(
         );
     }
     // 1. Positive views.
-    let gat_cfg = GatConfig {
-        hidden: c.smoothing.hidden,
-        embed: c.smoothing.latent,
-        epochs: c.smoothing.epochs,
-        lr: c.smoothing.lr,
-        weight_decay: c.smoothing.weight_decay,
-        clip: c.smoothing.clip,
-        seed: c.seed,
-        progress,
-        ..GatConfig::default()
-    };
-    let method = match c.smoothing.method {
-        Smoothing::Gat => SmoothMethod::Gat,
-        Smoothing::Gks => SmoothMethod::Gks,
-    };
+    let gat_cfg = GatConfig::from_section(&c.smoothing, c.seed, progress);
+    let method = c.smoothing.method;
     let gat_start = match (&resume, method) {
-        (Some(r), SmoothMethod::Gat) => Some(r.gat(&dir)?),
+        (Some(r), Smoothing::Gat) => Some(r.gat(&dir)?),
         _ => None,
     };
     let (xs, gat_final) = timed(&mut phases, "smoothing", || {
@@ -333,33 +268,33 @@ pub fn run_darlc(
         }
     };
     // 2. Seeding similarity and its Laplacian on the smoothed tissue vectors (§7); K (§10).
-    let (lap, k) = timed(&mut phases, "similarity", || {
-        let y = baselines::tissue_vectors(xs.view(), set.mask.view())?;
-        let s = seeding_similarity(y.view(), c.module2.knn)?;
-        let k = match k {
-            Some(k) => k,
-            None => {
-                let mut r = crate::rng::stream(c.seed, "k_infer.lanczos");
-                let inf = crate::module2::k_infer::infer_k(&s, &mut r)?;
-                eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);
-                inf.k_hat
-            }
-        };
-        Ok((LaplacianSym::new(s)?, k))
-    })?;
-    if k < 2 || k > n {
-        return Err(DarlcError::param(
-            "module2.clusters",
-            format!("K = {k} must satisfy 2 ≤ K ≤ N = {n}"),
-        ));
+    // Not needed by a run that stops after the warm-up (`darlc embed`).
+    let mut similarity = None;
+    if until == super::Until::Clusters {
+        let (lap, k) = timed(&mut phases, "similarity", || {
+            let y = baselines::tissue_vectors(xs.view(), set.mask.view())?;
+            let s = seeding_similarity(y.view(), c.module2.knn)?;
+            let k = match k {
+                Some(k) => k,
+                None => super::eigengap_k(&s, c.seed)?,
+            };
+            Ok((LaplacianSym::new(s)?, k))
+        })?;
+        if k < 2 || k > n {
+            return Err(DarlcError::param(
+                "module2.clusters",
+                format!("K = {k} must satisfy 2 ≤ K ≤ N = {n}"),
+            ));
+        }
+        ck.stop_if_asked("similarity", 0, "the seeding similarity")?;
+        similarity = Some((lap, k));
     }
-    ck.stop_if_asked("similarity", 0, "the seeding similarity")?;
     // The positive views' per-image scaling (`smoothing.view_scale`, not in SPEC), after the
     // similarity so that `S` and K do not depend on it.
     let mut xs = xs;
     crate::data::scale_images(&mut xs, c.smoothing.view_scale);
     // 3. Module I warm-up.
-    let m1cfg = module1_config(c, ch, hgt, wid);
+    let m1cfg = M1Config::from_run(c, ch, hgt, wid);
     let x = &set.images;
     let mut m1 = ModuleI::<f32>::new(m1cfg.clone(), c.seed)?;
     let wopts = WarmupOptions {
@@ -410,26 +345,44 @@ pub fn run_darlc(
             Ok(())
         })?;
     }
-    // 4. DARLC-C1 (w/o SMM): k-means on h.
-    if c.ablations.no_smm {
-        checkpoint::restore_default_signals();
+    // The representations h of the warm-up model.
+    let embed_h = |m1: &ModuleI<f32>| -> Result<Array2<f64>> {
         let h = m1
             .embed(x.view(), c.module1.batch.size_for(n))
             .mapv(f64::from);
         check_finite("h", &h)?;
+        Ok(h)
+    };
+    // `darlc embed` stops after the warm-up: h and Module I.
+    let Some((lap, k)) = similarity else {
+        checkpoint::restore_default_signals();
+        let h = embed_h(&m1)?;
+        let model = tensor_file(m1.named_tensors());
+        let r = RunResult {
+            clustering: None,
+            h: Some(h),
+            z: None,
+            phases,
+        };
+        return Ok((r, model, None));
+    };
+    // 4. DARLC-C1 (w/o SMM): k-means on h.
+    if c.ablations.no_smm {
+        checkpoint::restore_default_signals();
+        let h = embed_h(&m1)?;
         let cl = timed(&mut phases, "kmeans-on-h", || {
             baselines::kmeans_baseline(h.view(), k, c.seed)
         })?;
         let model = tensor_file(m1.named_tensors());
         return Ok((
             RunResult {
-                clustering: cl,
+                clustering: Some(cl),
                 h: Some(h),
                 z: None,
                 phases,
             },
             model,
-            k,
+            Some(k),
         ));
     }
     // 5–6. Joint phase. With labels attached to the data (simulations, digit stacks) the log
@@ -442,7 +395,7 @@ pub fn run_darlc(
         let t = truth.as_ref()?;
         crate::eval::metrics::nmi(t, labels).ok()
     };
-    let jopts = joint_options(c, n, k, progress);
+    let jopts = JointOptions::from_config(c, n, k, progress);
     let (mut joint, mut state) = match (&resume, r_stage) {
         (Some(r), 2) => {
             let (smm, prior) = r.smm(&dir)?;
@@ -527,19 +480,19 @@ pub fn run_darlc(
     let model = tensor_file(joint.named_tensors());
     Ok((
         RunResult {
-            clustering: Clustering {
+            clustering: Some(Clustering {
                 labels,
                 confidence,
                 embedding: None,
                 responsibilities: Some(report.estep.r.clone()),
                 mixture: Some(joint.smm.clone()),
-            },
+            }),
             h: Some(h),
             z: Some(z),
             phases,
         },
         model,
-        k,
+        Some(k),
     ))
 }
 
@@ -559,13 +512,13 @@ mod tests {
     fn smm_prior_keys_reach_the_joint_phase() {
         // Defaults: SPEC §6.2 / §6.5 (α 2, κ0 0.01, ν 3), as the fit used before the keys were
         // honoured (issue 24).
-        let o = joint_options(&Config::default(), 100, 5, false);
+        let o = JointOptions::from_config(&Config::default(), 100, 5, false);
         assert_eq!((o.alpha, o.kappa0, o.nu_init), (2.0, 0.01, 3.0));
         let mut c = Config::default();
         c.module2.alpha = 3.5;
         c.module2.kappa0 = 0.2;
         c.module2.nu_init = 7.0;
-        let o = joint_options(&c, 100, 5, false);
+        let o = JointOptions::from_config(&c, 100, 5, false);
         assert_eq!((o.alpha, o.kappa0, o.nu_init), (3.5, 0.2, 7.0));
     }
 
@@ -580,7 +533,7 @@ mod tests {
         assert!(merge_warning(216, 432, &c).is_none());
         let mut tuned = Config::default();
         tuned.module2.lr_epoch = 1e-5;
-        tuned.module2.scale_prior = "within".into();
+        tuned.module2.scale_prior = ScalePrior::Within;
         let w = merge_warning(3, 33, &tuned).unwrap();
         assert!(!w.contains("try"), "{w}");
         // One cluster of two: half of K, but nothing is clustered.

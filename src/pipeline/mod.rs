@@ -3,7 +3,6 @@
 //! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
 
 pub mod checkpoint;
-pub mod cli;
 pub mod darlc;
 pub mod guardrails;
 pub mod outdir;
@@ -50,7 +49,8 @@ impl Phase {
 
 /// What a run produced, before it is written.
 pub struct RunResult {
-    pub clustering: Clustering,
+    /// The clusters (`None` when the run stopped after the warm-up, [`Until::WarmUp`]).
+    pub clustering: Option<Clustering>,
     /// Module I representation `h` (DARLC only).
     pub h: Option<Array2<f64>>,
     /// Clustering-space embedding `z` (DARLC), or the PCA scores (gmm-pca).
@@ -76,7 +76,9 @@ struct RunJson<'a> {
     config: &'a crate::config::Config,
     images: usize,
     image_shape: [usize; 4],
-    clusters: usize,
+    /// K (absent when the run stopped after the warm-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clusters: Option<usize>,
     /// DARLC: per phase the batch, epochs, optimiser steps and the target that produced them.
     #[serde(skip_serializing_if = "Option::is_none")]
     schedule: Option<schedule::Schedule>,
@@ -84,6 +86,18 @@ struct RunJson<'a> {
     warnings: &'a [String],
     phases: &'a [Phase],
     outputs: Vec<String>,
+}
+
+/// How far `darlc run` goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Until {
+    /// The whole method: clusters, metrics and every output.
+    #[default]
+    Clusters,
+    /// DARLC up to the end of the Module I warm-up (`darlc embed`, SPEC §4.5): the images, the
+    /// representations `h` (`embeddings.safetensors`, `embeddings.csv`), the trained Module I
+    /// (`model.safetensors`), `log.jsonl` and `run.json`; no similarity, K, mixture or metrics.
+    WarmUp,
 }
 
 /// SHA-256 of the input: every regular file of a folder (sorted by relative path), or the file.
@@ -130,6 +144,10 @@ pub struct RunControl {
     /// The `darlc run` arguments (after `run`), recorded in checkpoints so that `--resume` alone
     /// can repeat them.
     pub args: Vec<String>,
+    /// Where the run stops (`darlc embed` stops after the warm-up).
+    pub until: Until,
+    /// Hide the progress bars.
+    pub quiet: bool,
 }
 
 /// Run `cfg` on the data at `input` and write everything to `out` (a fresh run, see
@@ -222,6 +240,8 @@ pub fn run_with(
         &mut ck,
         inputs,
         command,
+        ctl.until,
+        !ctl.quiet,
     );
     checkpoint::restore_default_signals();
     match result {
@@ -255,13 +275,21 @@ fn run_in(
     ck: &mut darlc::Checkpointing,
     inputs: Vec<(String, String)>,
     command: Vec<String>,
+    until: Until,
+    progress: bool,
 ) -> Result<RunResult> {
     let c = cfg.get();
+    if until == Until::WarmUp && c.method != Method::Darlc {
+        return Err(DarlcError::param(
+            "method",
+            "only DARLC has a warm-up; `darlc embed` runs method `darlc`",
+        ));
+    }
     let mut phases = Vec::new();
     let t0 = Instant::now();
     let set = data::load(input, load)?;
     phases.push(Phase::ended("load", t0));
-    eprint!("{}", data::cli::summary(&set));
+    eprint!("{}", data::output::summary(&set));
     let n = set.images.dim().0;
     check_data(&set, cfg, truth.as_ref())?;
     // The methods see `model_set`, which differs from `set` only under a per-image scaling
@@ -311,12 +339,12 @@ fn run_in(
             let k = baseline_k(x_model)?;
             let cl = baselines::kmeans_baseline(x_model.view(), k, c.seed)?;
             let r = RunResult {
-                clustering: cl,
+                clustering: Some(cl),
                 h: None,
                 z: None,
                 phases: vec![],
             };
-            (r, k)
+            (r, Some(k))
         }
         Method::GmmPca => {
             let x_model = x_loaded.insert(tissue(model_set)?);
@@ -330,15 +358,15 @@ fn run_in(
             )?;
             let z = cl.embedding.take();
             let r = RunResult {
-                clustering: cl,
+                clustering: Some(cl),
                 h: None,
                 z,
                 phases: vec![],
             };
-            (r, k)
+            (r, Some(k))
         }
         Method::Darlc => {
-            let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, ck, true)?;
+            let (r, mut model, k) = darlc::run_darlc(model_set, k_given, c, ck, progress, until)?;
             model.metadata.insert(
                 "config".into(),
                 serde_json::to_string(resolved.as_ref().unwrap_or(c)).unwrap_or_default(),
@@ -361,16 +389,15 @@ fn run_in(
             s.warmup.steps,
         ));
     }
-    if let Some(s) = &sched
+    if let (Some(s), Some(cl), Some(k)) = (&sched, &result.clustering, k)
         && !c.ablations.no_smm
     {
-        let used = crate::module2::joint::clusters_used(&result.clustering.labels);
+        let used = crate::module2::joint::clusters_used(&cl.labels);
         after.extend(darlc::merge_warning(used, k, &s.apply(c)));
     }
-    after.extend(guardrails::dominant_cluster_warning(
-        &result.clustering.labels,
-        k,
-    ));
+    if let (Some(cl), Some(k)) = (&result.clustering, k) {
+        after.extend(guardrails::dominant_cluster_warning(&cl.labels, k));
+    }
     for w in &after {
         eprintln!("{w}");
     }
@@ -418,8 +445,14 @@ fn run_in(
 /// K by the eigengap of the enhanced seeding similarity (SPEC §10) on the given vectors.
 fn infer_clusters(x: &Array2<f64>, knn: usize, seed: u64) -> Result<usize> {
     let s = crate::module2::similarity::seeding_similarity(x.view(), knn)?;
+    eigengap_k(&s, seed)
+}
+
+/// K by the eigengap of the seeding similarity `s` (SPEC §10; stream `k_infer.lanczos`), the one
+/// place both the baselines and DARLC (on its smoothed images) infer K.
+pub(crate) fn eigengap_k(s: &crate::module2::sparse::Csr, seed: u64) -> Result<usize> {
     let mut r = crate::rng::stream(seed, "k_infer.lanczos");
-    let inf = crate::module2::k_infer::infer_k(&s, &mut r)?;
+    let inf = crate::module2::k_infer::infer_k(s, &mut r)?;
     eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);
     Ok(inf.k_hat)
 }
@@ -529,7 +562,7 @@ fn check_data(set: &ImageSet, cfg: &CheckedConfig, truth: Option<&Truth>) -> Res
                 "DARLC needs at least 2 images, got {n}"
             )));
         }
-        let m1 = darlc::module1_config(c, ch, h, w);
+        let m1 = crate::module1::model::Config::from_run(c, ch, h, w);
         m1.validate().map_err(|e| match e {
             DarlcError::Param { name, msg } => DarlcError::Param {
                 name: format!("module1.{name}"),
@@ -610,19 +643,19 @@ fn write_all(
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
     let (cropped, _offset) = outputs::crop_to_tissue(set);
     let set = &cropped;
-    let mut files = data::cli::write_outputs(set, out)?;
-    let p = out.join("clusters.csv");
-    outputs::write_clusters_csv(&p, &set.ids, &r.clustering)?;
-    files.push(p);
-    if r.h.is_some() || r.z.is_some() || r.clustering.responsibilities.is_some() {
+    let mut files = data::output::write_outputs(set, out)?;
+    let responsibilities = r
+        .clustering
+        .as_ref()
+        .and_then(|c| c.responsibilities.as_ref());
+    if let Some(cl) = &r.clustering {
+        let p = out.join("clusters.csv");
+        outputs::write_clusters_csv(&p, &set.ids, cl)?;
+        files.push(p);
+    }
+    if r.h.is_some() || r.z.is_some() || responsibilities.is_some() {
         let p = out.join("embeddings.safetensors");
-        outputs::write_embeddings(
-            &p,
-            &set.ids,
-            r.h.as_ref(),
-            r.z.as_ref(),
-            r.clustering.responsibilities.as_ref(),
-        )?;
+        outputs::write_embeddings(&p, &set.ids, r.h.as_ref(), r.z.as_ref(), responsibilities)?;
         files.push(p);
         if let Some(e) = r.z.as_ref().or(r.h.as_ref()) {
             let p = out.join("embeddings.csv");
@@ -635,7 +668,7 @@ fn write_all(
             files.push(p);
         }
     }
-    if let Some(m) = &r.clustering.mixture {
+    if let Some(m) = r.clustering.as_ref().and_then(|c| c.mixture.as_ref()) {
         let p = out.join("smm.safetensors");
         let mut tf = io::TensorFile::new();
         m.insert_into(&mut tf);
@@ -651,17 +684,21 @@ fn write_all(
             files.push(p);
         }
     }
+    // Stopped after the warm-up: no clusters to score or draw.
+    let Some(clustering) = &r.clustering else {
+        return Ok(files);
+    };
     let truth = truth_rows(set, truth);
     let truth = truth
         .as_ref()
         .map(|(rows, p)| (rows.as_slice(), p.as_path()));
-    let report = outputs::metrics(set, x, &r.clustering, truth, out)?;
+    let report = outputs::metrics(set, x, clustering, truth, out)?;
     let p = out.join("metrics.json");
     io::write_json(&p, &report)?;
     files.push(p);
     eprint!("{}", crate::eval::report::format_table(&report));
     let p = out.join("clusters.png");
-    outputs::write_clusters_png(&p, set, &r.clustering)?;
+    outputs::write_clusters_png(&p, set, clustering)?;
     files.push(p);
     Ok(files)
 }

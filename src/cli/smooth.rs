@@ -1,11 +1,13 @@
 //! `darlc smooth`: make the positive views of an input and show them (issue 4 item 4).
 
-use super::gat::GatConfig;
-use super::smooth::{Method, Smoothed, smooth_image_set};
-use crate::data::cli::LoadArgs;
+use super::input::InputArgs;
+use crate::augment::gat::GatConfig;
+use crate::augment::smooth::{Smoothed, smooth_image_set};
+use crate::config::{Smoothing, SmoothingConfig};
 use crate::data::{ImageSet, load};
 use crate::error::{DarlcError, Result};
 use crate::io::{TensorData, TensorFile, picture, write_json};
+use crate::threads::with_threads;
 use ndarray::{ArrayView2, Axis, s};
 use std::path::{Path, PathBuf};
 
@@ -16,62 +18,80 @@ pub const SHOWN: usize = 6;
 #[derive(clap::Args, Clone, Debug)]
 pub struct SmoothArgs {
     #[command(flatten)]
-    pub load: LoadArgs,
+    pub load: InputArgs,
     /// Output folder: smoothed.safetensors, gat.safetensors (GAT only), smoothing.png,
     /// smoothing.json.
     #[arg(long)]
     pub out: PathBuf,
-    /// Denoiser.
-    #[arg(long, value_enum, default_value_t = Method::Gat)]
-    pub method: Method,
-    /// GAT epochs (full batch; optimiser steps in shared mode for image stacks).
-    #[arg(long, default_value_t = 1000)]
-    pub epochs: usize,
+    #[command(flatten)]
+    pub smoothing: SmoothingArgs,
     /// Seed of every named random stream.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// GAT hidden width F1.
-    #[arg(long, default_value_t = 512)]
-    pub hidden: usize,
-    /// GAT embedding width F2.
-    #[arg(long, default_value_t = 30)]
-    pub embed: usize,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
 }
 
+/// The denoiser's flags, the keys of the config's `smoothing` section (SPEC §3.4), shared by
+/// `run`, `embed` and `smooth`. A flag left out keeps the section's value: the preset's and
+/// config file's in `run` and `embed`, the paper values (SPEC §14) in `smooth`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SmoothingArgs {
+    /// Denoiser of the positive views (`smoothing.method`): gat, the tied graph-attention
+    /// autoencoder (SPEC §3), or gks, Gaussian kernel smoothing (the GAT→GKS ablation, §15).
+    /// Default gat.
+    #[arg(long, value_enum)]
+    pub smoothing: Option<Smoothing>,
+    /// GAT training epochs (`smoothing.epochs`; full batch, or optimiser steps in shared mode for
+    /// image stacks). Default: 1000 (SPEC §14; `smooth` and the paper preset), 200 in the
+    /// recommended preset.
+    #[arg(long)]
+    pub gat_epochs: Option<usize>,
+    /// GAT hidden width F1 (`smoothing.hidden`). Default 512 (SPEC §14).
+    #[arg(long)]
+    pub gat_hidden: Option<usize>,
+    /// GAT embedding width F2 (`smoothing.latent`). Default 30 (SPEC §14).
+    #[arg(long)]
+    pub gat_latent: Option<usize>,
+}
+
+impl SmoothingArgs {
+    /// Write the given flags into the `smoothing` section.
+    pub fn apply_to(&self, sm: &mut SmoothingConfig) {
+        if let Some(m) = self.smoothing {
+            sm.method = m;
+        }
+        if let Some(e) = self.gat_epochs {
+            sm.epochs = e;
+        }
+        if let Some(h) = self.gat_hidden {
+            sm.hidden = h;
+        }
+        if let Some(l) = self.gat_latent {
+            sm.latent = l;
+        }
+    }
+}
+
 /// Run `darlc smooth`.
 pub fn run_smooth(a: SmoothArgs) -> Result<()> {
-    match a.threads {
-        Some(0) => Err(DarlcError::param("threads", "must be ≥ 1")),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| DarlcError::param("threads", e.to_string()))?
-            .install(|| smooth_inner(&a)),
-        None => smooth_inner(&a),
-    }
+    with_threads(a.threads, || smooth_inner(&a))?
 }
 
 fn smooth_inner(a: &SmoothArgs) -> Result<()> {
     let input = a.load.input()?;
     let set = load(&input, &a.load.options(a.seed))?;
-    let cfg = GatConfig {
-        hidden: a.hidden,
-        embed: a.embed,
-        epochs: a.epochs,
-        seed: a.seed,
-        progress: !a.quiet,
-        ..GatConfig::default()
-    };
-    let sm = smooth_image_set(&set, a.method, &cfg)?;
+    let mut section = SmoothingConfig::default();
+    a.smoothing.apply_to(&mut section);
+    let cfg = GatConfig::from_section(&section, a.seed, !a.quiet);
+    let sm = smooth_image_set(&set, section.method, &cfg)?;
     // Written into a staging folder beside --out and swapped in whole (issue 24).
     let folder = crate::pipeline::outdir::OutputFolder::create(&a.out, false)?;
-    write_outputs(folder.path(), &set, &sm, a)?;
+    write_outputs(folder.path(), &set, &sm, section.method, a.seed, cfg.epochs)?;
     folder.finish()?;
     if let Some(q) = &sm.quality {
         eprintln!(
@@ -118,20 +138,26 @@ pub fn pick_genes(set: &ImageSet) -> Vec<usize> {
     nz.into_iter().take(SHOWN).map(|(i, _)| i).collect()
 }
 
-fn write_outputs(out: &Path, set: &ImageSet, sm: &Smoothed, a: &SmoothArgs) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    set: &ImageSet,
+    sm: &Smoothed,
+    method: Smoothing,
+    seed: u64,
+    epochs: usize,
+) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
     let mut f = TensorFile::new();
     f.insert_float("smoothed", sm.images.clone().into_dyn());
     f.insert("mask", TensorData::U8(set.mask.clone().into_dyn()));
-    f.metadata
-        .insert("method".into(), format!("{:?}", a.method));
+    f.metadata.insert("method".into(), method.name().into());
     f.metadata.insert("ids".into(), set.ids.join(","));
     f.save(&out.join("smoothed.safetensors"))?;
     if let Some(p) = &sm.params {
         let mut g = TensorFile::new();
         p.insert_into(&mut g);
-        g.metadata.insert("epochs".into(), a.epochs.to_string());
-        g.metadata.insert("seed".into(), a.seed.to_string());
+        g.metadata.insert("epochs".into(), epochs.to_string());
+        g.metadata.insert("seed".into(), seed.to_string());
         g.save(&out.join("gat.safetensors"))?;
     }
     // Row 0 raw, row 1 smoothed (channel 0), one column per shown gene, cropped to the tissue's
@@ -154,10 +180,10 @@ fn write_outputs(out: &Path, set: &ImageSet, sm: &Smoothed, a: &SmoothArgs) -> R
     let mask = set.mask.slice(s![r0..r1, c0..c1]);
     picture::write_grid(&out.join("smoothing.png"), &rows, Some(mask), scale)?;
     let summary = serde_json::json!({
-        "method": format!("{:?}", a.method),
+        "method": method.name(),
         "input": set.report.input,
-        "epochs": a.epochs,
-        "seed": a.seed,
+        "epochs": epochs,
+        "seed": seed,
         "shown": genes.iter().map(|&i| set.symbols.get(i).cloned().unwrap_or_default()).collect::<Vec<_>>(),
         "losses_first_last": [sm.losses.first(), sm.losses.last()],
         "moran": sm.quality.as_ref().map(|q| serde_json::json!({

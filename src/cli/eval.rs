@@ -1,10 +1,9 @@
-//! `darlc eval` and `darlc leiden`: argument structs and the library functions `main` calls.
+//! `darlc eval`: score a clustering (SPEC §12) and the gene-family benchmark ([P] §4.3.2).
 
+use super::leiden::CommunityArgs;
 use crate::error::{DarlcError, Result};
 use crate::eval::families::{family_benchmark, read_family_file, select_by_file, select_by_rules};
 use crate::eval::input::{Matrix, load_embeddings, load_images, read_two_column_csv};
-use crate::eval::knn::{Metric, knn_graph};
-use crate::eval::leiden::{LeidenParams, Quality, leiden};
 use crate::eval::report::{LabelTable, evaluate, format_families, format_table};
 use std::path::{Path, PathBuf};
 
@@ -43,22 +42,13 @@ pub struct EvalArgs {
     /// CSV file (header; gene, family) when a FILE is given.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub families: Option<Option<PathBuf>>,
-    /// Neighbours of the family benchmark's kNN graph (capped at genes − 1).
-    #[arg(long, default_value_t = 5)]
-    pub family_k: usize,
-    /// Distance of the family benchmark's kNN graph.
-    #[arg(long, value_enum, default_value_t = Metric::Euclidean)]
-    pub metric: Metric,
-    /// Leiden resolution for the family benchmark.
-    #[arg(long, default_value_t = 1.0)]
-    pub resolution: f64,
-    /// Leiden quality function for the family benchmark.
-    #[arg(long, value_enum, default_value_t = Quality::Modularity)]
-    pub quality: Quality,
-    /// Seed of the family benchmark's Leiden run.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// The family benchmark's kNN graph and Leiden run.
+    #[command(flatten)]
+    pub graph: CommunityArgs,
 }
+
+/// Neighbours of the family benchmark's kNN graph when `--knn` is not given.
+pub const FAMILY_KNN: usize = 5;
 
 /// Run `darlc eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -181,86 +171,15 @@ fn run_families(
         Some((_, rows)) => select_by_file(&names, rows),
         None => (select_by_rules(&names), vec![]),
     };
-    let params = LeidenParams {
-        quality: args.quality,
-        resolution: args.resolution,
-        seed: args.seed,
-        ..Default::default()
-    };
+    let g = &args.graph;
     let mut rep = family_benchmark(
         &names,
         emb.x.view(),
         &selection,
-        args.family_k,
-        args.metric,
-        &params,
+        g.knn.unwrap_or(FAMILY_KNN),
+        g.metric,
+        &g.params(),
     )?;
     rep.missing = missing;
     Ok(rep)
-}
-
-/// Leiden communities of a kNN graph of embeddings (Traag et al. 2019), written as CSV `id,cluster`.
-#[derive(clap::Args, Debug)]
-pub struct LeidenArgs {
-    /// Embeddings: safetensors (tensor `z`, else `h`, else the only one) or CSV (id, vector…).
-    #[arg(long, value_name = "FILE")]
-    pub embeddings: PathBuf,
-    /// Embedding tensor to read from a safetensors file.
-    #[arg(long, value_name = "NAME")]
-    pub tensor: Option<String>,
-    /// Neighbours per item in the kNN graph.
-    #[arg(long, default_value_t = 15)]
-    pub k: usize,
-    /// kNN distance.
-    #[arg(long, value_enum, default_value_t = Metric::Euclidean)]
-    pub metric: Metric,
-    /// Resolution γ.
-    #[arg(long, default_value_t = 1.0)]
-    pub resolution: f64,
-    /// Quality function.
-    #[arg(long, value_enum, default_value_t = Quality::Modularity)]
-    pub quality: Quality,
-    /// Refinement randomness θ.
-    #[arg(long, default_value_t = 0.01)]
-    pub theta: f64,
-    /// Seed of the named stream "leiden".
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output CSV (header `id,cluster`; clusters numbered by decreasing size).
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-}
-
-/// Run `darlc leiden`.
-pub fn leiden_cmd(args: LeidenArgs) -> Result<()> {
-    let emb = load_embeddings(&args.embeddings, args.tensor.as_deref(), None)?;
-    let g = knn_graph(emb.x.view(), args.k, args.metric)?;
-    let params = LeidenParams {
-        quality: args.quality,
-        resolution: args.resolution,
-        theta: args.theta,
-        seed: args.seed,
-        ..Default::default()
-    };
-    let r = leiden(&g, &params)?;
-    crate::io::atomic_write_with(&args.out, |w| {
-        let mut wr = csv::Writer::from_writer(w);
-        wr.write_record(["id", "cluster"])?;
-        for (id, c) in emb.ids.ids.iter().zip(&r.membership) {
-            wr.write_record([id.as_str(), &c.to_string()])?;
-        }
-        wr.flush()
-    })?;
-    println!(
-        "{} items, k = {}, {:?} γ = {}: {} communities, quality {:.6} ({} passes) → {}",
-        emb.x.nrows(),
-        args.k,
-        args.quality,
-        args.resolution,
-        r.n_communities,
-        r.quality,
-        r.passes,
-        args.out.display()
-    );
-    Ok(())
 }

@@ -36,15 +36,15 @@ pub enum BenchWhich {
     /// Thread scaling: the Module I step, the GAT epoch and one EM iteration at 1, 2, 4, … up to
     /// the core count (and the count itself): images/s, parallel efficiency, and whether every
     /// count gives the same bits.
-    Scaling(super::scaling::ScalingArgs),
+    Scaling(crate::bench::scaling::ScalingArgs),
 }
 
 /// Run `darlc bench …`.
 pub fn bench(args: BenchArgs) -> Result<()> {
     match args.which {
         BenchWhich::Ops { reps, tiny_ops } => {
-            let rep = super::ops::run(reps.max(1), tiny_ops.max(1));
-            print!("{}", super::ops::format_report(&rep));
+            let rep = crate::bench::ops::run(reps.max(1), tiny_ops.max(1));
+            print!("{}", crate::bench::ops::format_report(&rep));
             Ok(())
         }
         BenchWhich::Ingest { dir } => {
@@ -70,6 +70,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchWhich::SslStep(a) => crate::module1::bench::ssl_step(a),
-        BenchWhich::Scaling(a) => super::scaling::scaling(a),
+        BenchWhich::Scaling(a) => crate::bench::scaling::scaling(a),
     }
 }
