@@ -22,6 +22,7 @@ pub mod eval;
 pub mod fixtures;
 pub mod float;
 pub mod io;
+pub mod memory;
 pub mod module1;
 pub mod module2;
 pub mod nn;

@@ -9,7 +9,7 @@
 //! the tape does (allocating outputs and gradients, layout handling). Each figure is the median of
 //! `reps` runs.
 
-use super::alloc::retain_freed_memory;
+use crate::memory::retain_freed_memory;
 use crate::autodiff::Tape;
 use crate::autodiff::ops::matmul::{gemm_once, gemm_par};
 use crate::rng;

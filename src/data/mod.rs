@@ -16,7 +16,6 @@
 //! coordinate rules per lattice are in [`raster`]; the bin rule for cell-level data is
 //! [`raster::bin_points`].
 
-pub mod bench;
 pub mod cli;
 pub mod mtx;
 pub mod preprocess;

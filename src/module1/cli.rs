@@ -168,7 +168,7 @@ pub fn write_outputs(
 
 /// `darlc embed`: load → smooth (GAT, SPEC §3; or GKS) → warm-up (SPEC §4.5) → write outputs.
 pub fn embed(args: EmbedArgs) -> Result<()> {
-    crate::bench::alloc::retain_freed_memory();
+    crate::memory::retain_freed_memory();
     let threads = args.threads;
     with_threads(threads, move || embed_inner(&args))?
 }

@@ -36,14 +36,14 @@ impl Phase {
     /// it sits in worker-thread arenas that the next phase would not reuse, so its allocations
     /// would stack on top of this phase's peak.
     ///
-    /// [`release_freed_memory`]: crate::bench::alloc::release_freed_memory
+    /// [`release_freed_memory`]: crate::memory::release_freed_memory
     pub fn ended(name: &str, t0: Instant) -> Phase {
         let phase = Phase {
             name: name.into(),
             seconds: t0.elapsed().as_secs_f64(),
-            peak_rss_mb: crate::module1::bench::peak_rss_mb(),
+            peak_rss_mb: crate::memory::peak_rss_mb(),
         };
-        crate::bench::alloc::release_freed_memory();
+        crate::memory::release_freed_memory();
         phase
     }
 }
