@@ -5,6 +5,7 @@ use super::smooth::{Method, Smoothed, smooth_image_set};
 use crate::data::cli::LoadArgs;
 use crate::data::{ImageSet, load};
 use crate::error::{DarlcError, Result};
+use crate::eval::quality::SmoothingReport;
 use crate::io::{TensorData, TensorFile, picture, write_json};
 use ndarray::{ArrayView2, Axis, s};
 use std::path::{Path, PathBuf};
@@ -69,11 +70,12 @@ fn smooth_inner(a: &SmoothArgs) -> Result<()> {
         ..GatConfig::default()
     };
     let sm = smooth_image_set(&set, a.method, &cfg)?;
+    let quality = crate::eval::quality::section_smoothing_gain(&set, &sm)?;
     // Written into a staging folder beside --out and swapped in whole (issue 24).
     let folder = crate::pipeline::outdir::OutputFolder::create(&a.out, false)?;
-    write_outputs(folder.path(), &set, &sm, a)?;
+    write_outputs(folder.path(), &set, &sm, quality.as_ref(), a)?;
     folder.finish()?;
-    if let Some(q) = &sm.quality {
+    if let Some(q) = &quality {
         eprintln!(
             "Moran's I raw → smoothed (median over {} genes): {:.4} → {:.4}; raised for {:.1} %",
             q.n_compared,
@@ -118,7 +120,13 @@ pub fn pick_genes(set: &ImageSet) -> Vec<usize> {
     nz.into_iter().take(SHOWN).map(|(i, _)| i).collect()
 }
 
-fn write_outputs(out: &Path, set: &ImageSet, sm: &Smoothed, a: &SmoothArgs) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    set: &ImageSet,
+    sm: &Smoothed,
+    quality: Option<&SmoothingReport>,
+    a: &SmoothArgs,
+) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| DarlcError::io(out, e))?;
     let mut f = TensorFile::new();
     f.insert_float("smoothed", sm.images.clone().into_dyn());
@@ -160,7 +168,7 @@ fn write_outputs(out: &Path, set: &ImageSet, sm: &Smoothed, a: &SmoothArgs) -> R
         "seed": a.seed,
         "shown": genes.iter().map(|&i| set.symbols.get(i).cloned().unwrap_or_default()).collect::<Vec<_>>(),
         "losses_first_last": [sm.losses.first(), sm.losses.last()],
-        "moran": sm.quality.as_ref().map(|q| serde_json::json!({
+        "moran": quality.map(|q| serde_json::json!({
             "n_compared": q.n_compared,
             "fraction_raised": q.fraction_raised,
             "median_raw": q.median_raw,

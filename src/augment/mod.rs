@@ -2,10 +2,8 @@
 
 pub mod cli;
 pub mod gat;
-pub mod gat_cases;
 pub mod gks;
 pub mod graph;
-pub mod quality;
 pub mod smooth;
 
 pub use graph::Graph;

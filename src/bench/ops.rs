@@ -9,9 +9,9 @@
 //! the tape does (allocating outputs and gradients, layout handling). Each figure is the median of
 //! `reps` runs.
 
-use crate::memory::retain_freed_memory;
 use crate::autodiff::Tape;
 use crate::autodiff::ops::matmul::{gemm_once, gemm_par};
+use crate::memory::retain_freed_memory;
 use crate::rng;
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
 use rand::Rng;

@@ -8,7 +8,6 @@
 //! * [`warmup`]: warm-up training (§4.5).
 //! * [`cli`]: `darlc embed`.
 
-pub mod cases;
 pub mod cli;
 pub mod contrastive;
 pub mod mim;

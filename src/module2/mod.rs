@@ -16,7 +16,6 @@
 //! order, so all outputs are bit-identical for any number of rayon threads.
 
 pub mod baselines;
-pub mod cases;
 pub mod cholesky;
 pub mod epoch_loss;
 pub mod joint;
