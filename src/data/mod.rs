@@ -21,7 +21,6 @@ pub mod mtx;
 pub mod preprocess;
 pub mod raster;
 pub mod simulate;
-pub mod source;
 pub mod tables;
 
 mod msi;
@@ -29,6 +28,7 @@ mod st;
 mod stack;
 
 use crate::error::{DarlcError, Result};
+use crate::io::source;
 use ndarray::{Array2, Array4};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -105,10 +105,8 @@ pub fn config_of(args: &RunArgs) -> Result<Config> {
     let mut c = Config::preset(&args.preset)?;
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
-        let over: serde_json::Value = serde_json::from_str(crate::data::source::strip_bom(&text))
-            .map_err(|e| {
-            DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}"))
-        })?;
+        let over: serde_json::Value = serde_json::from_str(crate::io::source::strip_bom(&text))
+            .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}")))?;
         let preset = serde_json::to_value(&c).expect("config serialises");
         let mut base = preset.clone();
         // A file that counts a phase in epochs takes that phase off the preset's step target.
