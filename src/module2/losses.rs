@@ -4,10 +4,10 @@
 //!
 //! Constants under gradient (SPEC §17): `π̂`, `ν̂` (from EM), the similarity graph, `λ_e`, `P`.
 
-use super::sparse::Csr;
-use super::special::ln_gamma;
 use crate::autodiff::{Tape, Var, composite};
 use crate::float::Float;
+use crate::linalg::sparse::Csr;
+use crate::linalg::special::ln_gamma;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, IxDyn};
 use std::sync::Arc;
 

@@ -4,15 +4,15 @@
 //! parallel loop works on fixed row chunks (E-step) or on independent components (M-step, ν-step)
 //! and combines sequentially, so results are bit-identical for any number of threads.
 
-use super::cholesky::{
-    CholeskyFactor, back_solve_t, cholesky_jitter, forward_solve, log_det, mahalanobis,
-    trace_inv_times,
-};
-use super::kmeans::{KMeansResult, kmeans};
-use super::special::{ln_gamma, ln_minus_digamma};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::io::TensorFile;
+use crate::linalg::cholesky::{
+    CholeskyFactor, back_solve_t, cholesky_jitter, forward_solve, log_det, mahalanobis,
+    trace_inv_times,
+};
+use crate::linalg::kmeans::{KMeansResult, kmeans};
+use crate::linalg::special::{ln_gamma, ln_minus_digamma};
 use crate::rng::Stream;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;

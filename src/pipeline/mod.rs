@@ -10,11 +10,11 @@ pub mod outdir;
 pub mod outputs;
 pub mod schedule;
 
+use crate::baselines::{self, Clustering};
 use crate::config::{CheckedConfig, ImageScale, Method};
 use crate::data::{self, ImageSet, LoadOptions};
 use crate::error::{DarlcError, Result};
 use crate::io;
-use crate::module2::baselines::{self, Clustering};
 use ndarray::Array2;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
