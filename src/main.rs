@@ -44,7 +44,7 @@ enum Command {
 
 fn main() -> ExitCode {
     // Keep freed memory in the process for reuse: the tape allocates and frees tens of MB per
-    // op, and glibc would otherwise map and unmap (and page-fault) every block (see bench::alloc).
+    // op, and glibc would otherwise map and unmap (and page-fault) every block (see darlc::memory).
     darlc::memory::retain_freed_memory();
     let cli = Cli::parse();
     // DARLC_PROFILE_OPS=1: time every tape op of the command and print the table at the end.

@@ -289,7 +289,7 @@ pub fn format_report(r: &OpsReport) -> String {
     );
     s += &table(
         if r.retained {
-            "allocator: freed memory retained (set at startup, darlc::bench::alloc)"
+            "allocator: freed memory retained (set at startup, darlc::memory)"
         } else {
             "allocator: platform defaults (retaining freed memory is not available here)"
         },
