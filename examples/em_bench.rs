@@ -5,7 +5,7 @@
 //! cargo run --release --example em_bench -- RUN_DIR/embeddings.safetensors [--k 432] [--iters 10]
 //! ```
 
-use darlc::module2::kmeans::kmeans;
+use darlc::linalg::kmeans::kmeans;
 use darlc::module2::smm::{Smm, SmmPrior};
 use std::path::Path;
 use std::time::Instant;

@@ -6,7 +6,7 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "target/ingest-bench".into());
-    match darlc::data::bench::ingest_benchmark(std::path::Path::new(&dir)) {
+    match darlc::bench::ingest::ingest_benchmark(std::path::Path::new(&dir)) {
         Ok(b) => println!(
             "ingest: {:.2} s, peak RSS {} MB, {} images of {}x{}, {} spots{}",
             b.seconds,

@@ -488,7 +488,7 @@ impl Config {
     /// Read a JSON config file; keys left out keep their defaults, unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
-        serde_json::from_str(crate::data::source::strip_bom(&text))
+        serde_json::from_str(crate::io::source::strip_bom(&text))
             .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid config: {e}")))
     }
 

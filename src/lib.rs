@@ -14,6 +14,7 @@
 
 pub mod augment;
 pub mod autodiff;
+pub mod baselines;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -23,6 +24,8 @@ pub mod eval;
 pub mod fixtures;
 pub mod float;
 pub mod io;
+pub mod linalg;
+pub mod memory;
 pub mod module1;
 pub mod module2;
 pub mod nn;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Keep freed memory in the process for reuse: the tape allocates and frees tens of MB per
-    // op, and glibc would otherwise map and unmap (and page-fault) every block (see bench::alloc).
-    darlc::bench::alloc::retain_freed_memory();
+    // op, and glibc would otherwise map and unmap (and page-fault) every block (see darlc::memory).
+    darlc::memory::retain_freed_memory();
     let cli = darlc::cli::Cli::parse();
     // DARLC_PROFILE_OPS=1: time every tape op of the command and print the table at the end.
     let profile = std::env::var_os("DARLC_PROFILE_OPS").is_some_and(|v| v != "0");

@@ -2,7 +2,7 @@
 //! A test binary of its own: the resident set is per process, and other tests allocating at the
 //! same time would blur it.
 
-use darlc::bench::alloc::{proc_status_bytes, release_freed_memory, retain_freed_memory};
+use darlc::memory::{proc_status_bytes, release_freed_memory, retain_freed_memory};
 
 /// `VmRSS` of this process in MB (Linux).
 fn rss_mb() -> Option<f64> {

@@ -17,6 +17,7 @@ use darlc::augment::gat::GatConfig;
 use darlc::augment::smooth::{Method, section_graph, smooth_image_set};
 use darlc::data::simulate::{PATTERNS, SimConfig, simulate, template};
 use darlc::data::{LoadOptions, load};
+use darlc::eval::quality::section_smoothing_gain;
 use std::path::PathBuf;
 
 fn epochs() -> usize {
@@ -155,7 +156,7 @@ fn moran_report(input: PathBuf) {
     };
     for method in [Method::Gat, Method::Gks] {
         let sm = smooth_image_set(&set, method, &cfg).unwrap();
-        let q = sm.quality.unwrap();
+        let q = section_smoothing_gain(&set, &sm).unwrap().unwrap();
         println!(
             "{} ({} spots, {} edges, {} genes) {:?}{}: Moran's I median raw {:.4} → smoothed {:.4}, \
              raised for {:.1} % of {} genes",

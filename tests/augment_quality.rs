@@ -13,7 +13,7 @@
 
 use darlc::augment::gks::GksKernel;
 use darlc::augment::graph::{Graph, HEX_RADIUS, SQUARE_RADIUS, visium_coords};
-use darlc::augment::quality::{SmoothingReport, smoothing_gain};
+use darlc::eval::quality::{SmoothingReport, smoothing_gain};
 use flate2::read::GzDecoder;
 use ndarray::Array2;
 use std::collections::BTreeMap;

@@ -78,16 +78,16 @@
 //! The same sparsified images (SPEC §2.3, stream `data.sparsify`, seed 0) feed both sides; the
 //! seed s = 0, 1, 2 drives the positive-view GAT, the model init, shuffles, masks and the
 //! k-means++ picks (stream `kmeans++`, one k-means++ + Lloyd run per side, the same
-//! `module2::kmeans` for both). Prints per seed the NMI of k-means on the raw pixels, on the
+//! `linalg::kmeans` for both). Prints per seed the NMI of k-means on the raw pixels, on the
 //! smoothed views x̃ (diagnostic) and on `h`, with the last epoch's losses and σ, then the means ±
 //! sample sd over the seeds.
 
 use darlc::augment::gat::GatConfig;
 use darlc::augment::smooth::{Method, smooth_image_set};
 use darlc::eval::metrics::nmi;
+use darlc::linalg::kmeans::kmeans;
 use darlc::module1::model::{Config, ModuleI};
 use darlc::module1::warmup::{WarmupOptions, warmup};
-use darlc::module2::kmeans::kmeans;
 use darlc::rng;
 use ndarray::{Array2, Array4};
 use std::path::PathBuf;

@@ -144,7 +144,7 @@ fn profile_kmeans_st() {
         .unwrap();
     pool.install(|| {
         let c0 = cpu_seconds();
-        let km = darlc::module2::kmeans::kmeans(z.view(), k, &mut stream(1, "kmeans++")).unwrap();
+        let km = darlc::linalg::kmeans::kmeans(z.view(), k, &mut stream(1, "kmeans++")).unwrap();
         let c1 = cpu_seconds();
         println!("kmeans++ + Lloyd K={k} N={n}: {:.2} CPU s (1 thread), {} passes, converged {}, reseeds {}", c1 - c0, km.iters, km.converged, km.reseeds.len());
     });
@@ -155,8 +155,8 @@ fn profile_kmeans_st() {
 fn bench_k_infer_20000() {
     // kNN-like graph: 20,000 nodes in 40 planted groups, 15 random in-group links per node and
     // 1 random cross link per node (weights 0.5–1 vs 0.1).
+    use darlc::linalg::sparse::Csr;
     use darlc::module2::k_infer::infer_k;
-    use darlc::module2::sparse::Csr;
     let (n, groups) = (20_000usize, 40usize);
     let size = n / groups;
     let mut rng = stream(3, "bench.kinfer");

@@ -1,12 +1,14 @@
 //! Cluster-number inference (SPEC §10): eigen-solvers against closed forms and each other, the
 //! enhanced similarity against a dense computation, and K̂ on block-structured graphs.
 
+use darlc::linalg::eigen::{
+    jacobi_eigenvalues, lanczos_ritz, lanczos_smallest, tridiagonal_smallest,
+};
+use darlc::linalg::sparse::Csr;
 use darlc::module2::k_infer::{
-    connected_components, eigengap, enhanced_similarity, infer_k, jacobi_eigenvalues, lanczos_ritz,
-    lanczos_smallest, smallest_laplacian_eigenvalues, tridiagonal_smallest,
+    connected_components, eigengap, enhanced_similarity, infer_k, smallest_laplacian_eigenvalues,
 };
 use darlc::module2::laplacian::LaplacianSym;
-use darlc::module2::sparse::Csr;
 use darlc::rng::{Stream, stream};
 use ndarray::Array2;
 use rand::Rng;

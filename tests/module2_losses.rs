@@ -3,8 +3,8 @@
 
 use darlc::autodiff::gradcheck::assert_grad;
 use darlc::autodiff::{Tape, Var};
+use darlc::linalg::sparse::Csr;
 use darlc::module2::losses::{self, MixtureConsts};
-use darlc::module2::sparse::Csr;
 use darlc::rng;
 use ndarray::{Array2, ArrayD, IxDyn};
 use rand::Rng;

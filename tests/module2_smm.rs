@@ -1,6 +1,6 @@
 //! SMM MAP-ECM checks (SPEC §6, §16, §17 property tests).
 
-use darlc::module2::kmeans::kmeans;
+use darlc::linalg::kmeans::kmeans;
 use darlc::module2::smm::{NU_MAX, NU_MIN, ScalePrior, Smm, SmmConfig, SmmPrior, fit, nu_equation};
 use darlc::rng::{Stream, stream};
 use ndarray::{Array1, Array2, Array3, array};

@@ -1,10 +1,8 @@
 //! Positive views: the tied graph-attention autoencoder and Gaussian kernel smoothing (SPEC §3, §15).
 
 pub mod gat;
-pub mod gat_cases;
 pub mod gks;
 pub mod graph;
-pub mod quality;
 pub mod smooth;
 
 pub use graph::Graph;

@@ -4,7 +4,6 @@
 use super::gat::{self, BlockHook, GatConfig, GatParams, GatState};
 use super::gks::{gks_smooth, gks_smooth_images};
 use super::graph::{Graph, HEX_RADIUS, KNN_K, SQUARE_RADIUS};
-use super::quality::{SmoothingReport, smoothing_gain};
 use crate::data::{ImageSet, Lattice, Section};
 use crate::error::{DarlcError, Result};
 use ndarray::{Array2, Array4};
@@ -26,8 +25,6 @@ pub struct Smoothed {
     pub params: Option<GatParams<f32>>,
     /// GAT loss before each step.
     pub losses: Vec<f64>,
-    /// Moran's I of every gene raw vs smoothed on the section graph (sections only).
-    pub quality: Option<SmoothingReport>,
 }
 
 /// The SPEC §3.2 graph of a section: hex radius 1.1 (Visium), square radius 1.5 (legacy ST, MSI,
@@ -40,7 +37,7 @@ pub fn section_graph(sec: &Section) -> Result<Graph> {
     }
 }
 
-/// The positive views of `set` (the images of [`smooth_image_set`], without the quality report),
+/// The positive views of `set` (the images of [`smooth_image_set`]),
 /// with a resumable GAT: training starts from `start` (a checkpoint's [`GatState`]; `None` = the
 /// SPEC §3.4 initialisation) and calls `hook` at the end of every block of epochs. Returns the
 /// views and the GAT's final state (method `Gat`).
@@ -111,13 +108,11 @@ pub fn smooth_image_set(set: &ImageSet, method: Method, cfg: &GatConfig) -> Resu
                 Method::Gks => (gks_smooth(&sec.coords, sec.expr.view())?, None, vec![]),
             };
             let images = gat::scatter_to_images(features.view(), &sec.pixel, h, w)?;
-            let quality = Some(smoothing_gain(&graph, sec.expr.view(), features.view())?);
             Ok(Smoothed {
                 images,
                 features: Some(features),
                 params,
                 losses,
-                quality,
             })
         }
         None => {
@@ -134,7 +129,6 @@ pub fn smooth_image_set(set: &ImageSet, method: Method, cfg: &GatConfig) -> Resu
                 features: None,
                 params,
                 losses,
-                quality: None,
             })
         }
     }

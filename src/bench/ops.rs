@@ -9,9 +9,9 @@
 //! the tape does (allocating outputs and gradients, layout handling). Each figure is the median of
 //! `reps` runs.
 
-use super::alloc::retain_freed_memory;
 use crate::autodiff::Tape;
 use crate::autodiff::ops::matmul::{gemm_once, gemm_par};
+use crate::memory::retain_freed_memory;
 use crate::rng;
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
 use rand::Rng;
@@ -289,7 +289,7 @@ pub fn format_report(r: &OpsReport) -> String {
     );
     s += &table(
         if r.retained {
-            "allocator: freed memory retained (set at startup, darlc::bench::alloc)"
+            "allocator: freed memory retained (set at startup, darlc::memory)"
         } else {
             "allocator: platform defaults (retaining freed memory is not available here)"
         },

@@ -147,7 +147,7 @@ pub fn prepare(part: Part, s: &Sizes) -> Result<Prepared> {
             cfg.dec_widths = s.ssl_dec_widths;
             cfg.validate()?;
             let b = s.ssl_batch.max(2);
-            let (x, xs) = crate::module1::bench::synthetic_pool(b, s.ssl_img, SEED);
+            let (x, xs) = crate::bench::ssl_step::synthetic_pool(b, s.ssl_img, SEED);
             Prepared::Ssl {
                 cfg,
                 x,
@@ -400,7 +400,7 @@ pub struct PartReport {
 
 /// Run `darlc bench scaling`.
 pub fn scaling(args: ScalingArgs) -> Result<()> {
-    crate::bench::alloc::retain_freed_memory();
+    crate::memory::retain_freed_memory();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let counts = if args.threads.is_empty() {
         default_counts(cores)

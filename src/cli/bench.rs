@@ -32,7 +32,7 @@ pub enum BenchWhich {
     },
     /// Module I warm-up step at paper size (75×75, p 5, D 64, 4 blocks, 4 heads, B 256, f32):
     /// images/s and peak RSS (same step as the PyTorch peer `darlc_module1_torch.py`).
-    SslStep(crate::module1::bench::SslStepArgs),
+    SslStep(crate::bench::ssl_step::SslStepArgs),
     /// Thread scaling: the Module I step, the GAT epoch and one EM iteration at 1, 2, 4, … up to
     /// the core count (and the count itself): images/s, parallel efficiency, and whether every
     /// count gives the same bits.
@@ -48,10 +48,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchWhich::Ingest { dir } => {
-            let first = crate::data::bench::ingest_benchmark(&dir)?;
+            let first = crate::bench::ingest::ingest_benchmark(&dir)?;
             // Measure on a warm page cache: a second load after the (possible) simulation.
             let r = if first.simulated {
-                crate::data::bench::ingest_benchmark(&dir)?
+                crate::bench::ingest::ingest_benchmark(&dir)?
             } else {
                 first
             };
@@ -69,7 +69,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             );
             Ok(())
         }
-        BenchWhich::SslStep(a) => crate::module1::bench::ssl_step(a),
+        BenchWhich::SslStep(a) => crate::bench::ssl_step::ssl_step(a),
         BenchWhich::Scaling(a) => crate::bench::scaling::scaling(a),
     }
 }

@@ -43,7 +43,7 @@ pub struct EmbedArgs {
 
 /// `darlc embed`: `darlc run` up to the end of the warm-up.
 pub fn embed(args: EmbedArgs) -> Result<()> {
-    crate::bench::alloc::retain_freed_memory();
+    crate::memory::retain_freed_memory();
     let threads = args.threads;
     with_threads(threads, move || embed_inner(&args))?
 }

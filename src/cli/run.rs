@@ -172,7 +172,7 @@ impl ConfigArgs {
 /// `c` with the keys of the JSON file at `path` written over it.
 fn layer_file(c: Config, path: &std::path::Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| DarlcError::io(path, e))?;
-    let over: serde_json::Value = serde_json::from_str(crate::data::source::strip_bom(&text))
+    let over: serde_json::Value = serde_json::from_str(crate::io::source::strip_bom(&text))
         .map_err(|e| DarlcError::format(path, Some(e.line()), format!("invalid JSON: {e}")))?;
     let preset = serde_json::to_value(&c).expect("config serialises");
     let mut base = preset.clone();

@@ -6,6 +6,7 @@ use crate::augment::smooth::{Smoothed, smooth_image_set};
 use crate::config::{Smoothing, SmoothingConfig};
 use crate::data::{ImageSet, load};
 use crate::error::{DarlcError, Result};
+use crate::eval::quality::SmoothingReport;
 use crate::io::{TensorData, TensorFile, picture, write_json};
 use crate::threads::with_threads;
 use ndarray::{ArrayView2, Axis, s};
@@ -89,11 +90,20 @@ fn smooth_inner(a: &SmoothArgs) -> Result<()> {
     a.smoothing.apply_to(&mut section);
     let cfg = GatConfig::from_section(&section, a.seed, !a.quiet);
     let sm = smooth_image_set(&set, section.method, &cfg)?;
+    let quality = crate::eval::quality::section_smoothing_gain(&set, &sm)?;
     // Written into a staging folder beside --out and swapped in whole (issue 24).
     let folder = crate::pipeline::outdir::OutputFolder::create(&a.out, false)?;
-    write_outputs(folder.path(), &set, &sm, section.method, a.seed, cfg.epochs)?;
+    write_outputs(
+        folder.path(),
+        &set,
+        &sm,
+        quality.as_ref(),
+        section.method,
+        a.seed,
+        cfg.epochs,
+    )?;
     folder.finish()?;
-    if let Some(q) = &sm.quality {
+    if let Some(q) = &quality {
         eprintln!(
             "Moran's I raw → smoothed (median over {} genes): {:.4} → {:.4}; raised for {:.1} %",
             q.n_compared,
@@ -142,6 +152,7 @@ fn write_outputs(
     out: &Path,
     set: &ImageSet,
     sm: &Smoothed,
+    quality: Option<&SmoothingReport>,
     method: Smoothing,
     seed: u64,
     epochs: usize,
@@ -186,7 +197,7 @@ fn write_outputs(
         "seed": seed,
         "shown": genes.iter().map(|&i| set.symbols.get(i).cloned().unwrap_or_default()).collect::<Vec<_>>(),
         "losses_first_last": [sm.losses.first(), sm.losses.last()],
-        "moran": sm.quality.as_ref().map(|q| serde_json::json!({
+        "moran": quality.map(|q| serde_json::json!({
             "n_compared": q.n_compared,
             "fraction_raised": q.fraction_raised,
             "median_raw": q.median_raw,

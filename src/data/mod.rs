@@ -16,13 +16,11 @@
 //! coordinate rules per lattice are in [`raster`]; the bin rule for cell-level data is
 //! [`raster::bin_points`].
 
-pub mod bench;
 pub mod mtx;
 pub mod output;
 pub mod preprocess;
 pub mod raster;
 pub mod simulate;
-pub mod source;
 pub mod tables;
 
 mod msi;
@@ -30,6 +28,7 @@ mod st;
 mod stack;
 
 use crate::error::{DarlcError, Result};
+use crate::io::source;
 use ndarray::{Array2, Array4};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -5,11 +5,11 @@
 
 use super::preprocess::{SpotEntry, tic_normalise};
 use super::raster::{check_canvas, check_size, find_collision, place, rasterise, square_lattice};
-use super::source::{
-    csv_error, first_line, open_csv, parse_finite, parse_nonneg, record_line, sniff_delimiter,
-};
 use super::{ImageSet, Lattice, LoadOptions, PreprocessReport, Section};
 use crate::error::{DarlcError, Result};
+use crate::io::source::{
+    csv_error, first_line, open_csv, parse_finite, parse_nonneg, record_line, sniff_delimiter,
+};
 use std::path::Path;
 
 /// Read an MSI pixel table and build its images.

@@ -5,8 +5,8 @@
 //! format is an error naming the file and line: banner, size line, index range, entry count,
 //! value (non-numeric, negative, NaN, non-integer in an `integer` file) and duplicate entries.
 
-use super::source::LineReader;
 use crate::error::{DarlcError, Result};
+use crate::io::source::LineReader;
 use std::path::Path;
 
 /// What the banner and size line say.
@@ -54,7 +54,7 @@ fn parse_value(t: &[u8], integer: bool) -> std::result::Result<f64, String> {
         return Ok(v as f64);
     }
     let s = String::from_utf8_lossy(t);
-    let v = super::source::parse_nonneg(&s)?;
+    let v = crate::io::source::parse_nonneg(&s)?;
     if integer && v.fract() != 0.0 {
         return Err(format!(
             "`{s}` is not a whole number, but the banner says `integer`"

@@ -7,15 +7,15 @@ use super::raster::{
     Binning, Canvas, bin_points, check_canvas, check_size, find_collision, hex_lattice, place,
     rasterise, square_lattice,
 };
-use super::source::{
-    csv_error, find_maybe_gz, first_line, open_csv, parse_nonneg, record_line, sniff_delimiter,
-};
 use super::tables::{
     SpotTable, parse_xy_name, read_barcodes, read_features, read_positions, read_spot_table,
     read_truth,
 };
 use super::{BinReport, CoordMode, ImageSet, Lattice, LoadOptions, PreprocessReport, Section};
 use crate::error::{DarlcError, Result};
+use crate::io::source::{
+    csv_error, find_maybe_gz, first_line, open_csv, parse_nonneg, record_line, sniff_delimiter,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -4,9 +4,9 @@
 //! positions in all channels, drawn from the named stream `data.sparsify`. Images are padded
 //! bottom/right to a multiple of the patch size; the mask is 1 on the original pixels.
 
-use super::source::{csv_error, first_line, open_csv, record_line, sniff_delimiter};
 use super::{ImageSet, LoadOptions, PreprocessReport};
 use crate::error::{DarlcError, Result};
+use crate::io::source::{csv_error, first_line, open_csv, record_line, sniff_delimiter};
 use crate::io::{TensorData, TensorFile};
 use ndarray::{Array2, Array4, s};
 use rand::Rng;
@@ -248,7 +248,7 @@ pub(super) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         let line = record_line(&rec).unwrap_or(0);
         labels.push(rec[0].trim().to_string());
         for (k, f) in rec.iter().skip(1).enumerate() {
-            let v = super::source::parse_finite(f).map_err(|m| {
+            let v = crate::io::source::parse_finite(f).map_err(|m| {
                 DarlcError::format(path, Some(line), format!("column `{}`: {m}", &hdr[k + 1]))
             })?;
             data.push(v as f32);

@@ -3,10 +3,10 @@
 //! and line.
 
 use super::preprocess::Feature;
-use super::source::{
+use crate::error::{DarlcError, Result};
+use crate::io::source::{
     LineReader, csv_error, first_line, open_csv, parse_finite, record_line, sniff_delimiter,
 };
-use crate::error::{DarlcError, Result};
 use std::collections::HashMap;
 use std::path::Path;
 

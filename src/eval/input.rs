@@ -14,7 +14,7 @@
 //!
 //! **CSV embeddings**: a header, the id in the first column, then the vector. **Label tables**:
 //! CSV with a header, id in the first column, label in the second (further columns ignored), as
-//! `clusters.csv` writes it. Files ending in `.gz` are decompressed.
+//! `clusters.csv` writes it. Gzip files are decompressed (recognised by their magic bytes).
 
 use crate::error::{DarlcError, Result};
 use crate::io::{TensorData, TensorFile};
@@ -23,15 +23,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The file's text (gzip when the name ends in `.gz`), without a leading byte-order mark.
+/// The file's text through the one opener of every text input ([`crate::io::source::open_text`]:
+/// gzip recognised by its magic bytes, a leading byte-order mark skipped).
 fn open_text(path: &Path) -> Result<Box<dyn Read>> {
-    let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    let r: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
-    } else {
-        Box::new(std::io::BufReader::new(f))
-    };
-    Ok(Box::new(crate::data::source::skip_bom(path, r)?))
+    Ok(Box::new(crate::io::source::open_text(path)?))
 }
 
 fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {

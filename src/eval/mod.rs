@@ -4,6 +4,7 @@
 //! * [`hungarian`]: optimal assignment, used by ACC.
 //! * [`knn`] + [`leiden`]: community detection on embeddings (Traag et al. 2019).
 //! * [`families`]: the gene-family benchmark ([P] §4.3.2).
+//! * [`moran`] + [`quality`]: Moran's I, and whether a denoiser raises it (SPEC §3.5, §15).
 //! * [`input`], [`report`], [`cli`]: `darlc eval` and `darlc leiden`.
 
 pub mod families;
@@ -14,4 +15,5 @@ pub mod leiden;
 pub mod metrics;
 pub mod moran;
 pub mod probe;
+pub mod quality;
 pub mod report;

@@ -4,7 +4,7 @@
 //! Gene2vec); darlc ships no such list, so the user supplies the pairs.
 //!
 //! **Pairs file.** CSV with a header naming the columns `gene_a`, `gene_b` and `label` (any
-//! order, further columns ignored; `.gz` is decompressed). `label` is `0` or `1`. Genes are
+//! order, further columns ignored; gzip is decompressed). `label` is `0` or `1`. Genes are
 //! looked up by name in the embeddings (id, else unique symbol: the rules of
 //! [`crate::eval::input`]). A gene missing from the embeddings is an error naming the file, line
 //! and gene unless `skip_missing` is set, in which case the pair is dropped and counted. An
@@ -63,15 +63,10 @@ pub struct PairSet {
     pub skipped: usize,
 }
 
-/// The file's text (gzip when the name ends in `.gz`), without a leading byte-order mark.
+/// The file's text through the one opener of every text input ([`crate::io::source::open_text`]:
+/// gzip recognised by its magic bytes, a leading byte-order mark skipped).
 fn open_text(path: &Path) -> Result<Box<dyn Read>> {
-    let f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    let r: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
-    } else {
-        Box::new(std::io::BufReader::new(f))
-    };
-    Ok(Box::new(crate::data::source::skip_bom(path, r)?))
+    Ok(Box::new(crate::io::source::open_text(path)?))
 }
 
 fn csv_err(path: &Path, e: csv::Error) -> DarlcError {

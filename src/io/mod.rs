@@ -1,10 +1,13 @@
-//! The outside world: atomic writes, safetensors files with named tensors, hashing for provenance.
+//! The outside world: atomic writes, safetensors files with named tensors, hashing for provenance,
+//! and the opening of every text input ([`source`]: gzip sniffed from the magic bytes, byte-order
+//! marks, delimiters, line-numbered errors), used by `data`, `eval` and the config alike.
 //!
 //! Every output darlc writes goes through [`atomic_write`]: the bytes land in a temporary file in
 //! the same folder, which is renamed over the final name only when complete, so an interrupted run
 //! never leaves a file that looks finished.
 
 pub mod picture;
+pub mod source;
 pub mod tensors;
 
 pub use tensors::{TensorData, TensorFile};

@@ -6,10 +6,8 @@
 //! * [`uwl`]: uncertainty-weighted SSL loss (§4.4).
 //! * [`model`]: the whole module with EMA target, Adam, one training step.
 //! * [`warmup`]: warm-up training (§4.5).
-//! * [`cli`]: `darlc embed`; [`bench`]: `darlc bench ssl-step`.
+//! * [`cli`]: `darlc embed`.
 
-pub mod bench;
-pub mod cases;
 pub mod contrastive;
 pub mod mim;
 pub mod model;

@@ -17,6 +17,7 @@
 //! K ≈ 600) in `O(N·K·d²)` time and `O(N·K)` memory.
 
 use super::laplacian::LaplacianSym;
+use super::losses::{SIZE_EPS, size_threshold};
 use super::smm::Smm;
 use crate::error::{DarlcError, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -67,9 +68,9 @@ pub fn proportions(r: ArrayView2<f64>) -> Array1<f64> {
     f / r.nrows().max(1) as f64
 }
 
-/// `τ = 0.2/K` and the lower clamp `ε = 1e-12` of Eq. 20.
+/// `τ = 0.2/K` and the lower clamp `ε = 1e-12` of Eq. 20 ([`size_threshold`], [`SIZE_EPS`]).
 fn size_bounds(k: usize) -> (f64, f64) {
-    (1e-12, 0.2 / k as f64)
+    (SIZE_EPS, size_threshold(k))
 }
 
 /// `G = ∂(L_Lap + L_LH + L_size)/∂Z` `[N, d]` and the term values, for embeddings `z` under the

@@ -1,9 +1,9 @@
 //! The symmetric normalised Laplacian `L_sym = I₊ − D^{−1/2} S D^{−1/2}` of SPEC §7 as a sparse
 //! operator, for the Laplacian regulariser (Eq. 17) and the eigengap (§10, Eq. 24).
 
-use super::sparse::Csr;
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
+use crate::linalg::sparse::Csr;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 

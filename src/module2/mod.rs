@@ -1,32 +1,21 @@
 //! Module II: projection head, Student's t mixture MAP-EM, self-paced losses (SPEC §5–§11).
 //!
-//! Non-differentiable numerics (plain f64, no tape):
+//! Non-differentiable numerics (plain f64, no tape), on the generic solvers of [`crate::linalg`]:
 //!
-//! * [`special`] — `lnΓ`, ψ, ψ₁, `ln x − ψ(x)` (§16);
-//! * [`cholesky`] — small SPD factorisations with the jitter rule, triangular solves (§16);
-//! * [`kmeans`] — k-means++ from a named stream + Lloyd with re-seeding (§6.5);
 //! * [`smm`] — the Student's t mixture: E-step, MAP M-step, ν CM-step, ℓ_MAP, EM, `fit` (§6);
-//! * [`similarity`] / [`sparse`] / [`laplacian`] — Pearson kNN seeding graph, CSR, `L_sym` (§7);
-//! * [`k_infer`] — eigengap cluster-number inference on `A + A²` (§10);
-//! * [`pca`] — randomized PCA for the `gmm-pca` baseline.
+//! * [`similarity`] / [`laplacian`] — Pearson kNN seeding graph, `L_sym` (§7);
+//! * [`k_infer`] — eigengap cluster-number inference on `A + A²` (§10).
 //!
 //! Differentiable (tape) parts: [`projection`] (Eq. 12) and [`losses`] (Eq. 13, 17–22).
 //!
 //! Every parallel loop runs over fixed chunks (or independent components) and combines in a fixed
 //! order, so all outputs are bit-identical for any number of rayon threads.
 
-pub mod baselines;
-pub mod cases;
-pub mod cholesky;
 pub mod epoch_loss;
 pub mod joint;
 pub mod k_infer;
-pub mod kmeans;
 pub mod laplacian;
 pub mod losses;
-pub mod pca;
 pub mod projection;
 pub mod similarity;
 pub mod smm;
-pub mod sparse;
-pub mod special;

@@ -8,9 +8,9 @@
 //! lists are a deterministic function of the `r` values (total order: larger r first, then lower
 //! index), so the result does not depend on the thread count or on the merge order.
 
-use super::sparse::Csr;
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
+use crate::linalg::sparse::Csr;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 

@@ -9,11 +9,11 @@ pub mod outdir;
 pub mod outputs;
 pub mod schedule;
 
+use crate::baselines::{self, Clustering};
 use crate::config::{CheckedConfig, ImageScale, Method};
 use crate::data::{self, ImageSet, LoadOptions};
 use crate::error::{DarlcError, Result};
 use crate::io;
-use crate::module2::baselines::{self, Clustering};
 use ndarray::Array2;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -35,14 +35,14 @@ impl Phase {
     /// it sits in worker-thread arenas that the next phase would not reuse, so its allocations
     /// would stack on top of this phase's peak.
     ///
-    /// [`release_freed_memory`]: crate::bench::alloc::release_freed_memory
+    /// [`release_freed_memory`]: crate::memory::release_freed_memory
     pub fn ended(name: &str, t0: Instant) -> Phase {
         let phase = Phase {
             name: name.into(),
             seconds: t0.elapsed().as_secs_f64(),
-            peak_rss_mb: crate::module1::bench::peak_rss_mb(),
+            peak_rss_mb: crate::memory::peak_rss_mb(),
         };
-        crate::bench::alloc::release_freed_memory();
+        crate::memory::release_freed_memory();
         phase
     }
 }
@@ -450,7 +450,7 @@ fn infer_clusters(x: &Array2<f64>, knn: usize, seed: u64) -> Result<usize> {
 
 /// K by the eigengap of the seeding similarity `s` (SPEC §10; stream `k_infer.lanczos`), the one
 /// place both the baselines and DARLC (on its smoothed images) infer K.
-pub(crate) fn eigengap_k(s: &crate::module2::sparse::Csr, seed: u64) -> Result<usize> {
+pub(crate) fn eigengap_k(s: &crate::linalg::sparse::Csr, seed: u64) -> Result<usize> {
     let mut r = crate::rng::stream(seed, "k_infer.lanczos");
     let inf = crate::module2::k_infer::infer_k(s, &mut r)?;
     eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);

@@ -2,12 +2,12 @@
 //! marker of a complete run — is removed at the start and written last, so an interrupted run never
 //! leaves a folder that looks finished.
 
+use crate::baselines::Clustering;
 use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::eval::input::{IdTable, Matrix};
 use crate::eval::report::{EvalReport, LabelTable, evaluate};
 use crate::io::{TensorFile, atomic_write, picture};
-use crate::module2::baselines::Clustering;
 use ndarray::{Array2, ArrayView2, Axis};
 use std::path::Path;
 

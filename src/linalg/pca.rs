@@ -6,7 +6,7 @@
 //! modified Gram–Schmidt applied twice, the small eigenproblem is cyclic Jacobi, and each
 //! component's sign is fixed so that its largest-magnitude loading is positive.
 
-use super::k_infer::jacobi_eigh;
+use super::eigen::jacobi_eigh;
 use crate::error::{DarlcError, Result};
 use crate::rng::Stream;
 use ndarray::{Array1, Array2, ArrayView2, Axis};

@@ -3,7 +3,9 @@
 //! Compares Moran's I ([`crate::eval::moran`]) of every channel (gene) before and after
 //! smoothing (GAT, SPEC §3.5, or GKS, SPEC §15) on the spatial graph of the section.
 
-use super::graph::Graph;
+use crate::augment::graph::Graph;
+use crate::augment::smooth::{Smoothed, section_graph};
+use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::eval::moran::moran_i_columns;
 use crate::float::Float;
@@ -71,6 +73,23 @@ pub fn smoothing_gain<T: Float>(
 }
 
 /// Median of a non-empty list of finite values (mean of the two middle values for even length).
+/// Moran's I of every gene of `set`'s section raw vs smoothed (`sm.features`, as
+/// [`crate::augment::smooth::smooth_image_set`] returns them) on the section's SPEC §3.2 graph;
+/// `None` for image stacks (no section, no node features).
+pub fn section_smoothing_gain(set: &ImageSet, sm: &Smoothed) -> Result<Option<SmoothingReport>> {
+    match (&set.section, &sm.features) {
+        (Some(sec), Some(features)) => {
+            let graph = section_graph(sec)?;
+            Ok(Some(smoothing_gain(
+                &graph,
+                sec.expr.view(),
+                features.view(),
+            )?))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;

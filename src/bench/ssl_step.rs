@@ -5,10 +5,11 @@
 //! twins = 3×3 box blur computed once for the pool; pool = max(4B, 1024) rounded up to a multiple
 //! of B; per-epoch permutations, consecutive batches, fresh masks.
 
-use super::mim::draw_visible;
-use super::model::{Config, ModuleI};
-use super::warmup::permutation;
 use crate::error::Result;
+use crate::memory::peak_rss_mb;
+use crate::module1::mim::draw_visible;
+use crate::module1::model::{Config, ModuleI};
+use crate::module1::warmup::permutation;
 use crate::nn::adam::Adam;
 use crate::rng;
 use ndarray::{Array4, Axis};
@@ -48,11 +49,6 @@ pub struct SslStepArgs {
     /// (the peer's `--mode embed`).
     #[arg(long)]
     pub embed: bool,
-}
-
-/// Peak resident set size of this process in MB (`VmHWM`), if readable.
-pub fn peak_rss_mb() -> Option<f64> {
-    Some(crate::bench::alloc::proc_status_bytes("VmHWM")? as f64 / (1024.0 * 1024.0))
 }
 
 /// Synthetic pool like the peer's: `[n, 1, s, s]` raw and its 3×3 box blur.
@@ -95,7 +91,7 @@ pub fn synthetic_pool(n: usize, s: usize, seed: u64) -> (Array4<f32>, Array4<f32
 
 /// Run the benchmark and print images/s (min / median / max) and peak RSS.
 pub fn ssl_step(args: SslStepArgs) -> Result<()> {
-    crate::bench::alloc::retain_freed_memory();
+    crate::memory::retain_freed_memory();
     let threads = args.threads;
     crate::threads::with_threads(threads, move || run(&args))?
 }

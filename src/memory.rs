@@ -1,3 +1,7 @@
+//! The program's allocator policy and memory accounting, on the ground floor: every layer that
+//! sets the policy (`main`, `darlc run` between phases, the benchmarks) or reports a peak resident
+//! set (run.json, the benchmarks) imports it from here.
+//!
 //! Allocator setting that keeps large freed blocks in the process (glibc only).
 //!
 //! glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh `mmap` and
@@ -60,6 +64,16 @@ pub fn proc_status_bytes(field: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Peak resident set size of the current process (`VmHWM` in `/proc/self/status`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM")
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`), if readable.
+pub fn peak_rss_mb() -> Option<f64> {
+    Some(proc_status_bytes("VmHWM")? as f64 / (1024.0 * 1024.0))
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The ingest benchmark of issue 3 (item 7): read + preprocess + rasterise the simulated section
 //! (15,000 genes × ~4,000 spots, gzipped MTX). Bar: ≤ 10 s and ≤ 2 GB peak RSS on 2 cores.
 
-use super::simulate::{SimConfig, simulate};
-use super::{LoadOptions, load};
+use crate::data::simulate::{SimConfig, simulate};
+use crate::data::{LoadOptions, load};
 use crate::error::Result;
+use crate::memory::peak_rss_bytes;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -22,11 +23,6 @@ pub struct IngestBench {
     pub width: usize,
     /// Whether this call had to simulate the section first.
     pub simulated: bool,
-}
-
-/// Peak resident set size of the current process (`VmHWM` in `/proc/self/status`), in bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    crate::bench::alloc::proc_status_bytes("VmHWM")
 }
 
 /// Time [`load`] on the simulated section in `dir`, simulating it first (default config,

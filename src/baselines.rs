@@ -5,10 +5,10 @@
 //! * **GMM on PCA**: the images projected on their top principal components, then a Gaussian
 //!   mixture fitted with the same MAP-EM as DARLC's (SPEC §6 with `ν ≡ ∞`, the SMM→GMM ablation).
 
-use super::kmeans;
-use super::pca;
-use super::smm::{self, ScalePrior, Smm, SmmConfig};
 use crate::error::{DarlcError, Result};
+use crate::linalg::kmeans;
+use crate::linalg::pca;
+use crate::module2::smm::{self, ScalePrior, Smm, SmmConfig};
 use crate::rng;
 use ndarray::{Array2, ArrayView2, ArrayView4};
 
