@@ -27,7 +27,7 @@ impl<T: Float> Grads<T> {
     pub fn get(&self, v: Var) -> Option<&ArrayD<T>> {
         self.grads.get(v.0).and_then(|g| g.as_ref())
     }
-    /// The gradient of a leaf, or zeros of `like`'s shape.
+    /// The gradient of a leaf, or zeros of `shape`.
     pub fn get_or_zeros(&self, v: Var, shape: &[usize]) -> ArrayD<T> {
         self.get(v)
             .cloned()

@@ -12,10 +12,13 @@
 use super::ops::attention::AttentionSaved;
 use super::ops::elementwise::{Binary, Unary};
 use super::ops::{norm, segment};
-use super::tape::Var;
 use crate::float::Float;
 use ndarray::ArrayD;
 use std::sync::Arc;
+
+/// A handle to a node of a [`crate::autodiff::Tape`] (its index); ops name their parents by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Var(pub usize);
 
 /// How a node was computed: the op and its parents. A variant owns only what its backward pass
 /// needs beyond the parents' values and the node's own output (both kept on the tape); the fields

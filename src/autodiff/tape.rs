@@ -9,6 +9,7 @@
 //!   kept for a backward pass (evaluation paths use it).
 
 use super::op::Op;
+pub use super::op::Var;
 use super::ops::elementwise::{Binary, Unary};
 use super::ops::{
     attention, cholesky, elementwise, linear, matmul, norm, reduce, segment, shape, softmax,
@@ -17,10 +18,6 @@ use super::profile;
 use crate::float::Float;
 use ndarray::{ArrayD, ArrayView2, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
-
-/// A handle to a node of a [`Tape`] (its index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Var(pub usize);
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
 #[derive(Clone, Debug)]

@@ -50,8 +50,11 @@ pub fn attention<T: Float>(
         "attention: D = {d} not divisible by {heads} heads"
     );
     let dh = d / heads;
-    if let Some(fused) = op_attention::forward(qkv, heads, keep) {
-        return fused;
+    if let Some((out, lse)) = op_attention::forward(qkv, heads, keep) {
+        return (
+            out,
+            lse.map_or(AttentionSaved::Nothing, AttentionSaved::RowLse),
+        );
     }
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut out = Array3::<T>::zeros((b, l, d));

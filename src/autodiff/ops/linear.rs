@@ -16,7 +16,7 @@
 use super::elementwise::Unary;
 use super::fast32::op_linear;
 use super::matmul::{gemm_once, matmul, matmul_backward};
-use super::par::{self, CHUNK};
+use super::par::{self, CHUNK, ROW_CHUNK};
 use crate::float::Float;
 use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, IxDyn, s};
 use rayon::prelude::*;
@@ -111,9 +111,6 @@ pub fn column_sums<T: Float>(g: ArrayView2<T>) -> Array1<T> {
     }
     out
 }
-
-/// Rows per chunk of the weight gradient's reduction (fixed, independent of the thread count).
-pub const ROW_CHUNK: usize = 2048;
 
 /// `∂W = xᵀ g` for `x: [rows, k]`, `g: [rows, n]`: one GEMM per fixed chunk of rows (each packs only
 /// its own slice), partials added in chunk order.

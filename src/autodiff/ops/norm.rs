@@ -33,8 +33,8 @@ pub fn layer_norm<T: Float>(
     beta: &ArrayD<T>,
     eps: T,
 ) -> (ArrayD<T>, LayerNormSaved<T>) {
-    if let Some(fast) = op_norm::layer_norm(x, gamma, beta, eps) {
-        return fast;
+    if let Some((y, mean, rstd)) = op_norm::layer_norm(x, gamma, beta, eps) {
+        return (y, LayerNormSaved { mean, rstd });
     }
     let w = *x.shape().last().expect("layer norm needs an axis");
     let xs = par::std_slice(x);
@@ -138,7 +138,7 @@ pub fn layer_norm_backward<T: Float>(
         x.shape(),
         "layer norm backward: gradient and input shapes"
     );
-    if let Some(fast) = op_norm::layer_norm_backward(g, x, gamma, saved) {
+    if let Some(fast) = op_norm::layer_norm_backward(g, x, gamma, (&saved.mean, &saved.rstd)) {
         return fast;
     }
     let (gs, xs, gm) = (par::std_slice(g), par::std_slice(x), par::std_slice(gamma));

@@ -2,9 +2,8 @@
 //! op's generic `T` arrays to the fused kernels of [`super::attention`], one task per image.
 //! [`forward`] and [`backward`] answer `None` / are only called when the kernels apply (f32, a
 //! supported head width, an AVX2 or AVX-512 CPU); the op then saves the row log-sum-exps
-//! ([`AttentionSaved::RowLse`]) instead of the probabilities.
+//! instead of the probabilities.
 
-use super::super::attention::AttentionSaved;
 use super::super::par;
 use crate::autodiff::ops::fast32;
 use crate::float::Float;
@@ -26,7 +25,7 @@ pub fn forward<T: Float>(
     qkv: ArrayView3<T>,
     heads: usize,
     keep: bool,
-) -> Option<(Array3<T>, AttentionSaved<T>)> {
+) -> Option<(Array3<T>, Option<Array3<T>>)> {
     let (b, l, d3) = qkv.dim();
     let d = d3 / 3;
     if b * l * d == 0 || !use_fast::<T>(d / heads) {
@@ -62,11 +61,8 @@ pub fn forward<T: Float>(
         })
     };
     let out = Array3::from_shape_vec((b, l, d), out).expect("shape");
-    let saved = match keep {
-        true => AttentionSaved::RowLse(Array3::from_shape_vec((b, heads, l), lse).expect("shape")),
-        false => AttentionSaved::Nothing,
-    };
-    Some((out, saved))
+    let lse = keep.then(|| Array3::from_shape_vec((b, heads, l), lse).expect("shape"));
+    Some((out, lse))
 }
 
 /// The f32 fused backward over all images (parallel over images; one task per image), from the

@@ -9,8 +9,7 @@
 //! is still in cache, instead of in a later pass over the whole array; the values are
 //! bit-identical to the separate ops (`tests/autodiff_grad.rs`).
 
-use super::super::linear::ROW_CHUNK;
-use super::super::par;
+use super::super::par::{self, ROW_CHUNK};
 use super::gemm::Panels;
 use crate::autodiff::ops::fast32;
 use crate::float::Float;

@@ -3,7 +3,6 @@
 //! [`super::layer_norm_backward_rows`], over the same fixed row chunks as the generic code.
 //! Both answer `None` unless `T` is f32 on an AVX2/AVX-512 CPU (then the generic code runs).
 
-use super::super::norm::LayerNormSaved;
 use super::super::par;
 use crate::autodiff::ops::fast32;
 use crate::float::Float;
@@ -22,13 +21,14 @@ fn f32s<T: Float>(a: &[T]) -> &[f32] {
 }
 
 /// LayerNorm forward over the last axis (as [`crate::autodiff::ops::norm::layer_norm`]) with the
-/// vectorised rows, per fixed chunk of rows; `None` when they do not apply.
+/// vectorised rows, per fixed chunk of rows: `(y, mean, rstd)` (per row the mean and
+/// `1/sqrt(var + eps)`), or `None` when the rows do not apply.
 pub fn layer_norm<T: Float>(
     x: &ArrayD<T>,
     gamma: &ArrayD<T>,
     beta: &ArrayD<T>,
     eps: T,
-) -> Option<(ArrayD<T>, LayerNormSaved<T>)> {
+) -> Option<(ArrayD<T>, Vec<T>, Vec<T>)> {
     let w = *x.shape().last().expect("layer norm needs an axis");
     if !use_fast::<T>(w) {
         return None;
@@ -68,11 +68,13 @@ pub fn layer_norm<T: Float>(
     };
     Some((
         ArrayD::from_shape_vec(x.raw_dim(), y).expect("shape"),
-        LayerNormSaved { mean, rstd },
+        mean,
+        rstd,
     ))
 }
 
-/// The f32 LayerNorm backward of [`fast32::layer_norm_backward_rows`]: `(∂x, ∂γ, ∂β)` with `∂x`
+/// The f32 LayerNorm backward of [`fast32::layer_norm_backward_rows`] from the forward's row
+/// `mean` and `rstd`: `(∂x, ∂γ, ∂β)` with `∂x`
 /// per fixed chunk of rows and each chunk's partial `∂γ`, `∂β` added in chunk order afterwards
 /// (one pass over `g` and `x̂` instead of three); `None` when the rows do not apply.
 #[allow(clippy::type_complexity)]
@@ -80,7 +82,7 @@ pub fn layer_norm_backward<T: Float>(
     g: &ArrayD<T>,
     x: &ArrayD<T>,
     gamma: &ArrayD<T>,
-    saved: &LayerNormSaved<T>,
+    (mean, rstd): (&[T], &[T]),
 ) -> Option<(ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
     let w = *g.shape().last().expect("axis");
     if !use_fast::<T>(w) {
@@ -103,8 +105,8 @@ pub fn layer_norm_backward<T: Float>(
                         f(&gs[off..off + dc.len()]),
                         f(&xs[off..off + dc.len()]),
                         f(&gm),
-                        f(&saved.mean[r0..r0 + n]),
-                        f(&saved.rstd[r0..r0 + n]),
+                        f(&mean[r0..r0 + n]),
+                        f(&rstd[r0..r0 + n]),
                         T::as_f32_mut(dc).expect("f32"),
                         &mut dg,
                         &mut db,
