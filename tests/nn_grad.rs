@@ -1,14 +1,13 @@
-//! Finite-difference gradient checks (SPEC §17 points 5, 6, 11, 16) of the layers in `darlc::nn`,
-//! with respect to the input and every parameter. Parameters are made inputs of the checked
+//! Finite-difference gradient checks (SPEC §17 points 5, 6, 11, 16) of the layers in `darlc::nn`
+//! and of the ViT block (`darlc::module1::vit`), with respect to the input and every parameter. Parameters are made inputs of the checked
 //! closure: the closure receives one leaf per input and wraps the parameter leaves in a
 //! [`Bound`] (its `vars` are indexed by `ParamId`), so the layer code under test is the real one.
 //! Test names contain `grad`, so `cargo test grad` runs them.
 
 use darlc::autodiff::gradcheck::assert_grad;
 use darlc::autodiff::{Tape, Var};
-use darlc::nn::{
-    BatchNorm1d, Block, Bound, LayerNorm, Linear, Mlp, MultiHeadAttention, ParamStore,
-};
+use darlc::module1::vit::{self, ParamVars};
+use darlc::nn::{BatchNorm1d, Bound, Linear, ParamStore};
 use darlc::rng;
 use ndarray::{Array1, ArrayD, IxDyn};
 use rand::Rng;
@@ -45,6 +44,15 @@ fn params(v: &[Var]) -> Bound {
     }
 }
 
+/// The same leaves by the store's dotted names (for the ViT block's functions).
+fn named(v: &[Var], store: &ParamStore<f64>) -> ParamVars {
+    store
+        .ids()
+        .zip(&v[1..])
+        .map(|(id, &var)| (store.name(id).to_string(), var))
+        .collect()
+}
+
 #[test]
 fn grad_linear_with_leading_axes_and_without_bias() {
     let mut s = ParamStore::new();
@@ -74,10 +82,10 @@ fn grad_linear_with_leading_axes_and_without_bias() {
 #[test]
 fn grad_layernorm_input_gamma_beta() {
     let mut s = ParamStore::new();
-    let ln = LayerNorm::new(&mut s, "ln", 6);
+    vit::add_layer_norm_params(&mut s, "ln", 6);
     let x = rand(&[2, 3, 6], -2.0, 2.0, "x");
     assert_grad("layernorm", &inputs(x, &s), |t, v| {
-        ln.forward(t, &params(v), v[0])
+        vit::layer_norm(t, &named(v, &s), "ln", v[0])
     });
 }
 
@@ -110,7 +118,7 @@ fn grad_batchnorm_eval_mode() {
 fn grad_multi_head_attention_input_and_all_parameters() {
     // SPEC §18 tiny ViT: D = 8, 2 heads (d_h = 4).
     let mut s = ParamStore::new();
-    let attn = MultiHeadAttention::new(&mut s, "attn", 8, 2, &mut rng::stream(3, "init"));
+    vit::add_mhsa_params(&mut s, "attn", 8, &mut rng::stream(3, "init"));
     let names: Vec<&str> = s.ids().map(|id| s.name(id)).collect();
     assert_eq!(
         names,
@@ -121,33 +129,34 @@ fn grad_multi_head_attention_input_and_all_parameters() {
     );
     let x = rand(&[2, 3, 8], -1.0, 1.0, "x");
     assert_grad("mhsa", &inputs(x, &s), |t, v| {
-        attn.forward(t, &params(v), v[0])
+        vit::mhsa(t, &named(v, &s), "attn", v[0], 2, None)
     });
     // One sequence given as [L, D].
     let x = rand(&[4, 8], -1.0, 1.0, "x2");
     assert_grad("mhsa 2-D", &inputs(x, &s), |t, v| {
-        attn.forward(t, &params(v), v[0])
+        let x = t.reshape(v[0], &[1, 4, 8]);
+        vit::mhsa(t, &named(v, &s), "attn", x, 2, None)
     });
 }
 
 #[test]
 fn grad_mlp_exact_gelu() {
     let mut s = ParamStore::new();
-    let mlp = Mlp::new(&mut s, "mlp", 4, 16, &mut rng::stream(4, "init"));
+    vit::add_mlp_params(&mut s, "mlp", 4, 16, &mut rng::stream(4, "init"));
     let x = rand(&[2, 3, 4], -1.5, 1.5, "x");
     assert_grad("mlp", &inputs(x, &s), |t, v| {
-        mlp.forward(t, &params(v), v[0])
+        vit::mlp(t, &named(v, &s), "mlp", v[0], None)
     });
 }
 
 #[test]
 fn grad_pre_norm_block_input_and_every_parameter() {
     let mut s = ParamStore::new();
-    let block = Block::new(&mut s, "vit.block0", 8, 2, 4, &mut rng::stream(5, "init"));
+    vit::add_block_params(&mut s, "vit.block0", 8, 4, &mut rng::stream(5, "init"));
     assert_eq!(s.len(), 16);
     let x = rand(&[2, 3, 8], -1.0, 1.0, "x");
     assert_grad("block", &inputs(x, &s), |t, v| {
-        block.forward(t, &params(v), v[0])
+        vit::block(t, &named(v, &s), "vit.block0", v[0], 2)
     });
 }
 
@@ -228,16 +237,16 @@ mod random_shapes {
                 lin.forward(t, &params(v), v[0])
             });
             let mut s = ParamStore::new();
-            let ln = LayerNorm::new(&mut s, "ln", d);
+            vit::add_layer_norm_params(&mut s, "ln", d);
             if d > 1 {
                 assert_grad("layernorm random", &inputs(x.clone(), &s), |t, v| {
-                    ln.forward(t, &params(v), v[0])
+                    vit::layer_norm(t, &named(v, &s), "ln", v[0])
                 });
             }
             let mut s = ParamStore::new();
-            let attn = MultiHeadAttention::new(&mut s, "attn", d, heads, &mut r);
+            vit::add_mhsa_params(&mut s, "attn", d, &mut r);
             assert_grad("mhsa random", &inputs(x, &s), |t, v| {
-                attn.forward(t, &params(v), v[0])
+                vit::mhsa(t, &named(v, &s), "attn", v[0], heads, None)
             });
         }
     }

@@ -1,12 +1,13 @@
-//! Forward values of the layers in `darlc::nn` against literal re-implementations of the SPEC
-//! formulas (plain loops in f64, written from SPEC §4.1 and §5, not from the layer code), BatchNorm
-//! running statistics and calibration, buffers in files, parameter names, and f32 against f64.
+//! Forward values of the layers in `darlc::nn` and of the ViT block (`darlc::module1::vit`, the
+//! one Module I runs) against literal re-implementations of the SPEC formulas (plain loops in f64,
+//! written from SPEC §4.1 and §5, not from the layer code), BatchNorm running statistics and
+//! calibration, buffers in files, parameter names, and f32 against f64.
 
 use darlc::autodiff::{Tape, Var};
 use darlc::float::Float;
-use darlc::nn::{
-    BatchNorm1d, Block, Bound, LayerNorm, Linear, Mlp, MultiHeadAttention, ParamId, ParamStore,
-};
+use darlc::module1::model::names_of;
+use darlc::module1::vit::{self, ParamVars};
+use darlc::nn::{BatchNorm1d, Bound, Linear, ParamId, ParamStore};
 use darlc::rng;
 use ndarray::{Array1, Array2, ArrayD, IxDyn, array, s};
 use rand::Rng;
@@ -38,6 +39,14 @@ fn p2(store: &ParamStore<f64>, id: ParamId) -> Array2<f64> {
 fn p1(store: &ParamStore<f64>, id: ParamId) -> Array1<f64> {
     store.get(id).clone().into_dimensionality().unwrap()
 }
+/// The matrix parameter `name`.
+fn n2(store: &ParamStore<f64>, name: &str) -> Array2<f64> {
+    p2(store, store.id(name).unwrap())
+}
+/// The vector parameter `name`.
+fn n1(store: &ParamStore<f64>, name: &str) -> Array1<f64> {
+    p1(store, store.id(name).unwrap())
+}
 
 // ------------------------------------------------------------------ literal SPEC formulas
 
@@ -68,14 +77,20 @@ fn ref_layernorm(x: &Array2<f64>, g: &Array1<f64>, b: &Array1<f64>, eps: f64) ->
     y
 }
 
-/// SPEC §4.1 MHSA on one sequence `[L, D]`, head by head.
-fn ref_mhsa(y: &Array2<f64>, s: &ParamStore<f64>, a: &MultiHeadAttention) -> Array2<f64> {
-    let lin = |l: &Linear| ref_linear(y, &p2(s, l.w), Some(&p1(s, l.b.unwrap())));
-    let (q, k, v) = (lin(&a.q), lin(&a.k), lin(&a.v));
+/// SPEC §4.1 MHSA on one sequence `[L, D]`, head by head, parameters `{a}.W_q, b_q, …`.
+fn ref_mhsa(y: &Array2<f64>, s: &ParamStore<f64>, a: &str, n_heads: usize) -> Array2<f64> {
+    let lin = |x: &str| {
+        ref_linear(
+            y,
+            &n2(s, &format!("{a}.W_{x}")),
+            Some(&n1(s, &format!("{a}.b_{x}"))),
+        )
+    };
+    let (q, k, v) = (lin("q"), lin("k"), lin("v"));
     let (l, d) = y.dim();
-    let dh = d / a.n_heads;
+    let dh = d / n_heads;
     let mut cat = Array2::zeros((l, d));
-    for h in 0..a.n_heads {
+    for h in 0..n_heads {
         let cols = s![.., h * dh..(h + 1) * dh];
         let (qh, kh, vh) = (q.slice(cols), k.slice(cols), v.slice(cols));
         for i in 0..l {
@@ -90,20 +105,37 @@ fn ref_mhsa(y: &Array2<f64>, s: &ParamStore<f64>, a: &MultiHeadAttention) -> Arr
             }
         }
     }
-    ref_linear(&cat, &p2(s, a.o.w), Some(&p1(s, a.o.b.unwrap())))
+    ref_linear(
+        &cat,
+        &n2(s, &format!("{a}.W_o")),
+        Some(&n1(s, &format!("{a}.b_o"))),
+    )
 }
 
-fn ref_mlp(y: &Array2<f64>, s: &ParamStore<f64>, m: &Mlp) -> Array2<f64> {
-    let h = ref_linear(y, &p2(s, m.fc1.w), Some(&p1(s, m.fc1.b.unwrap())));
+fn ref_mlp(y: &Array2<f64>, s: &ParamStore<f64>, m: &str) -> Array2<f64> {
+    let h = ref_linear(
+        y,
+        &n2(s, &format!("{m}.W_1")),
+        Some(&n1(s, &format!("{m}.b_1"))),
+    );
     let h = h.mapv(|x| 0.5 * x * (1.0 + Float::erf(x / 2f64.sqrt())));
-    ref_linear(&h, &p2(s, m.fc2.w), Some(&p1(s, m.fc2.b.unwrap())))
+    ref_linear(
+        &h,
+        &n2(s, &format!("{m}.W_2")),
+        Some(&n1(s, &format!("{m}.b_2"))),
+    )
 }
 
-fn ref_block(x: &Array2<f64>, s: &ParamStore<f64>, b: &Block) -> Array2<f64> {
-    let ln =
-        |l: &LayerNorm, y: &Array2<f64>| ref_layernorm(y, &p1(s, l.gamma), &p1(s, l.beta), 1e-5);
-    let u = x + &ref_mhsa(&ln(&b.ln1, x), s, &b.attn);
-    &u + &ref_mlp(&ln(&b.ln2, &u), s, &b.mlp)
+fn ref_block(x: &Array2<f64>, s: &ParamStore<f64>, b: &str, n_heads: usize) -> Array2<f64> {
+    let ln = |l: &str, y: &Array2<f64>| {
+        let (g, be) = (
+            n1(s, &format!("{b}.{l}.gamma")),
+            n1(s, &format!("{b}.{l}.beta")),
+        );
+        ref_layernorm(y, &g, &be, 1e-5)
+    };
+    let u = x + &ref_mhsa(&ln("ln1", x), s, &format!("{b}.attn"), n_heads);
+    &u + &ref_mlp(&ln("ln2", &u), s, &format!("{b}.mlp"))
 }
 
 /// Run `f` on a no-grad tape with the store bound.
@@ -119,6 +151,15 @@ fn eval<T: Float>(
     t.value(y).clone()
 }
 
+/// Run `f` on a no-grad tape with the store's leaves by name.
+fn eval_named<T: Float>(
+    store: &ParamStore<T>,
+    x: ArrayD<T>,
+    f: impl Fn(&mut Tape<T>, &ParamVars, Var) -> Var,
+) -> ArrayD<T> {
+    eval(store, x, |t, b, x| f(t, &names_of(store, b), x))
+}
+
 // ------------------------------------------------------------------ tests
 
 #[test]
@@ -126,11 +167,11 @@ fn linear_layernorm_mlp_match_the_formulas() {
     let mut s = ParamStore::new();
     let mut r = rng::stream(1, "init");
     let lin = Linear::new(&mut s, "lin", 4, 5, true, &mut r);
-    let ln = LayerNorm::new(&mut s, "ln", 4);
-    let mlp = Mlp::new(&mut s, "mlp", 4, 16, &mut r);
+    vit::add_layer_norm_params(&mut s, "ln", 4);
+    vit::add_mlp_params(&mut s, "mlp", 4, 16, &mut r);
     // Init: zero biases, γ = 1, β = 0 (SPEC §4.1).
     assert!(s.get(lin.b.unwrap()).iter().all(|&v| v == 0.0));
-    assert!(s.get(ln.gamma).iter().all(|&v| v == 1.0));
+    assert!(n1(&s, "ln.gamma").iter().all(|&v| v == 1.0));
     perturb(&mut s);
     let x = rand(&[2, 3, 4], -2.0, 2.0, "x");
     let x2: Array2<f64> = x.clone().into_shape_with_order((6, 4)).unwrap();
@@ -146,8 +187,8 @@ fn linear_layernorm_mlp_match_the_formulas() {
                 .into_dyn()
         ) < 1e-14
     );
-    let y = eval(&s, x.clone(), |t, b, x| ln.forward(t, b, x));
-    let want = ref_layernorm(&x2, &p1(&s, ln.gamma), &p1(&s, ln.beta), 1e-5);
+    let y = eval_named(&s, x.clone(), |t, v, x| vit::layer_norm(t, v, "ln", x));
+    let want = ref_layernorm(&x2, &n1(&s, "ln.gamma"), &n1(&s, "ln.beta"), 1e-5);
     assert!(
         max_abs_diff(
             &y,
@@ -157,8 +198,8 @@ fn linear_layernorm_mlp_match_the_formulas() {
                 .into_dyn()
         ) < 1e-14
     );
-    let y = eval(&s, x, |t, b, x| mlp.forward(t, b, x));
-    let want = ref_mlp(&x2, &s, &mlp);
+    let y = eval_named(&s, x, |t, v, x| vit::mlp(t, v, "mlp", x, None));
+    let want = ref_mlp(&x2, &s, "mlp");
     assert!(
         max_abs_diff(
             &y,
@@ -174,28 +215,32 @@ fn linear_layernorm_mlp_match_the_formulas() {
 fn mhsa_and_block_match_the_per_head_formula() {
     let mut s = ParamStore::new();
     let mut r = rng::stream(2, "init");
-    let attn = MultiHeadAttention::new(&mut s, "attn", 8, 2, &mut r);
-    let block = Block::new(&mut s, "vit.block0", 8, 2, 4, &mut r);
+    vit::add_mhsa_params(&mut s, "attn", 8, &mut r);
+    vit::add_block_params(&mut s, "vit.block0", 8, 4, &mut r);
     perturb(&mut s);
     let x = rand(&[3, 5, 8], -1.5, 1.5, "x");
-    let ya = eval(&s, x.clone(), |t, b, x| attn.forward(t, b, x));
-    let yb = eval(&s, x.clone(), |t, b, x| block.forward(t, b, x));
+    let attn = |t: &mut Tape<f64>, v: &ParamVars, x| vit::mhsa(t, v, "attn", x, 2, None);
+    let ya = eval_named(&s, x.clone(), attn);
+    let yb = eval_named(&s, x.clone(), |t, v, x| {
+        vit::block(t, v, "vit.block0", x, 2)
+    });
     for i in 0..3 {
         let xi: Array2<f64> = x
             .slice(s![i, .., ..])
             .to_owned()
             .into_dimensionality()
             .unwrap();
-        let wa = ref_mhsa(&xi, &s, &attn).into_dyn();
-        let wb = ref_block(&xi, &s, &block).into_dyn();
+        let wa = ref_mhsa(&xi, &s, "attn", 2).into_dyn();
+        let wb = ref_block(&xi, &s, "vit.block0", 2).into_dyn();
         let ga = ya.slice(s![i, .., ..]).to_owned().into_dyn();
         let gb = yb.slice(s![i, .., ..]).to_owned().into_dyn();
         assert!(max_abs_diff(&ga, &wa) < 1e-13, "mhsa item {i}");
         assert!(max_abs_diff(&gb, &wb) < 1e-13, "block item {i}");
     }
-    // Items do not interact: a [L, D] input gives the same rows as item 0 of the batch.
-    let x0 = x.slice(s![0, .., ..]).to_owned().into_dyn();
-    let y0 = eval(&s, x0, |t, b, x| attn.forward(t, b, x));
+    // Items do not interact: a batch of item 0 alone gives the same rows as item 0 of the batch.
+    let x0 = x.slice(s![0..1, .., ..]).to_owned().into_dyn();
+    let y0 = eval_named(&s, x0, attn);
+    let y0 = y0.slice(s![0, .., ..]).to_owned().into_dyn();
     assert!(max_abs_diff(&y0, &ya.slice(s![0, .., ..]).to_owned().into_dyn()) < 1e-15);
 }
 
@@ -203,7 +248,7 @@ fn mhsa_and_block_match_the_per_head_formula() {
 fn block_parameter_names_follow_the_peer_state_dict() {
     // /work/shared/peer/README.md `state_dict_spec` names (SPEC §18 examples).
     let mut s = ParamStore::<f32>::new();
-    Block::new(&mut s, "vit.block1", 8, 2, 4, &mut rng::stream(3, "init"));
+    vit::add_block_params(&mut s, "vit.block1", 8, 4, &mut rng::stream(3, "init"));
     let names: Vec<(String, Vec<usize>)> = s
         .ids()
         .map(|id| (s.name(id).to_string(), s.get(id).shape().to_vec()))
@@ -333,25 +378,25 @@ fn batchnorm_eval_calibration_and_buffers_in_files() {
 fn block_f32_agrees_with_f64_within_spec_tolerances() {
     // Same weights (f64 → f32), same input; SPEC §16: values rel 1e-4 (abs 1e-5), gradients rel 1e-3.
     let mut s64 = ParamStore::<f64>::new();
-    let block = Block::new(&mut s64, "b", 16, 4, 4, &mut rng::stream(9, "init"));
+    vit::add_block_params(&mut s64, "b", 16, 4, &mut rng::stream(9, "init"));
     perturb(&mut s64);
     let mut s32 = ParamStore::<f32>::new();
     for id in s64.ids() {
         s32.add(s64.name(id), s64.get(id).mapv(|v| v as f32));
     }
     let x = rand(&[4, 9, 16], -1.0, 1.0, "x");
-    fn run<T: Float>(s: &ParamStore<T>, b: &Block, x: ArrayD<T>) -> (ArrayD<T>, Vec<ArrayD<T>>) {
+    fn run<T: Float>(s: &ParamStore<T>, x: ArrayD<T>) -> (ArrayD<T>, Vec<ArrayD<T>>) {
         let mut t = Tape::new();
         let p = s.bind(&mut t);
         let xv = t.constant(x);
-        let y = b.forward(&mut t, &p, xv);
+        let y = vit::block(&mut t, &names_of(s, &p), "b", xv, 4);
         let sq = t.square(y);
         let loss = t.mean(sq);
         let g = t.backward(loss);
         (t.value(y).clone(), p.grads(&g, s))
     }
-    let (y64, g64) = run(&s64, &block, x.clone());
-    let (y32, g32) = run(&s32, &block, x.mapv(|v| v as f32));
+    let (y64, g64) = run(&s64, x.clone());
+    let (y32, g32) = run(&s32, x.mapv(|v| v as f32));
     for (a, b) in y32.iter().zip(y64.iter()) {
         assert!((*a as f64 - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{a} vs {b}");
     }

@@ -1,11 +1,15 @@
 //! The tape: a flat list of nodes (node id = index), each holding its value and the op that made
-//! it; [`Tape::backward`] walks the list once in reverse with one `match` over [`Op`].
+//! it, and the recording methods (`matmul`, `add`, `layer_norm`, `attention`, …) that run an op's
+//! forward kernel and push its node. The ops are listed in [`Op`] (`op.rs`); [`Tape::backward`]
+//! (`backward.rs`) walks the list once in reverse with one `match` over them.
 //!
 //! * Parameters and inputs are explicit leaves ([`Tape::param`], [`Tape::constant`]).
-//! * Gradients live in a `Vec` indexed by node id, never a map.
+//! * A node records its op only if a parameter flows into it; otherwise it is a constant leaf.
 //! * A tape made with [`Tape::no_grad`] records no ops: every result is a constant leaf, nothing is
 //!   kept for a backward pass (evaluation paths use it).
 
+use super::op::Op;
+pub use super::op::Var;
 use super::ops::elementwise::{Binary, Unary};
 use super::ops::{
     attention, cholesky, elementwise, linear, matmul, norm, reduce, segment, shape, softmax,
@@ -14,161 +18,6 @@ use super::profile;
 use crate::float::Float;
 use ndarray::{ArrayD, ArrayView2, Ix2, Ix3, IxDyn};
 use std::sync::Arc;
-use std::time::Instant;
-
-/// A handle to a node of a [`Tape`] (its index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Var(pub usize);
-
-/// How a node was computed. Ops own only what their backward needs beyond input values.
-#[derive(Clone, Debug)]
-pub enum Op<T: Float> {
-    /// An input: a parameter (gradient wanted) or a constant.
-    Leaf,
-    /// `op(a)·op(b)`; `a` may have leading batch axes when neither is transposed (`[.., k]·[k, n]`).
-    MatMul { a: Var, b: Var, ta: bool, tb: bool },
-    /// Batched `op(a_i)·op(b_i)` for `[bt, ., .]` operands.
-    BatchMatMul { a: Var, b: Var, ta: bool, tb: bool },
-    /// Broadcasting `a ∘ b`.
-    Binary { kind: Binary, a: Var, b: Var },
-    /// Elementwise `f(x)`.
-    Unary { kind: Unary, x: Var },
-    /// Sum over one axis.
-    Sum { x: Var, axis: usize, keep: bool },
-    /// Sum of all elements (0-d result).
-    SumAll { x: Var },
-    /// Same data, new shape.
-    Reshape { x: Var },
-    /// Axis permutation.
-    Permute { x: Var, axes: Vec<usize> },
-    /// Concatenation along an axis.
-    Concat { xs: Vec<Var>, axis: usize },
-    /// `x[start..end]` along an axis.
-    Slice {
-        x: Var,
-        axis: usize,
-        start: usize,
-        end: usize,
-    },
-    /// `out[i] = x[idx[i]]` along axis 0.
-    GatherRows { x: Var, idx: Arc<[usize]> },
-    /// `out[idx[i]] += x[i]` into `n` rows.
-    ScatterAddRows { x: Var, idx: Arc<[usize]>, n: usize },
-    /// Softmax over the last axis.
-    Softmax { x: Var },
-    /// Log-softmax over the last axis.
-    LogSoftmax { x: Var },
-    /// Log-sum-exp over the last axis (removed).
-    LogSumExp { x: Var },
-    /// Softmax within CSR segments along axis 0.
-    SegmentSoftmax { x: Var, offsets: Arc<[usize]> },
-    /// `out[v] = Σ_{e∈seg(v)} α_e x[src_e]` (fused edge aggregation).
-    SegmentWeightedSum {
-        alpha: Var,
-        x: Var,
-        idx: Arc<segment::SegmentIndex>,
-    },
-    /// LayerNorm over the last axis.
-    LayerNorm {
-        x: Var,
-        gamma: Var,
-        beta: Var,
-        saved: Box<norm::LayerNormSaved<T>>,
-    },
-    /// Train-mode BatchNorm over the rows of `[n, c]`.
-    BatchNorm {
-        x: Var,
-        gamma: Var,
-        beta: Var,
-        saved: Box<norm::BatchNormSaved<T>>,
-    },
-    /// `x / max(‖x‖, eps)` over the last axis.
-    L2Normalize { x: Var, eps: T, norms: Vec<T> },
-    /// `L⁻¹ B` for lower-triangular `L`.
-    TriSolveLower { l: Var, b: Var },
-    /// `2 Σ ln L_jj`.
-    LogDetChol { l: Var },
-    /// Fused multi-head attention on packed `qkv: [B, L, 3D]` with `heads` heads; `saved` is what
-    /// the backward pass needs besides the input and output (probabilities `[B, h, L, L]`, or the
-    /// row log-sum-exps `[B, h, L]` on the fused f32 path).
-    Attention {
-        qkv: Var,
-        heads: usize,
-        saved: Box<ArrayD<T>>,
-    },
-    /// `x W + b (+ r)` for `x: [.., k]`, `W: [k, n]`, `b: [n]` and a residual `r` of the output's
-    /// shape.
-    Linear {
-        x: Var,
-        w: Var,
-        b: Var,
-        r: Option<Var>,
-    },
-    /// `GELU(x W + b)`; `pre` is `x W + b`, which the backward pass needs.
-    LinearGelu {
-        x: Var,
-        w: Var,
-        b: Var,
-        pre: Box<ArrayD<T>>,
-    },
-}
-
-impl<T: Float> Op<T> {
-    /// A short name for profiles and printing (`"linear"`, `"unary.gelu"`, …).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Leaf => "leaf",
-            Op::MatMul { .. } => "matmul",
-            Op::BatchMatMul { .. } => "batch_matmul",
-            Op::Binary { kind, .. } => match kind {
-                Binary::Add => "binary.add",
-                Binary::Sub => "binary.sub",
-                Binary::Mul => "binary.mul",
-                Binary::Div => "binary.div",
-            },
-            Op::Unary { kind, .. } => match kind {
-                Unary::Neg => "unary.neg",
-                Unary::Scale(_) => "unary.scale",
-                Unary::Shift(_) => "unary.shift",
-                Unary::Square => "unary.square",
-                Unary::Exp => "unary.exp",
-                Unary::Ln => "unary.ln",
-                Unary::Log1p => "unary.log1p",
-                Unary::Expm1 => "unary.expm1",
-                Unary::Sqrt => "unary.sqrt",
-                Unary::Sigmoid => "unary.sigmoid",
-                Unary::Elu => "unary.elu",
-                Unary::Selu => "unary.selu",
-                Unary::LeakyRelu(_) => "unary.leaky_relu",
-                Unary::Relu => "unary.relu",
-                Unary::Gelu => "unary.gelu",
-                Unary::Clamp(..) => "unary.clamp",
-            },
-            Op::Sum { .. } => "sum_axis",
-            Op::SumAll { .. } => "sum_all",
-            Op::Reshape { .. } => "reshape",
-            Op::Permute { .. } => "permute",
-            Op::Concat { .. } => "concat",
-            Op::Slice { .. } => "slice",
-            Op::GatherRows { .. } => "gather_rows",
-            Op::ScatterAddRows { .. } => "scatter_add_rows",
-            Op::Softmax { .. } => "softmax",
-            Op::LogSoftmax { .. } => "log_softmax",
-            Op::LogSumExp { .. } => "logsumexp",
-            Op::SegmentSoftmax { .. } => "segment_softmax",
-            Op::SegmentWeightedSum { .. } => "segment_weighted_sum",
-            Op::LayerNorm { .. } => "layer_norm",
-            Op::BatchNorm { .. } => "batch_norm",
-            Op::L2Normalize { .. } => "l2_normalize",
-            Op::TriSolveLower { .. } => "tri_solve_lower",
-            Op::LogDetChol { .. } => "log_det_chol",
-            Op::Attention { .. } => "attention",
-            Op::Linear { r: None, .. } => "linear",
-            Op::Linear { r: Some(_), .. } => "linear_add",
-            Op::LinearGelu { .. } => "linear_gelu",
-        }
-    }
-}
 
 /// One node: its value, how it was made, and whether any parameter flows into it.
 #[derive(Clone, Debug)]
@@ -181,31 +30,10 @@ pub struct Node<T: Float> {
 /// A computation record over `T` (f32 or f64).
 #[derive(Clone, Debug)]
 pub struct Tape<T: Float> {
-    nodes: Vec<Node<T>>,
-    record: bool,
-}
-
-/// Gradients after [`Tape::backward`], indexed by node id; only leaves keep theirs.
-#[derive(Clone, Debug)]
-pub struct Grads<T: Float> {
-    grads: Vec<Option<ArrayD<T>>>,
-}
-
-impl<T: Float> Grads<T> {
-    /// The gradient of a leaf, or `None` if nothing flowed into it.
-    pub fn get(&self, v: Var) -> Option<&ArrayD<T>> {
-        self.grads.get(v.0).and_then(|g| g.as_ref())
-    }
-    /// The gradient of a leaf, or zeros of `like`'s shape.
-    pub fn get_or_zeros(&self, v: Var, shape: &[usize]) -> ArrayD<T> {
-        self.get(v)
-            .cloned()
-            .unwrap_or_else(|| ArrayD::zeros(IxDyn(shape)))
-    }
-    /// Take ownership of a leaf's gradient.
-    pub fn take(&mut self, v: Var) -> Option<ArrayD<T>> {
-        self.grads.get_mut(v.0).and_then(|g| g.take())
-    }
+    /// The nodes in recording order (node id = index); [`Tape::backward`] walks them in reverse.
+    pub(super) nodes: Vec<Node<T>>,
+    /// Whether ops are recorded (false for [`Tape::no_grad`]).
+    pub(super) record: bool,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -263,6 +91,10 @@ impl<T: Float> Tape<T> {
     /// A node (for printing or study).
     pub fn node(&self, v: Var) -> &Node<T> {
         &self.nodes[v.0]
+    }
+    /// Whether a parameter flows into `v` (its gradient is wanted).
+    pub(super) fn needs(&self, v: Var) -> bool {
+        self.nodes[v.0].needs_grad
     }
 
     fn push(&mut self, value: ArrayD<T>, op: Op<T>, parents: &[Var]) -> Var {
@@ -722,7 +554,6 @@ impl<T: Float> Tape<T> {
             .expect("attention: qkv must be [B, L, 3D]");
         let keep = self.record && self.needs(qkv);
         let (out, saved) = attention::attention(x, heads, keep);
-        let saved = saved.unwrap_or_else(|| ArrayD::zeros(IxDyn(&[0])));
         self.push(
             out.into_dyn(),
             Op::Attention {
@@ -785,304 +616,62 @@ impl<T: Float> Tape<T> {
         assert_eq!(Some(&bv.len()), self.shape(w).get(1), "linear: bias width");
         bv
     }
-
-    // ---------------------------------------------------------------- backward
-
-    /// Reverse pass from `root`, seeded with ones (for a scalar loss: `∂root/∂leaf`). Returns the
-    /// gradients of every leaf that needs one.
-    pub fn backward(&self, root: Var) -> Grads<T> {
-        let seed = ArrayD::from_elem(self.value(root).raw_dim(), T::one());
-        self.backward_with(root, seed)
-    }
-
-    /// Reverse pass from `root` seeded with `seed` (a vector–Jacobian product).
-    pub fn backward_with(&self, root: Var, seed: ArrayD<T>) -> Grads<T> {
-        assert!(self.record, "backward on a no_grad tape");
-        assert_eq!(seed.shape(), self.shape(root), "seed shape");
-        let mut grads: Vec<Option<ArrayD<T>>> = vec![None; root.0 + 1];
-        if self.nodes[root.0].needs_grad {
-            grads[root.0] = Some(seed);
-        }
-        for i in (0..=root.0).rev() {
-            let node = &self.nodes[i];
-            if matches!(node.op, Op::Leaf) {
-                continue; // leaves keep their gradient
-            }
-            let Some(g) = grads[i].take() else { continue };
-            if profile::enabled() {
-                let t0 = Instant::now();
-                self.backward_node(node, &g, &mut grads);
-                drop(g);
-                profile::record("bwd", node.op.name(), t0.elapsed());
-            } else {
-                self.backward_node(node, &g, &mut grads);
-            }
-        }
-        if profile::enabled() {
-            profile::restart_clock();
-        }
-        Grads { grads }
-    }
-
-    fn needs(&self, v: Var) -> bool {
-        self.nodes[v.0].needs_grad
-    }
-
-    /// The single dispatch over ops: each arm computes the parents' gradient contributions.
-    fn backward_node(&self, node: &Node<T>, g: &ArrayD<T>, grads: &mut [Option<ArrayD<T>>]) {
-        let val = |v: Var| &self.nodes[v.0].value;
-        let accumulate = |grads: &mut [Option<ArrayD<T>>], v: Var, g: Option<ArrayD<T>>| {
-            if self.nodes[v.0].needs_grad {
-                accumulate(grads, v, g)
-            }
-        };
-        match &node.op {
-            Op::Leaf => {}
-            Op::MatMul { a, b, ta, tb } => {
-                let (av, bv) = (val(*a), val(*b));
-                let need = (self.needs(*a), self.needs(*b));
-                if av.ndim() == 2 || *ta {
-                    let g2 = g.view().into_dimensionality::<Ix2>().expect("2-D");
-                    let (ga, gb) = matmul::matmul_backward(
-                        g2,
-                        av.view().into_dimensionality().expect("2-D"),
-                        bv.view().into_dimensionality().expect("2-D"),
-                        *ta,
-                        *tb,
-                        need,
-                    );
-                    accumulate(grads, *a, ga.map(|x| x.into_dyn()));
-                    accumulate(grads, *b, gb.map(|x| x.into_dyn()));
-                } else {
-                    let k = *av.shape().last().expect("axis");
-                    let rows = av.len() / k.max(1);
-                    let n = *g.shape().last().expect("axis");
-                    let a_std = av.as_standard_layout();
-                    let a2 = a_std
-                        .view()
-                        .into_shape_with_order((rows, k))
-                        .expect("flatten");
-                    let g_std = g.as_standard_layout();
-                    let g2 = g_std
-                        .view()
-                        .into_shape_with_order((rows, n))
-                        .expect("flatten");
-                    let b2 = bv.view().into_dimensionality::<Ix2>().expect("2-D");
-                    let (ga, gb) = matmul::matmul_backward(g2, a2, b2, false, *tb, need);
-                    accumulate(
-                        grads,
-                        *a,
-                        ga.map(|x| {
-                            x.into_shape_with_order(IxDyn(av.shape()))
-                                .expect("unflatten")
-                        }),
-                    );
-                    accumulate(grads, *b, gb.map(|x| x.into_dyn()));
-                }
-            }
-            Op::BatchMatMul { a, b, ta, tb } => {
-                let (ga, gb) = matmul::batch_matmul_backward(
-                    g.view().into_dimensionality::<Ix3>().expect("3-D"),
-                    val(*a).view().into_dimensionality().expect("3-D"),
-                    val(*b).view().into_dimensionality().expect("3-D"),
-                    *ta,
-                    *tb,
-                    (self.needs(*a), self.needs(*b)),
-                );
-                accumulate(grads, *a, ga.map(|x| x.into_dyn()));
-                accumulate(grads, *b, gb.map(|x| x.into_dyn()));
-            }
-            Op::Binary { kind, a, b } => {
-                let (ga, gb) = kind.backward(g, val(*a), val(*b), (self.needs(*a), self.needs(*b)));
-                accumulate(grads, *a, ga);
-                accumulate(grads, *b, gb);
-            }
-            Op::Unary { kind, x } => {
-                accumulate(grads, *x, Some(kind.backward(g, val(*x), &node.value)));
-            }
-            Op::Sum { x, axis, keep } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(reduce::sum_axis_backward(g, val(*x).shape(), *axis, *keep)),
-                );
-            }
-            Op::SumAll { x } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(reduce::sum_all_backward(g, val(*x).shape())),
-                );
-            }
-            Op::Reshape { x } => {
-                accumulate(grads, *x, Some(shape::reshape(g, val(*x).shape())));
-            }
-            Op::Permute { x, axes } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(shape::permute(g, &shape::inverse_permutation(axes))),
-                );
-            }
-            Op::Concat { xs, axis } => {
-                let mut start = 0;
-                for x in xs {
-                    let len = val(*x).shape()[*axis];
-                    if self.needs(*x) {
-                        accumulate(grads, *x, Some(shape::slice(g, *axis, start, start + len)));
-                    }
-                    start += len;
-                }
-            }
-            Op::Slice {
-                x,
-                axis,
-                start,
-                end,
-            } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(shape::slice_backward(
-                        g,
-                        val(*x).shape(),
-                        *axis,
-                        *start,
-                        *end,
-                    )),
-                );
-            }
-            Op::GatherRows { x, idx } => {
-                let n = val(*x).shape()[0];
-                accumulate(grads, *x, Some(shape::scatter_add_rows(g, idx, n)));
-            }
-            Op::ScatterAddRows { x, idx, .. } => {
-                accumulate(grads, *x, Some(shape::gather_rows(g, idx)));
-            }
-            Op::Softmax { x } => {
-                accumulate(grads, *x, Some(softmax::softmax_backward(g, &node.value)));
-            }
-            Op::LogSoftmax { x } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(softmax::log_softmax_backward(g, &node.value)),
-                );
-            }
-            Op::LogSumExp { x } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(softmax::logsumexp_backward(g, val(*x), &node.value)),
-                );
-            }
-            Op::SegmentSoftmax { x, offsets } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(softmax::segment_softmax_backward(g, &node.value, offsets)),
-                );
-            }
-            Op::SegmentWeightedSum { alpha, x, idx } => {
-                let need = (self.needs(*alpha), self.needs(*x));
-                let (da, dx) =
-                    segment::segment_weighted_sum_backward(g, val(*alpha), val(*x), idx, need);
-                accumulate(grads, *alpha, da);
-                accumulate(grads, *x, dx);
-            }
-            Op::LayerNorm {
-                x,
-                gamma,
-                beta,
-                saved,
-            } => {
-                let (dx, dg, db) = norm::layer_norm_backward(g, val(*x), val(*gamma), saved);
-                accumulate(grads, *x, Some(dx));
-                accumulate(grads, *gamma, Some(dg));
-                accumulate(grads, *beta, Some(db));
-            }
-            Op::BatchNorm {
-                x,
-                gamma,
-                beta,
-                saved,
-            } => {
-                let (dx, dg, db) = norm::batch_norm_train_backward(g, val(*gamma), saved);
-                accumulate(grads, *x, Some(dx));
-                accumulate(grads, *gamma, Some(dg));
-                accumulate(grads, *beta, Some(db));
-            }
-            Op::L2Normalize { x, eps, norms } => {
-                accumulate(
-                    grads,
-                    *x,
-                    Some(norm::l2_normalize_backward(g, &node.value, norms, *eps)),
-                );
-            }
-            Op::TriSolveLower { l, b } => {
-                let (dl, db) = cholesky::tri_solve_lower_backward(
-                    g,
-                    val(*l),
-                    &node.value,
-                    (self.needs(*l), self.needs(*b)),
-                );
-                accumulate(grads, *l, dl);
-                accumulate(grads, *b, db);
-            }
-            Op::LogDetChol { l } => {
-                accumulate(grads, *l, Some(cholesky::log_det_chol_backward(g, val(*l))));
-            }
-            Op::Linear { x, w, b, r } => {
-                if let Some(r) = r
-                    && self.needs(*r)
-                {
-                    accumulate(grads, *r, Some(g.clone()));
-                }
-                self.affine_backward(grads, g, *x, *w, *b);
-            }
-            Op::LinearGelu { x, w, b, pre } => {
-                let gp = Unary::Gelu.backward(g, pre, &node.value);
-                self.affine_backward(grads, &gp, *x, *w, *b);
-            }
-            Op::Attention { qkv, heads, saved } => {
-                let d = attention::attention_backward(
-                    g.view().into_dimensionality::<Ix3>().expect("3-D"),
-                    val(*qkv).view().into_dimensionality().expect("3-D"),
-                    node.value.view().into_dimensionality().expect("3-D"),
-                    saved,
-                    *heads,
-                );
-                accumulate(grads, *qkv, Some(d.into_dyn()));
-            }
-        }
-    }
-
-    /// Accumulate `(∂x, ∂W, ∂b)` of the affine layer `x W + b` for the upstream `g`.
-    fn affine_backward(
-        &self,
-        grads: &mut [Option<ArrayD<T>>],
-        g: &ArrayD<T>,
-        x: Var,
-        w: Var,
-        b: Var,
-    ) {
-        let (gx, gw, gb) = linear::linear_backward(
-            g,
-            self.value(x),
-            self.value(w).view().into_dimensionality().expect("2-D"),
-            (self.needs(x), self.needs(w), self.needs(b)),
-        );
-        accumulate(grads, x, gx);
-        accumulate(grads, w, gw.map(|a| a.into_dyn()));
-        accumulate(grads, b, gb.map(|a| a.into_dyn()));
-    }
 }
 
-/// Add a gradient contribution for `v` (no-op for `None`).
-fn accumulate<T: Float>(grads: &mut [Option<ArrayD<T>>], v: Var, g: Option<ArrayD<T>>) {
-    let Some(g) = g else { return };
-    match &mut grads[v.0] {
-        Some(acc) => super::ops::par::add_assign(acc, &g),
-        slot @ None => *slot = Some(g),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn nodes_are_recorded_in_call_order_with_their_ops() {
+        let mut t = Tape::<f64>::new();
+        let a = t.param(array![1.0, 2.0].into_dyn());
+        let c = t.constant(array![3.0, 4.0].into_dyn());
+        let s = t.mul(a, c);
+        let y = t.sum(s);
+        assert_eq!((a, c, s, y), (Var(0), Var(1), Var(2), Var(3)));
+        assert_eq!(t.len(), 4);
+        let names: Vec<&str> = (0..t.len()).map(|i| t.node(Var(i)).op.name()).collect();
+        assert_eq!(names, ["leaf", "leaf", "binary.mul", "sum_all"]);
+        assert!(matches!(
+            t.node(s).op,
+            Op::Binary {
+                a: Var(0),
+                b: Var(1),
+                ..
+            }
+        ));
+        assert_eq!(t.value(s), &array![3.0, 8.0].into_dyn());
+        assert_eq!(t.scalar(y), 11.0);
+        // Truncating keeps the first nodes: the next node reuses the id.
+        t.truncate(2);
+        assert_eq!(t.square(c), Var(2));
+    }
+
+    #[test]
+    fn only_nodes_a_parameter_flows_into_keep_their_op() {
+        let mut t = Tape::<f64>::new();
+        let p = t.param(array![1.0].into_dyn());
+        let c = t.constant(array![2.0].into_dyn());
+        let cc = t.exp(c);
+        let pc = t.add(p, cc);
+        assert!(!t.node(cc).needs_grad);
+        assert!(matches!(t.node(cc).op, Op::Leaf));
+        assert!(t.node(pc).needs_grad);
+        assert!(matches!(t.node(pc).op, Op::Binary { .. }));
+    }
+
+    #[test]
+    fn a_no_grad_tape_computes_values_and_records_no_op() {
+        let mut t = Tape::<f64>::no_grad();
+        assert!(!t.is_recording());
+        let p = t.param(array![1.0, -2.0].into_dyn());
+        let y = t.relu(p);
+        assert_eq!(t.value(y), &array![1.0, 0.0].into_dyn());
+        assert!((0..t.len()).all(|i| {
+            let n = t.node(Var(i));
+            !n.needs_grad && matches!(n.op, Op::Leaf)
+        }));
     }
 }

@@ -7,7 +7,10 @@
 
 use crate::autodiff::{Tape, Var};
 use crate::float::Float;
-use ndarray::{Array2, Array3, ArrayView4};
+use crate::nn::init::xavier_uniform;
+use crate::nn::params::ParamStore;
+use crate::rng::Stream;
+use ndarray::{Array2, Array3, ArrayD, ArrayView4, IxDyn};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -160,6 +163,66 @@ pub fn block<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var, heads: u
     let u = mhsa(t, v, &format!("{p}.attn"), y, heads, Some(x));
     let y = layer_norm(t, v, &format!("{p}.ln2"), u);
     mlp(t, v, &format!("{p}.mlp"), y, Some(u))
+}
+
+/// Register LayerNorm `{p}.gamma` (ones) and `{p}.beta` (zeros) of width `d` (SPEC §4.1 init).
+pub fn add_layer_norm_params<T: Float>(store: &mut ParamStore<T>, p: &str, d: usize) {
+    store.add(
+        &format!("{p}.gamma"),
+        ArrayD::from_elem(IxDyn(&[d]), T::one()),
+    );
+    store.add(&format!("{p}.beta"), ArrayD::zeros(IxDyn(&[d])));
+}
+
+/// Register `{p}.W_{s}` (Xavier-uniform `[d_in, d_out]`, drawn from `rng`) and `{p}.b_{s}` (zeros).
+fn add_affine_params<T: Float>(
+    store: &mut ParamStore<T>,
+    p: &str,
+    s: &str,
+    (d_in, d_out): (usize, usize),
+    rng: &mut Stream,
+) {
+    let w = xavier_uniform(&[d_in, d_out], d_in, d_out, rng);
+    store.add(&format!("{p}.W_{s}"), w);
+    store.add(&format!("{p}.b_{s}"), ArrayD::zeros(IxDyn(&[d_out])));
+}
+
+/// Register the parameters of [`mhsa`] `{p}.W_q, b_q, W_k, b_k, W_v, b_v, W_o, b_o` (each `W`
+/// Xavier-uniform `D×D`, drawn in that order; biases zero; SPEC §4.1 init).
+pub fn add_mhsa_params<T: Float>(store: &mut ParamStore<T>, p: &str, d: usize, rng: &mut Stream) {
+    for s in ["q", "k", "v", "o"] {
+        add_affine_params(store, p, s, (d, d), rng);
+    }
+}
+
+/// Register the parameters of [`mlp`] `{p}.W_1, b_1` (`d → hidden`) and `{p}.W_2, b_2`
+/// (`hidden → d`), Xavier-uniform weights drawn `W_1` then `W_2`, zero biases (SPEC §4.1 init).
+pub fn add_mlp_params<T: Float>(
+    store: &mut ParamStore<T>,
+    p: &str,
+    d: usize,
+    hidden: usize,
+    rng: &mut Stream,
+) {
+    add_affine_params(store, p, "1", (d, hidden), rng);
+    add_affine_params(store, p, "2", (hidden, d), rng);
+}
+
+/// Register the parameters of one [`block`] `p` in the peer's `state_dict` order: `{p}.ln1.*`,
+/// `{p}.attn.*`, `{p}.ln2.*`, `{p}.mlp.*` (MLP hidden width `mlp_ratio · d`). For layer-level
+/// fixtures and tests; Module I registers its whole model in `model.rs`
+/// ([`super::model::ModuleI::new`]).
+pub fn add_block_params<T: Float>(
+    store: &mut ParamStore<T>,
+    p: &str,
+    d: usize,
+    mlp_ratio: usize,
+    rng: &mut Stream,
+) {
+    add_layer_norm_params(store, &format!("{p}.ln1"), d);
+    add_mhsa_params(store, &format!("{p}.attn"), d, rng);
+    add_layer_norm_params(store, &format!("{p}.ln2"), d);
+    add_mlp_params(store, &format!("{p}.mlp"), d, mlp_ratio * d, rng);
 }
 
 /// The blocks and the final LayerNorm on tokens `[B, L', D]`: `E = LN_f(blocks(T))` (SPEC §4.1).

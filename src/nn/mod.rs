@@ -2,9 +2,10 @@
 //!
 //! * [`params`]: the parameter store with dotted names, tape binding, safetensors save/load.
 //! * [`init`]: Xavier and normal initialisers from named streams.
-//! * [`linear`], [`layernorm`], [`batchnorm`], [`attention`], [`mlp`], [`block`]: layers; each
-//!   registers its parameters in a [`ParamStore`] at construction and has a `forward` on a
-//!   [`crate::autodiff::Tape`] given the store's [`Bound`] leaves.
+//! * [`linear`], [`batchnorm`]: layers; each registers its parameters in a [`ParamStore`] at
+//!   construction and has a `forward` on a [`crate::autodiff::Tape`] given the store's [`Bound`]
+//!   leaves. The ViT block (LayerNorm, attention, MLP) is Module I's, in
+//!   [`crate::module1::vit`].
 //! * [`adam`], [`clip`], [`ema`]: the training utilities.
 
 pub mod adam;
@@ -19,14 +20,6 @@ pub use clip::clip_grad_norm;
 pub use ema::{ema_update, ema_update_within};
 pub use linear::Linear;
 pub use params::{Bound, ParamId, ParamStore};
-pub mod attention;
 pub mod batchnorm;
-pub mod block;
-pub mod layernorm;
-pub mod mlp;
 
-pub use attention::MultiHeadAttention;
 pub use batchnorm::BatchNorm1d;
-pub use block::Block;
-pub use layernorm::LayerNorm;
-pub use mlp::Mlp;

@@ -11,62 +11,26 @@
 //! In f32 with head width 8, 16 or 32 on an AVX2/AVX-512 CPU, both passes run the fused row-block
 //! kernels of [`super::fast32`] instead (same function; f32 rounding differs, f64 never goes
 //! there): they keep one log-sum-exp per query row instead of the `[B, n_h, L, L]` probabilities
-//! and recompute the probabilities in the backward pass.
+//! and recompute the probabilities in the backward pass. [`AttentionSaved`] names which of the two
+//! the forward kept, and the backward takes the path that matches it.
 
+use super::fast32::op_attention;
 use super::matmul::gemm_once;
-use super::{fast32, par};
 use crate::float::Float;
-use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView3, Axis, IxDyn, s};
+use ndarray::{Array2, Array3, Array4, ArrayView3, Axis, s};
 use rayon::prelude::*;
 
-/// Whether the fused f32 kernels handle this scalar type and head width on this CPU.
-fn use_fast<T: Float>(dh: usize) -> bool {
-    T::as_f32(&[]).is_some()
-        && fast32::attention_supported(dh)
-        && fast32::level() != fast32::Level::None
-}
-
-/// The f32 fused forward over all images (parallel over images; one task per image); the saved
-/// tensor is the row log-sum-exps `[B, n_h, L]` when `keep`.
-fn attention_fast<T: Float>(
-    qkv: ArrayView3<T>,
-    heads: usize,
-    keep: bool,
-) -> (Array3<T>, Option<ArrayD<T>>) {
-    let (b, l, d3) = qkv.dim();
-    let d = d3 / 3;
-    let x = qkv.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout");
-    let mut lse = Vec::new();
-    // SAFETY: the kernel writes every element of each image's output (and of its `lse` rows when
-    // kept, see below).
-    let out = unsafe {
-        par::filled(b * l * d, |out: &mut [T]| {
-            let fill_lse = |lse: &mut [T]| {
-                let mut lchunks = lse.chunks_mut((heads * l).max(1));
-                let tasks: Vec<_> = out
-                    .chunks_mut(l * d)
-                    .enumerate()
-                    .map(|(i, o)| (i, o, if keep { lchunks.next() } else { None }))
-                    .collect();
-                tasks.into_par_iter().for_each(|(i, o, s)| {
-                    let xi = T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32");
-                    let o = T::as_f32_mut(o).expect("f32");
-                    let s = s.map(|s| T::as_f32_mut(s).expect("f32"));
-                    let done = fast32::attention_forward(xi, l, d, heads, o, s);
-                    assert!(
-                        done.is_some(),
-                        "fused attention kernel unavailable after the check"
-                    );
-                });
-            };
-            // SAFETY: with `keep`, every image writes its `[h, L]` log-sum-exps.
-            lse = par::filled(if keep { b * heads * l } else { 0 }, fill_lse);
-        })
-    };
-    let out = Array3::from_shape_vec((b, l, d), out).expect("shape");
-    let lse = keep.then(|| ArrayD::from_shape_vec(IxDyn(&[b, heads, l]), lse).expect("shape"));
-    (out, lse)
+/// What [`attention`] keeps for [`attention_backward`]: which tensor depends on the path that ran
+/// the forward pass, and the backward pass runs the same path.
+#[derive(Clone, Debug)]
+pub enum AttentionSaved<T> {
+    /// Nothing (the forward was told not to keep anything: no gradient flows through it).
+    Nothing,
+    /// Generic path: the attention probabilities `A` `[B, n_h, L, L]`.
+    Probs(Array4<T>),
+    /// Fused f32 path: the row log-sum-exps `lse_i = m_i + ln Σ_j exp(s_ij − m_i)` `[B, n_h, L]`
+    /// of the scaled scores, from which the backward pass recomputes `A`.
+    RowLse(Array3<T>),
 }
 
 /// Forward: returns `(out [B, L, D], saved)`, with `saved` (only if `keep`, for the backward
@@ -76,7 +40,7 @@ pub fn attention<T: Float>(
     qkv: ArrayView3<T>,
     heads: usize,
     keep: bool,
-) -> (Array3<T>, Option<ArrayD<T>>) {
+) -> (Array3<T>, AttentionSaved<T>) {
     let keep_probs = keep;
     let (b, l, d3) = qkv.dim();
     assert!(d3 % 3 == 0, "attention: last axis must be 3·D, got {d3}");
@@ -86,8 +50,11 @@ pub fn attention<T: Float>(
         "attention: D = {d} not divisible by {heads} heads"
     );
     let dh = d / heads;
-    if b * l * d > 0 && use_fast::<T>(dh) {
-        return attention_fast(qkv, heads, keep_probs);
+    if let Some((out, lse)) = op_attention::forward(qkv, heads, keep) {
+        return (
+            out,
+            lse.map_or(AttentionSaved::Nothing, AttentionSaved::RowLse),
+        );
     }
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut out = Array3::<T>::zeros((b, l, d));
@@ -140,7 +107,11 @@ pub fn attention<T: Float>(
             );
         }
     });
-    (out, keep_probs.then(|| probs.into_dyn()))
+    let saved = match keep_probs {
+        true => AttentionSaved::Probs(probs),
+        false => AttentionSaved::Nothing,
+    };
+    (out, saved)
 }
 
 /// Backward: `∂qkv` from `g = ∂out [B, L, D]`, the input `qkv`, the forward's output `out` and
@@ -151,19 +122,17 @@ pub fn attention_backward<T: Float>(
     g: ArrayView3<T>,
     qkv: ArrayView3<T>,
     out: ArrayView3<T>,
-    saved: &ArrayD<T>,
+    saved: &AttentionSaved<T>,
     heads: usize,
 ) -> Array3<T> {
     let (b, l, d3) = qkv.dim();
     let d = d3 / 3;
     let dh = d / heads;
-    if b * l * d > 0 && use_fast::<T>(dh) {
-        return attention_backward_fast(g, qkv, out, saved, heads);
-    }
-    let probs = saved
-        .view()
-        .into_dimensionality::<ndarray::Ix4>()
-        .expect("saved probabilities [B, h, L, L]");
+    let probs = match saved {
+        AttentionSaved::RowLse(lse) => return op_attention::backward(g, qkv, out, lse, heads),
+        AttentionSaved::Probs(p) => p,
+        AttentionSaved::Nothing => panic!("attention backward: the forward kept nothing"),
+    };
     let scale = T::of(1.0 / (dh as f64).sqrt());
     let mut dqkv = Array3::<T>::zeros((b, l, d3));
     let tasks: Vec<_> = dqkv.outer_iter_mut().enumerate().collect();
@@ -215,67 +184,4 @@ pub fn attention_backward<T: Float>(
         }
     });
     dqkv
-}
-
-/// The f32 fused backward over all images (parallel over images; one task per image).
-fn attention_backward_fast<T: Float>(
-    g: ArrayView3<T>,
-    qkv: ArrayView3<T>,
-    out: ArrayView3<T>,
-    lse: &ArrayD<T>,
-    heads: usize,
-) -> Array3<T> {
-    let (b, l, d3) = qkv.dim();
-    let d = d3 / 3;
-    assert_eq!(lse.shape(), &[b, heads, l], "saved row log-sum-exps");
-    let (gs, xs, os, ls) = (
-        g.as_standard_layout(),
-        qkv.as_standard_layout(),
-        out.as_standard_layout(),
-        lse.as_standard_layout(),
-    );
-    let (gs, xs, os, ls) = (
-        gs.as_slice().expect("standard"),
-        xs.as_slice().expect("standard"),
-        os.as_slice().expect("standard"),
-        ls.as_slice().expect("standard"),
-    );
-    // SAFETY: the kernel writes every element of each image's `∂qkv`.
-    let dqkv = unsafe {
-        par::filled(b * l * d3, |dqkv: &mut [T]| {
-            attention_backward_images(dqkv, gs, xs, os, ls, l, d, heads)
-        })
-    };
-    Array3::from_shape_vec((b, l, d3), dqkv).expect("shape")
-}
-
-/// The per-image fused backward kernels over `dqkv` (every element written).
-#[allow(clippy::too_many_arguments)]
-fn attention_backward_images<T: Float>(
-    dqkv: &mut [T],
-    gs: &[T],
-    xs: &[T],
-    os: &[T],
-    ls: &[T],
-    l: usize,
-    d: usize,
-    heads: usize,
-) {
-    let d3 = 3 * d;
-    dqkv.par_chunks_mut(l * d3).enumerate().for_each(|(i, dx)| {
-        let done = fast32::attention_backward(
-            T::as_f32(&gs[i * l * d..(i + 1) * l * d]).expect("f32"),
-            T::as_f32(&xs[i * l * d3..(i + 1) * l * d3]).expect("f32"),
-            T::as_f32(&os[i * l * d..(i + 1) * l * d]).expect("f32"),
-            T::as_f32(&ls[i * heads * l..(i + 1) * heads * l]).expect("f32"),
-            l,
-            d,
-            heads,
-            T::as_f32_mut(dx).expect("f32"),
-        );
-        assert!(
-            done.is_some(),
-            "fused attention kernel unavailable after the check"
-        );
-    });
 }

@@ -4,10 +4,10 @@
 //! written next to each other. ELU and SELU use `expm1` for `x ≤ 0` and GELU is the exact
 //! `½x(1 + erf(x/√2))` (SPEC §16 "Smooth functions near their kinks").
 
-use super::{fast32, par};
+use super::fast32::op_gelu;
+use super::par;
 use crate::float::Float;
 use ndarray::{ArrayD, Axis, IxDyn};
-use rayon::prelude::*;
 
 /// SELU scale λ (SPEC §5).
 pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
@@ -165,7 +165,7 @@ impl Unary {
     /// Forward over a tensor.
     pub fn forward<T: Float>(self, x: &ArrayD<T>) -> ArrayD<T> {
         if self == Unary::Gelu
-            && let Some(y) = gelu_fast(x, None)
+            && let Some(y) = op_gelu::gelu(x, None)
         {
             return y;
         }
@@ -176,43 +176,12 @@ impl Unary {
     pub fn backward<T: Float>(self, g: &ArrayD<T>, x: &ArrayD<T>, y: &ArrayD<T>) -> ArrayD<T> {
         if self == Unary::Gelu
             && g.shape() == x.shape()
-            && let Some(d) = gelu_fast(x, Some(g))
+            && let Some(d) = op_gelu::gelu(x, Some(g))
         {
             return d;
         }
         par::zip3_map(g, x, y, move |g, x, y| g * self.derivative(x, y))
     }
-}
-
-/// The vectorised f32 GELU ([`fast32::gelu`]): `gelu(x)`, or `g ⊙ gelu'(x)` when `g` is given;
-/// `None` for f64 or without a fast variant (the generic code then runs).
-fn gelu_fast<T: Float>(x: &ArrayD<T>, g: Option<&ArrayD<T>>) -> Option<ArrayD<T>> {
-    T::as_f32(&[])?;
-    if fast32::level() == fast32::Level::None {
-        return None;
-    }
-    let xs = par::std_slice(x);
-    let gs = g.map(par::std_slice);
-    // SAFETY: the GELU kernels write every element of each chunk.
-    let out = unsafe {
-        par::filled(xs.len(), |out: &mut [T]| {
-            out.par_chunks_mut(par::CHUNK)
-                .enumerate()
-                .for_each(|(ci, o)| {
-                    let r = ci * par::CHUNK..ci * par::CHUNK + o.len();
-                    let xi = T::as_f32(&xs[r.clone()]).expect("f32");
-                    let o = T::as_f32_mut(o).expect("f32");
-                    let done = match &gs {
-                        None => fast32::gelu_slice(xi, o),
-                        Some(gs) => {
-                            fast32::gelu_backward_slice(T::as_f32(&gs[r]).expect("f32"), xi, o)
-                        }
-                    };
-                    assert!(done.is_some(), "fast GELU unavailable after the check");
-                })
-        })
-    };
-    Some(ArrayD::from_shape_vec(x.raw_dim(), out).expect("shape preserved"))
 }
 
 /// Broadcasting binary arithmetic (numpy rules).

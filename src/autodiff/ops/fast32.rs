@@ -13,6 +13,11 @@
 //!   softmax and `A V` stay in L1, one log-sum-exp saved per row, probabilities recomputed in the
 //!   backward pass), with explicit 16-lane vectors ([`v16`]).
 //!
+//! * [`op_linear`], [`op_norm`], [`op_gelu`], [`op_attention`]: the f32 paths of the readable
+//!   ops in `ops/{linear,norm,elementwise,attention}.rs`, the glue between their generic `T`
+//!   arrays and these kernels. Each readable op makes one call here and runs its generic code when
+//!   the answer is `None` (f64, a shape the kernels do not take, a CPU without AVX2).
+//!
 //! Every reduction runs over fixed lanes in a fixed order, and each image is processed by one
 //! task, so results do not depend on the thread count. The kernels are compiled twice, for
 //! AVX-512 and for AVX2+FMA, and picked at run time; without either (or off x86-64) the callers
@@ -354,6 +359,13 @@ simd_fn! {
 mod attention;
 pub mod gemm;
 pub use attention::{attention_backward, attention_forward, attention_supported};
+
+// ------------------------------------------------------------------- the ops' f32 paths (glue)
+
+pub mod op_attention;
+pub mod op_gelu;
+pub mod op_linear;
+pub mod op_norm;
 
 #[cfg(test)]
 mod tests {

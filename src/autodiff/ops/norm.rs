@@ -1,8 +1,12 @@
 //! Normalisations: LayerNorm (SPEC §4.1, §17 point 5), BatchNorm in train mode (SPEC §5, §17
 //! point 6; eval mode is an affine map of constants, built from elementary ops) and L2 row
 //! normalisation (SPEC §4.3, §17 point 7).
+//!
+//! In f32 on an AVX2/AVX-512 CPU, LayerNorm runs the vectorised rows of [`super::fast32`]
+//! instead ([`op_norm`]; f64 never goes there).
 
-use super::{fast32, par};
+use super::fast32::op_norm;
+use super::par;
 use crate::float::Float;
 use ndarray::{Array1, ArrayD};
 use rayon::prelude::*;
@@ -29,21 +33,23 @@ pub fn layer_norm<T: Float>(
     beta: &ArrayD<T>,
     eps: T,
 ) -> (ArrayD<T>, LayerNormSaved<T>) {
+    if let Some((y, mean, rstd)) = op_norm::layer_norm(x, gamma, beta, eps) {
+        return (y, LayerNormSaved { mean, rstd });
+    }
     let w = *x.shape().last().expect("layer norm needs an axis");
     let xs = par::std_slice(x);
     let (gs, bs) = (par::std_slice(gamma), par::std_slice(beta));
     let rows = xs.len() / w.max(1);
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
-    let fast = use_fast::<T>(w);
     let (mut mean, mut rstd) = (Vec::new(), Vec::new());
     // SAFETY (the three buffers): every row of every chunk writes its `y`, `mean` and `rstd`
-    // entries, in both branches.
+    // entries.
     let y = unsafe {
         par::filled(xs.len(), |y: &mut [T]| {
             mean = par::filled(rows, |mean: &mut [T]| {
                 rstd = par::filled(rows, |rstd: &mut [T]| {
-                    layer_norm_chunks(&xs, &gs, &bs, eps, wt, w, chunk_rows, fast, y, mean, rstd)
+                    layer_norm_chunks(&xs, &gs, &bs, eps, wt, w, chunk_rows, y, mean, rstd)
                 })
             })
         })
@@ -65,7 +71,6 @@ fn layer_norm_chunks<T: Float>(
     wt: T,
     w: usize,
     chunk_rows: usize,
-    fast: bool,
     y: &mut [T],
     mean: &mut [T],
     rstd: &mut [T],
@@ -75,21 +80,6 @@ fn layer_norm_chunks<T: Float>(
         .zip(rstd.par_chunks_mut(chunk_rows))
         .enumerate()
         .for_each(|(ci, ((yc, mc), rc))| {
-            if fast {
-                let off = ci * chunk_rows * w;
-                let f = f32s::<T>;
-                let done = fast32::layer_norm_rows(
-                    f(&xs[off..off + yc.len()]),
-                    f(gs),
-                    f(bs),
-                    eps.to_f32().expect("f32"),
-                    T::as_f32_mut(yc).expect("f32"),
-                    T::as_f32_mut(mc).expect("f32"),
-                    T::as_f32_mut(rc).expect("f32"),
-                );
-                assert!(done.is_some(), "fast LayerNorm unavailable after the check");
-                return;
-            }
             for (r, rs) in rc.iter_mut().enumerate() {
                 let off = (ci * chunk_rows + r) * w;
                 let xr = &xs[off..off + w];
@@ -107,71 +97,6 @@ fn layer_norm_chunks<T: Float>(
                 }
             }
         });
-}
-
-/// The f32 LayerNorm backward of [`fast32::layer_norm_backward_rows`]: `∂x` per fixed chunk of
-/// `chunk_rows` rows, with each chunk's partial `∂γ`, `∂β` added in chunk order afterwards (one
-/// pass over `g` and `x̂` instead of three).
-fn layer_norm_backward_fast<T: Float>(
-    g: &ArrayD<T>,
-    x: &ArrayD<T>,
-    gamma: &ArrayD<T>,
-    saved: &LayerNormSaved<T>,
-    chunk_rows: usize,
-) -> (ArrayD<T>, ArrayD<T>, ArrayD<T>) {
-    let w = *g.shape().last().expect("axis");
-    let (gs, xs, gm) = (par::std_slice(g), par::std_slice(x), par::std_slice(gamma));
-    let f = f32s::<T>;
-    let mut partials: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
-    // SAFETY: the kernel writes every `∂x` entry of every row of every chunk.
-    let dx = unsafe {
-        par::filled(gs.len(), |dx: &mut [T]| {
-            dx.par_chunks_mut(chunk_rows * w)
-                .enumerate()
-                .map(|(ci, dc)| {
-                    let (r0, off) = (ci * chunk_rows, ci * chunk_rows * w);
-                    let n = dc.len() / w;
-                    let (mut dg, mut db) = (vec![0.0f32; w], vec![0.0f32; w]);
-                    let done = fast32::layer_norm_backward_rows(
-                        f(&gs[off..off + dc.len()]),
-                        f(&xs[off..off + dc.len()]),
-                        f(&gm),
-                        f(&saved.mean[r0..r0 + n]),
-                        f(&saved.rstd[r0..r0 + n]),
-                        T::as_f32_mut(dc).expect("f32"),
-                        &mut dg,
-                        &mut db,
-                    );
-                    assert!(done.is_some(), "fast LayerNorm unavailable after the check");
-                    (dg, db)
-                })
-                .collect_into_vec(&mut partials)
-        })
-    };
-    let (mut dgamma, mut dbeta) = (vec![0.0f32; w], vec![0.0f32; w]);
-    for (dg, db) in &partials {
-        for j in 0..w {
-            dgamma[j] += dg[j];
-            dbeta[j] += db[j];
-        }
-    }
-    let to_t = |v: Vec<f32>| v.into_iter().map(|x| T::of(x as f64)).collect::<Vec<T>>();
-    (
-        ArrayD::from_shape_vec(g.raw_dim(), dx).expect("shape"),
-        ArrayD::from_shape_vec(gamma.raw_dim(), to_t(dgamma)).expect("shape"),
-        ArrayD::from_shape_vec(gamma.raw_dim(), to_t(dbeta)).expect("shape"),
-    )
-}
-
-/// Whether LayerNorm over width `w` runs the vectorised f32 rows of [`fast32`] (f32 only; the f64
-/// oracle keeps the generic code below).
-fn use_fast<T: Float>(w: usize) -> bool {
-    w > 0 && T::as_f32(&[]).is_some() && fast32::level() != fast32::Level::None
-}
-
-/// The f32 view of an f32 slice (only called when [`use_fast`] said `T` is f32).
-fn f32s<T: Float>(a: &[T]) -> &[f32] {
-    T::as_f32(a).expect("f32")
 }
 
 /// Column sums of a `[rows, w]` buffer in fixed row chunks, combined in chunk order.
@@ -213,13 +138,12 @@ pub fn layer_norm_backward<T: Float>(
         x.shape(),
         "layer norm backward: gradient and input shapes"
     );
+    if let Some(fast) = op_norm::layer_norm_backward(g, x, gamma, (&saved.mean, &saved.rstd)) {
+        return fast;
+    }
     let (gs, xs, gm) = (par::std_slice(g), par::std_slice(x), par::std_slice(gamma));
     let wt = T::of(w as f64);
     let chunk_rows = (par::CHUNK / w.max(1)).max(1);
-    let fast = use_fast::<T>(w);
-    if fast {
-        return layer_norm_backward_fast(g, x, gamma, saved, chunk_rows);
-    }
     let hat = |r: usize, j: usize| xhat_at(&xs, saved, w, r, j);
     // SAFETY: every row of every chunk writes its `∂x` entries.
     let dx = unsafe {

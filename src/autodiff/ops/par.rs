@@ -9,6 +9,10 @@ use rayon::prelude::*;
 /// Elements per parallel task for elementwise kernels.
 pub const CHUNK: usize = 1 << 14;
 
+/// Rows per chunk of the affine layer's weight-gradient reduction `xᵀ g` (fixed, independent of
+/// the thread count; the generic and the f32 path both cut rows so).
+pub const ROW_CHUNK: usize = 2048;
+
 /// A contiguous (standard-layout) copy of `x`'s data, or a borrow when it already is.
 pub fn std_slice<T: Float>(x: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
     match x.as_slice() {
