@@ -105,11 +105,37 @@ impl TenxH5 {
                 }
             }
         };
+        // What a dataset may hold once decompressed: a corrupt header can claim petabytes, and the
+        // HDF5 reader allocates what it claims before reading (an abort, not an error). Gzip
+        // shrinks 10x matrices by well under 64×.
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| DarlcError::io(path, e))?
+            .len();
+        let max_bytes = file_len.saturating_mul(64).saturating_add(64 << 20);
         let ds = |name: &str| {
             let full = format!("{group}/{name}");
-            file.dataset(&full)
-                .map_err(|e| err(&full, format!("missing or unreadable dataset ({e})")))
-                .map(|d| (d, full))
+            let d = file
+                .dataset(&full)
+                .map_err(|e| err(&full, format!("missing or unreadable dataset ({e})")))?;
+            let bytes = d
+                .shape()
+                .and_then(|shape| {
+                    let size = d.element_size()?;
+                    Ok(shape
+                        .iter()
+                        .try_fold(size, |acc, &n| acc.checked_mul(n))
+                        .unwrap_or(u64::MAX))
+                })
+                .map_err(|e| err(&full, format!("unreadable shape or type ({e})")))?;
+            if bytes > max_bytes {
+                return Err(err(
+                    &full,
+                    format!(
+                        "claims {bytes} bytes, implausible for a {file_len}-byte file (corrupt?)"
+                    ),
+                ));
+            }
+            Ok((d, full))
         };
         let strings = |name: &str| -> Result<Vec<String>> {
             let (d, full) = ds(name)?;
