@@ -118,6 +118,7 @@ fn malformed_h5_files_are_clear_errors() {
         ("missing_features", &["matrix/features/id", "missing"]),
         ("names_short", &["matrix/features/name", "2 names for 3"]),
         ("no_matrix_group", &["not a 10x count matrix"]),
+        ("huge_claim", &["matrix/data", "implausible"]),
         ("two_genomes", &["2 genome groups", "GRCh38, mm10"]),
     ];
     for (name, expect) in cases {
