@@ -22,6 +22,7 @@ pub mod preprocess;
 pub mod raster;
 pub mod simulate;
 pub mod tables;
+pub mod tenx_h5;
 
 mod msi;
 mod st;
@@ -359,7 +360,15 @@ pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     let kind = sniff(input)?;
     check_options(kind.clone(), opts)?;
     let mut set = match kind {
-        Kind::Folder(dir) => st::load_dir(&dir, opts)?,
+        Kind::Folder(dir) => st::load_dir(&dir, None, opts)?,
+        Kind::TenxH5(h5) => {
+            let dir = h5
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            st::load_dir(&dir, Some(&h5), opts)?
+        }
         Kind::Safetensors => stack::load_safetensors(input, opts)?,
         Kind::ImageCsv => stack::load_csv(input, opts)?,
         Kind::Msi => msi::load(input, opts)?,
@@ -381,6 +390,9 @@ pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
 enum Kind {
     /// A count-matrix folder (10x, legacy ST, cells); a `.mtx[.gz]` path resolves to its folder.
     Folder(PathBuf),
+    /// A 10x HDF5 count matrix (`filtered_feature_bc_matrix.h5`), sniffed from its signature; the
+    /// positions are looked for beside it as in its folder.
+    TenxH5(PathBuf),
     Safetensors,
     /// CSV whose header starts with `label`.
     ImageCsv,
@@ -411,6 +423,9 @@ fn sniff(input: &Path) -> Result<Kind> {
     }
     if name.ends_with(".safetensors") {
         return Ok(Kind::Safetensors);
+    }
+    if tenx_h5::is_hdf5(input)? {
+        return Ok(Kind::TenxH5(input.to_path_buf()));
     }
     let first =
         source::first_line(input)?.ok_or_else(|| DarlcError::format(input, None, "empty file"))?;
@@ -443,14 +458,14 @@ fn check_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
     if !stack && opts.image_shape.is_some() {
         return unused("image-shape", "image stacks");
     }
-    let free = matches!(kind, Kind::Folder(_) | Kind::Dense);
+    let free = matches!(kind, Kind::Folder(_) | Kind::TenxH5(_) | Kind::Dense);
     if !free && opts.coords != CoordMode::Auto {
         return unused("coords", "spot or cell coordinates");
     }
     if !free && opts.bin_size.is_some() {
         return unused("bin-size", "spot or cell coordinates");
     }
-    if !matches!(kind, Kind::Folder(_)) && opts.section.is_some() {
+    if !matches!(kind, Kind::Folder(_) | Kind::TenxH5(_)) && opts.section.is_some() {
         return unused("section", "spot tables with a `section` column");
     }
     Ok(())

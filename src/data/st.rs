@@ -11,6 +11,7 @@ use super::tables::{
     SpotTable, parse_xy_name, read_barcodes, read_features, read_positions, read_spot_table,
     read_truth,
 };
+use super::tenx_h5::TenxH5;
 use super::{BinReport, CoordMode, ImageSet, Lattice, LoadOptions, PreprocessReport, Section};
 use crate::error::{DarlcError, Result};
 use crate::io::source::{
@@ -400,15 +401,30 @@ fn missing(dir: &Path, what: &str) -> DarlcError {
         dir,
         None,
         format!(
-            "no {what} found; expected a Space Ranger outs/ folder (filtered_feature_bc_matrix/ + spatial/), \
-             or one folder with matrix.mtx[.gz], features.tsv[.gz] (or genes.tsv) and barcodes.tsv[.gz]"
+            "no {what} found; expected a Space Ranger outs/ folder (filtered_feature_bc_matrix/ or \
+             filtered_feature_bc_matrix.h5, + spatial/), or one folder with matrix.mtx[.gz], \
+             features.tsv[.gz] (or genes.tsv) and barcodes.tsv[.gz]"
         ),
     )
 }
 
+/// Where a 10x folder's counts come from.
+enum Counts {
+    /// `matrix.mtx[.gz]` with its `features.tsv[.gz]` (or `genes.tsv`) and `barcodes.tsv[.gz]`.
+    Mtx {
+        features: Vec<Feature>,
+        barcodes: Vec<String>,
+        matrix: PathBuf,
+        features_path: PathBuf,
+        barcodes_path: PathBuf,
+    },
+    /// `filtered_feature_bc_matrix.h5` (v3 or v2 layout).
+    H5(TenxH5),
+}
+
 /// Load a count-matrix folder: Space Ranger `outs/` (or its parent), the flat layout, legacy ST
 /// or cell-level folders.
-pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
+pub(super) fn load_dir(dir: &Path, h5: Option<&Path>, opts: &LoadOptions) -> Result<ImageSet> {
     let base = if dir.join("outs").is_dir() {
         dir.join("outs")
     } else {
@@ -419,24 +435,58 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     } else {
         base.clone()
     };
-    let matrix = find_maybe_gz(&mdir, "matrix.mtx").ok_or_else(|| {
-        if base.join("filtered_feature_bc_matrix.h5").is_file() {
-            DarlcError::format(&base, None, "only the HDF5 matrix is present; darlc reads the filtered_feature_bc_matrix/ folder (Matrix Market)")
-        } else {
-            missing(dir, "matrix.mtx[.gz]")
-        }
-    })?;
-    let features_path = find_maybe_gz(&mdir, "features.tsv")
-        .or_else(|| find_maybe_gz(&mdir, "genes.tsv"))
-        .ok_or_else(|| missing(&mdir, "features.tsv[.gz] or genes.tsv[.gz]"))?;
-    let barcodes_path =
-        find_maybe_gz(&mdir, "barcodes.tsv").ok_or_else(|| missing(&mdir, "barcodes.tsv[.gz]"))?;
-    let features = read_features(&features_path)?;
-    let barcodes = read_barcodes(&barcodes_path)?;
-    let mut files = vec![
-        features_path.display().to_string(),
-        barcodes_path.display().to_string(),
-    ];
+    // The counts: the HDF5 file named on the command line, else the Matrix Market folder, else
+    // the folder's `filtered_feature_bc_matrix.h5` (what most public Visium downloads hold).
+    let source = match h5 {
+        Some(p) => Counts::H5(TenxH5::read(p)?),
+        None => match find_maybe_gz(&mdir, "matrix.mtx") {
+            Some(matrix) => {
+                let features_path = find_maybe_gz(&mdir, "features.tsv")
+                    .or_else(|| find_maybe_gz(&mdir, "genes.tsv"))
+                    .ok_or_else(|| missing(&mdir, "features.tsv[.gz] or genes.tsv[.gz]"))?;
+                let barcodes_path = find_maybe_gz(&mdir, "barcodes.tsv")
+                    .ok_or_else(|| missing(&mdir, "barcodes.tsv[.gz]"))?;
+                Counts::Mtx {
+                    features: read_features(&features_path)?,
+                    barcodes: read_barcodes(&barcodes_path)?,
+                    matrix,
+                    features_path,
+                    barcodes_path,
+                }
+            }
+            None => {
+                let h5 = base.join("filtered_feature_bc_matrix.h5");
+                if h5.is_file() {
+                    Counts::H5(TenxH5::read(&h5)?)
+                } else {
+                    return Err(missing(
+                        dir,
+                        "matrix.mtx[.gz] (or filtered_feature_bc_matrix.h5)",
+                    ));
+                }
+            }
+        },
+    };
+    let (features, barcodes, barcodes_path) = match &source {
+        Counts::Mtx {
+            features,
+            barcodes,
+            barcodes_path,
+            ..
+        } => (features, barcodes, barcodes_path.clone()),
+        Counts::H5(m) => (&m.features, &m.barcodes, m.path.clone()),
+    };
+    let mut files = match &source {
+        Counts::Mtx {
+            features_path,
+            barcodes_path,
+            ..
+        } => vec![
+            features_path.display().to_string(),
+            barcodes_path.display().to_string(),
+        ],
+        Counts::H5(_) => vec![],
+    };
 
     let mut positions = None;
     for d in [base.join("spatial"), base.clone(), mdir.clone()] {
@@ -448,14 +498,14 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     }
     let layout = if let Some(p) = &positions {
         files.push(p.display().to_string());
-        visium_layout(&barcodes, &barcodes_path, p, opts)?
+        visium_layout(barcodes, &barcodes_path, p, opts)?
     } else if let Some(p) =
         find_maybe_gz(&base, "spots.csv").or_else(|| find_maybe_gz(&base, "cells.csv"))
     {
         files.push(p.display().to_string());
-        table_layout(&barcodes, &barcodes_path, &p, opts)?
+        table_layout(barcodes, &barcodes_path, &p, opts)?
     } else {
-        names_layout(&barcodes, &barcodes_path, dir, opts)?
+        names_layout(barcodes, &barcodes_path, dir, opts)?
     };
     let (canvas, pixels) = place_checked(&layout, opts)?;
 
@@ -464,37 +514,46 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         .map(|f| symbol_fate(f) == GeneFate::Kept)
         .collect();
     let keep_col: Vec<bool> = layout.col_to_spot.iter().map(|s| s.is_some()).collect();
-    let check = |h: &super::mtx::MtxHeader| -> Result<()> {
-        let bad = |what: &str, n: usize, file: &Path, m: usize| {
-            DarlcError::format(
-                &matrix,
-                Some(h.size_line),
-                format!(
-                    "size line says {n} {what}, but {} has {m} lines",
-                    file.display()
-                ),
-            )
-        };
-        if h.n_rows != features.len() {
-            return Err(bad(
-                "rows (genes)",
-                h.n_rows,
-                &features_path,
-                features.len(),
-            ));
+    let entries = match &source {
+        Counts::Mtx {
+            matrix,
+            features_path,
+            barcodes_path,
+            ..
+        } => {
+            let check = |h: &super::mtx::MtxHeader| -> Result<()> {
+                let bad = |what: &str, n: usize, file: &Path, m: usize| {
+                    DarlcError::format(
+                        matrix,
+                        Some(h.size_line),
+                        format!(
+                            "size line says {n} {what}, but {} has {m} lines",
+                            file.display()
+                        ),
+                    )
+                };
+                if h.n_rows != features.len() {
+                    return Err(bad("rows (genes)", h.n_rows, features_path, features.len()));
+                }
+                if h.n_cols != barcodes.len() {
+                    return Err(bad(
+                        "columns (spots)",
+                        h.n_cols,
+                        barcodes_path,
+                        barcodes.len(),
+                    ));
+                }
+                Ok(())
+            };
+            let (_, entries) = read_mtx(matrix, check, &keep_row, &keep_col)?;
+            files.insert(0, matrix.display().to_string());
+            entries
         }
-        if h.n_cols != barcodes.len() {
-            return Err(bad(
-                "columns (spots)",
-                h.n_cols,
-                &barcodes_path,
-                barcodes.len(),
-            ));
+        Counts::H5(m) => {
+            files.insert(0, m.path.display().to_string());
+            m.entries(&keep_row, &keep_col)?
         }
-        Ok(())
     };
-    let (_, entries) = read_mtx(&matrix, check, &keep_row, &keep_col)?;
-    files.insert(0, matrix.display().to_string());
     let entries = to_spot_entries(entries, &layout.col_to_spot);
 
     let mut truth_candidates = vec![dir.join("truth.csv")];
@@ -519,7 +578,7 @@ pub(super) fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<ImageSet> {
         ..Default::default()
     };
     finish(
-        &features,
+        features,
         entries,
         layout,
         (canvas, pixels),
