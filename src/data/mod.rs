@@ -424,7 +424,7 @@ fn sniff(input: &Path) -> Result<Kind> {
     if name.ends_with(".safetensors") {
         return Ok(Kind::Safetensors);
     }
-    if tenx_h5::is_hdf5(input)? {
+    if crate::io::source::is_hdf5(input)? {
         return Ok(Kind::TenxH5(input.to_path_buf()));
     }
     let first =

@@ -21,27 +21,6 @@ use hdf5_pure::File;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The 8-byte signature at the start of every HDF5 file (at offset 0 when it has no user block).
-pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
-
-/// True if `path` starts with the HDF5 signature.
-pub fn is_hdf5(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    let mut head = [0u8; 8];
-    let mut got = 0;
-    while got < 8 {
-        let n = f
-            .read(&mut head[got..])
-            .map_err(|e| DarlcError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    Ok(got == 8 && &head == SIGNATURE)
-}
-
 /// A 10x count matrix as read from its HDF5 file.
 #[derive(Clone, Debug)]
 pub struct TenxH5 {

@@ -7,21 +7,34 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// True if the file starts with the gzip magic bytes `1f 8b`.
-pub fn is_gzip(path: &Path) -> Result<bool> {
+/// True if the file starts with `magic` (false for a shorter file).
+pub fn starts_with(path: &Path, magic: &[u8]) -> Result<bool> {
     let mut f = File::open(path).map_err(|e| DarlcError::io(path, e))?;
-    let mut magic = [0u8; 2];
+    let mut head = vec![0u8; magic.len()];
     let mut got = 0;
-    while got < 2 {
+    while got < head.len() {
         let n = f
-            .read(&mut magic[got..])
+            .read(&mut head[got..])
             .map_err(|e| DarlcError::io(path, e))?;
         if n == 0 {
             break;
         }
         got += n;
     }
-    Ok(got == 2 && magic == [0x1f, 0x8b])
+    Ok(got == head.len() && head == magic)
+}
+
+/// True if the file starts with the gzip magic bytes `1f 8b`.
+pub fn is_gzip(path: &Path) -> Result<bool> {
+    starts_with(path, &[0x1f, 0x8b])
+}
+
+/// The 8-byte signature at the start of every HDF5 file (at offset 0 when it has no user block).
+pub const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// True if the file starts with the HDF5 signature (a 10x `.h5` count matrix, for example).
+pub fn is_hdf5(path: &Path) -> Result<bool> {
+    starts_with(path, HDF5_SIGNATURE)
 }
 
 /// The UTF-8 byte-order mark that some editors (Excel, Notepad) put at the start of a text file.
