@@ -6,7 +6,7 @@
 //! pointer for the reader, not a dependency. A module's own unit tests count: they are compiled
 //! into the module. `main.rs` imports the library as `darlc::…` and sits on the top floor.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The floors, from the ground up. A module may import any module on its own floor or a lower one.
@@ -36,7 +36,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("progress", 0),
     ("memory", 0),
     ("io", 0),
-    // The rayon pool helper, when it leaves src/module1/cli.rs with the move to src/cli/.
+    // The rayon pool of a command's `--threads`.
     ("threads", 0),
     ("config", 1),
     ("autodiff", 2),
@@ -52,20 +52,6 @@ const FLOORS: &[(&str, u32)] = &[
     ("bench", 11),
     ("fixtures", 12),
     ("cli", 13),
-];
-
-/// Upward imports that are known and go away when the subcommands' glue moves into `src/cli/`
-/// (issue 26, items 1 and 2, on another branch): each is (file, imported top-level module).
-/// Delete this list when `src/cli/` lands: an entry that no longer matches any import fails the
-/// test, so the list cannot outlive the imports it excuses.
-const GOING_WITH_SRC_CLI: &[(&str, &str)] = &[
-    // `k_default_st` moves out of module2 into the config.
-    ("src/config.rs", "module2"),
-    // `darlc smooth` and `darlc embed` write through the pipeline's output folder; `darlc smooth`
-    // reports the smoothing quality (eval).
-    ("src/augment/cli.rs", "pipeline"),
-    ("src/augment/cli.rs", "eval"),
-    ("src/module1/cli.rs", "pipeline"),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -119,7 +105,6 @@ fn upward_imports(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     let mut bad = Vec::new();
-    let mut excused: BTreeSet<(&str, &str)> = BTreeSet::new();
     for path in files {
         let rel = path.strip_prefix(root).unwrap().to_path_buf();
         let rel_s = rel.to_string_lossy().replace('\\', "/");
@@ -148,25 +133,12 @@ fn upward_imports(root: &Path) -> Vec<String> {
                 if floor <= own {
                     continue;
                 }
-                let key = (rel_s.as_str(), target.as_str());
-                if let Some(allowed) = GOING_WITH_SRC_CLI.iter().find(|a| **a == key) {
-                    excused.insert(*allowed);
-                } else {
-                    bad.push(format!(
-                        "{rel_s}:{}: `{module}` (floor {own}) imports `{target}` (floor {floor}): {}",
-                        i + 1,
-                        line.trim()
-                    ));
-                }
+                bad.push(format!(
+                    "{rel_s}:{}: `{module}` (floor {own}) imports `{target}` (floor {floor}): {}",
+                    i + 1,
+                    line.trim()
+                ));
             }
-        }
-    }
-    for allowed in GOING_WITH_SRC_CLI {
-        if !excused.contains(allowed) {
-            bad.push(format!(
-                "GOING_WITH_SRC_CLI: {} no longer imports `{}`; delete the entry",
-                allowed.0, allowed.1
-            ));
         }
     }
     bad
