@@ -1,16 +1,17 @@
 //! darlc — Dual Advancement of Representation Learning and Clustering for sparse and noisy images.
 //!
-//! A deterministic, pure-CPU reference implementation of DARLC. The contract for every formula is
-//! `SPEC.md` (shipped with the project's shared materials); each module below implements one idea of
-//! the paper and cites the SPEC section in its doc comment. Data flow one way:
+//! A deterministic, pure-CPU reference implementation of DARLC. The method's equations are in
+//! `docs/method.md`; doc comments cite its sections as `method §N.M`. Data flow one way:
 //!
 //! ```text
 //! input ─ data ─▶ images + mask ─ augment ─▶ smoothed images ─ module1 ─▶ h
-//!       ─ module2 ─▶ z, responsibilities, Θ ─ io ─▶ outputs ─ eval ─▶ metrics
+//!       ─ module2 ─▶ z, responsibilities, Θ ─ pipeline ─▶ outputs ─ eval ─▶ metrics
 //! ```
 //!
-//! Lower layers never import upper ones: `autodiff` ← `nn` ← {`augment`, `module1`, `module2`,
-//! `eval`} ← `pipeline`; `data`, `io`, `rng`, `float` and `error` import nothing above them.
+//! Layers import only downward (`tests/layering.rs` holds the floors): the ground floor (`error`,
+//! `float`, `rng`, `progress`, `memory`, `threads`, `io`) ← `config` ← `autodiff` ← {`nn`,
+//! `linalg`} ← `data` ← `augment` ← `eval` ← `module1` ← `module2` ← `baselines` ← `pipeline` ←
+//! `bench` ← `fixtures` ← `cli`.
 
 pub mod augment;
 pub mod autodiff;
