@@ -1,9 +1,9 @@
 //! The baselines a user tries first (issue 6, `--method kmeans` and `--method gmm-pca`), producing
 //! the same kind of result as DARLC so that the outputs and metrics are directly comparable:
 //!
-//! * **k-means** on the raw image vectors (tissue pixels only), k-means++ + Lloyd (SPEC §6.5);
+//! * **k-means** on the raw image vectors (tissue pixels only), k-means++ + Lloyd (method §6.5);
 //! * **GMM on PCA**: the images projected on their top principal components, then a Gaussian
-//!   mixture fitted with the same MAP-EM as DARLC's (SPEC §6 with `ν ≡ ∞`, the SMM→GMM ablation).
+//!   mixture fitted with the same MAP-EM as DARLC's (method §6 with `ν ≡ ∞`, the SMM→GMM ablation).
 
 use crate::error::{DarlcError, Result};
 use crate::linalg::kmeans;
@@ -29,7 +29,7 @@ pub struct Clustering {
 }
 
 /// Image vectors restricted to tissue pixels (all channels), `[N, C·|Ω|]` in f64: the space in
-/// which DBIE/DBIP are measured (SPEC §12.1) and in which the baselines cluster.
+/// which DBIE/DBIP are measured (method §12.1) and in which the baselines cluster.
 pub fn tissue_vectors(images: ArrayView4<f32>, mask: ArrayView2<u8>) -> Result<Array2<f64>> {
     let (n, c, h, w) = images.dim();
     if mask.dim() != (h, w) {
@@ -102,7 +102,7 @@ pub fn kmeans_baseline(x: ArrayView2<f64>, k: usize, seed: u64) -> Result<Cluste
     })
 }
 
-/// A Gaussian mixture (MAP-EM, SPEC §6 with Gaussian components) on the top `q` principal
+/// A Gaussian mixture (MAP-EM, method §6 with Gaussian components) on the top `q` principal
 /// components of the rows of `x` (streams `"baseline.pca"`, `"baseline.kmeans++"`).
 pub fn gmm_pca_baseline(
     x: ArrayView2<f64>,

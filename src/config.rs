@@ -1,4 +1,4 @@
-//! Run configuration: every hyperparameter of SPEC §14 with its default, named presets, and a
+//! Run configuration: every hyperparameter of method §14 with its default, named presets, and a
 //! check that turns an unchecked [`Config`] (as read from JSON or flags) into one darlc can run,
 //! with errors that name the parameter and say what is allowed (after linfa's checked/unchecked
 //! hyperparameters).
@@ -7,15 +7,15 @@ use crate::error::{DarlcError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// How the positive views are made (SPEC §3, §15 "GAT→GKS"): the config key `smoothing.method`,
+/// How the positive views are made (method §3, §15 "GAT→GKS"): the config key `smoothing.method`,
 /// the `--smoothing` flag, and what [`crate::augment::smooth`] runs (one type, spelt `gat`/`gks`
 /// everywhere).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Smoothing {
-    /// The tied graph-attention autoencoder (SPEC §3).
+    /// The tied graph-attention autoencoder (method §3).
     Gat,
-    /// Gaussian kernel smoothing (SPEC §15).
+    /// Gaussian kernel smoothing (method §15).
     Gks,
 }
 
@@ -29,7 +29,7 @@ impl Smoothing {
     }
 }
 
-/// Which inverse-Wishart scale `S0` the mixture's prior uses (SPEC §6.2; `module2.scale_prior`).
+/// Which inverse-Wishart scale `S0` the mixture's prior uses (method §6.2; `module2.scale_prior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScalePrior {
@@ -40,7 +40,7 @@ pub enum ScalePrior {
     Within,
 }
 
-/// How the number of clusters is chosen (SPEC §10, [P] §4.1.5).
+/// How the number of clusters is chosen (method §10, [P] §4.1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "rule", content = "k")]
 pub enum Clusters {
@@ -52,7 +52,7 @@ pub enum Clusters {
     Fixed(usize),
 }
 
-/// ST default number of clusters `K = round(N/30)`, at least 2 (\[P\] §4.1.5, SPEC §10/§14).
+/// ST default number of clusters `K = round(N/30)`, at least 2 (\[P\] §4.1.5, method §10/§14).
 pub fn k_default_st(n: usize) -> usize {
     ((n as f64 / 30.0).round() as usize).max(2)
 }
@@ -75,7 +75,7 @@ impl Clusters {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// DARLC (SPEC §1, Algorithm 1).
+    /// DARLC (method §1, Algorithm 1).
     Darlc,
     /// k-means on the raw image vectors.
     Kmeans,
@@ -85,18 +85,18 @@ pub enum Method {
 
 /// Per-image intensity scaling applied after loading, before smoothing and every method.
 ///
-/// Not in the paper or SPEC §2, whose images keep their log1p levels (`none`, the default). A
+/// Not in the paper or method §2, whose images keep their log1p levels (`none`, the default). A
 /// gene's image then carries its expression level: on `darlc simulate --genes 1000 --seed 2` the
 /// first principal direction of the warm-up `h` holds 70–94% of its variance and tracks the image
 /// mean (r ≈ 0.8–0.9). `max` divides each image by its largest value, keeping zeros and shape and
-/// putting every image on [0, 1] as SPEC §2.3 does for natural images. Measured on that section
+/// putting every image on [0, 1] as method §2.3 does for natural images. Measured on that section
 /// (K = 33): k-means NMI 0.259 → 0.318, GMM-on-PCA 0.479 → 0.551, but k-means on the warm-up `h`
 /// (50 epochs, B 64) 0.306 → 0.276, so it is an option for the baselines and for studies, not a
 /// default. Metrics (DBIE, DBIP) are always computed on the unscaled images.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageScale {
-    /// No scaling: the images keep their values (SPEC §2 and §3).
+    /// No scaling: the images keep their values (method §2 and §3).
     #[default]
     None,
     /// Divide each image by its maximum (all-zero images stay zero).
@@ -104,7 +104,7 @@ pub enum ImageScale {
 }
 
 /// The batch size B of the warm-up and joint phases: a given number, or `"auto"`, chosen from the
-/// number of images N by [`Batch::size_for`] (issue 23; SPEC §20 allows a recommended preset to
+/// number of images N by [`Batch::size_for`] (issue 23; method §20 allows a recommended preset to
 /// choose B from N). In JSON an integer or the string `"auto"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Batch {
@@ -160,17 +160,17 @@ enum NumberOrWord {
     Word(String),
 }
 
-/// How large the image canvas is (SPEC §2.2). In JSON an integer (the minimum side, SPEC's 75) or
+/// How large the image canvas is (method §2.2). In JSON an integer (the minimum side, the method's 75) or
 /// `"tissue"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanvasRule {
-    /// At least `side × side`, the tissue centred in it (SPEC §2.2 and §14: 75).
+    /// At least `side × side`, the tissue centred in it (method §2.2 and §14: 75).
     MinSide(usize),
-    /// The tissue's bounding box, padded bottom/right to a multiple of the patch. Not in SPEC (a
+    /// The tissue's bounding box, padded bottom/right to a multiple of the patch. Not in method (a
     /// CHOICE of the recommended preset): the mouse olfactory bulb's 16×21 spots sit on 20×25
     /// pixels instead of 75×75, so the ViT sees 20 tokens instead of 225 and the MIM decoder
     /// writes 500 pixels instead of 5,625. The pixels outside the tissue are zero in every image
-    /// and carry nothing; SPEC §12's metrics use tissue pixels only.
+    /// and carry nothing; method §12's metrics use tissue pixels only.
     Tissue,
 }
 
@@ -188,7 +188,9 @@ impl CanvasRule {
         match s.trim() {
             "tissue" => Ok(CanvasRule::Tissue),
             t => t.parse().map(CanvasRule::MinSide).map_err(|_| {
-                format!("`{s}` is neither a minimum side (an integer, SPEC's 75) nor `tissue`")
+                format!(
+                    "`{s}` is neither a minimum side (an integer, the method's 75) nor `tissue`"
+                )
             }),
         }
     }
@@ -212,7 +214,7 @@ impl<'de> Deserialize<'de> for CanvasRule {
     }
 }
 
-/// GAT autoencoder settings (SPEC §3.4).
+/// GAT autoencoder settings (method §3.4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmoothingConfig {
@@ -224,7 +226,7 @@ pub struct SmoothingConfig {
     pub hidden: usize,
     pub latent: usize,
     /// Per-image scaling of the smoothed views `x̃` (the contrastive positives), applied after the
-    /// seeding similarity is built. Not in the paper or SPEC §3.5 (`none`, the paper preset's
+    /// seeding similarity is built. Not in the paper or method §3.5 (`none`, the paper preset's
     /// value). `max` puts every `x̃` on a maximum of 1 while `x` keeps its level, so the positive
     /// pair differs in intensity and the encoder is pushed towards features of the pattern rather
     /// than of the gene's expression level or detection rate (without it, the warm-up `h` of
@@ -233,7 +235,7 @@ pub struct SmoothingConfig {
     pub view_scale: ImageScale,
 }
 
-/// ViT and Module I settings (SPEC §4).
+/// ViT and Module I settings (method §4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModuleIConfig {
@@ -242,7 +244,7 @@ pub struct ModuleIConfig {
     pub depth: usize,
     pub heads: usize,
     pub mlp_ratio: usize,
-    /// MIM decoder widths `D-w1-w2-w3-w4-(C·H·W)` (SPEC §4.2).
+    /// MIM decoder widths `D-w1-w2-w3-w4-(C·H·W)` (method §4.2).
     pub dec_widths: [usize; 4],
     pub mask_ratio: f64,
     pub contrastive_dim: usize,
@@ -250,7 +252,7 @@ pub struct ModuleIConfig {
     pub ema: f64,
     /// Warm-up epochs; replaced by the epochs that reach `warmup_steps` when that is set.
     pub warmup_epochs: usize,
-    /// Target number of warm-up optimiser steps (issue 23, SPEC §20). When set, the warm-up runs
+    /// Target number of warm-up optimiser steps (issue 23, method §20). When set, the warm-up runs
     /// the fewest whole epochs that make at least this many steps at the run's batch
     /// ([`crate::pipeline::schedule`]); when absent (the paper preset) `warmup_epochs` counts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,7 +262,7 @@ pub struct ModuleIConfig {
     pub lr: f64,
 }
 
-/// Module II settings (SPEC §5–§10).
+/// Module II settings (method §5–§10).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModuleIIConfig {
@@ -268,7 +270,7 @@ pub struct ModuleIIConfig {
     pub clusters: Clusters,
     /// Joint epochs; replaced by the epochs that reach `joint_steps` when that is set.
     pub joint_epochs: usize,
-    /// Target number of batch-level optimiser steps of the joint phase (Adam_B, SPEC §9.4; each
+    /// Target number of batch-level optimiser steps of the joint phase (Adam_B, method §9.4; each
     /// epoch adds one epoch-level step). When set, the joint phase runs the fewest whole epochs
     /// (at least one) that make at least this many; when absent `joint_epochs` counts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,12 +285,12 @@ pub struct ModuleIIConfig {
     pub alpha: f64,
     pub kappa0: f64,
     pub nu_init: f64,
-    /// `"default"` (SPEC §6.2) or `"within"` (pooled within-cluster scale prior).
+    /// `"default"` (method §6.2) or `"within"` (pooled within-cluster scale prior).
     pub scale_prior: ScalePrior,
     pub knn: usize,
 }
 
-/// The ablation switches of SPEC §15.
+/// The ablation switches of method §15.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ablations {
@@ -311,9 +313,9 @@ pub struct Config {
     pub seed: u64,
     pub method: Method,
     pub min_spots: usize,
-    /// Per-image scaling of the inputs (not in SPEC; default `none`).
+    /// Per-image scaling of the inputs (not in the method; default `none`).
     pub image_scale: ImageScale,
-    /// Canvas size (SPEC §2.2: at least 75×75; `"tissue"` in the recommended preset).
+    /// Canvas size (method §2.2: at least 75×75; `"tissue"` in the recommended preset).
     pub canvas: CanvasRule,
     pub smoothing: SmoothingConfig,
     pub module1: ModuleIConfig,
@@ -419,21 +421,21 @@ pub const DEFAULT_PRESET: &str = "recommended";
 impl Config {
     /// A named preset:
     /// * `recommended` — the default of `darlc run` (issue 23): the schedule counted in optimiser
-    ///   steps and B chosen from N (SPEC §20), so that a 500-gene section trains as long as a
+    ///   steps and B chosen from N (method §20), so that a 500-gene section trains as long as a
     ///   15,000-gene one: [`RECOMMENDED_WARMUP_STEPS`] warm-up steps and
     ///   [`RECOMMENDED_JOINT_STEPS`] joint batch steps at `B = "auto"` ([`Batch::size_for`]);
-    ///   the scaled positive views (`view_scale = max`, an accepted CHOICE, SPEC §20); the two
+    ///   the scaled positive views (`view_scale = max`, an accepted CHOICE, method §20); the two
     ///   joint-phase settings that keep the mixture from merging (`lr_epoch` 1e-5 and the pooled
     ///   within-cluster scale prior; README "When clusters merge") and `lr_batch` 1e-4 (README
     ///   "Small sections"); 200 GAT epochs and EM caps 50/10/50 (`benches/large_section.json`);
-    ///   and the canvas fitted to the tissue ([`CanvasRule::Tissue`]). Model sizes are SPEC's;
-    /// * `paper` — SPEC §14 exactly (the oracle's schedule: 50 + 50 epochs at B = 256);
+    ///   and the canvas fitted to the tissue ([`CanvasRule::Tissue`]). Model sizes are the method's;
+    /// * `paper` — method §14 exactly (the oracle's schedule: 50 + 50 epochs at B = 256);
     /// * `fast` — the same values as `recommended` (an alias kept for old scripts). Until issue
     ///   23 it meant 3 warm-up epochs and 1 joint epoch, which leave the embedding untrained on
     ///   any section below about 10,000 genes (6 optimiser steps on 488 genes): a quick try that
     ///   shows nothing about the method is no use. `benches/fast_epochs.json` with
     ///   `--preset paper` reproduces the old values;
-    /// * `tiny` — the SPEC §18 tiny configuration's training lengths and model sizes, for tests.
+    /// * `tiny` — the method §18 tiny configuration's training lengths and model sizes, for tests.
     pub fn preset(name: &str) -> Result<Config> {
         let mut c = Config::default();
         match name {
@@ -563,7 +565,7 @@ impl Config {
             return p(
                 "module1.dim",
                 format!(
-                    "must be a positive multiple of 4 (2-D sin-cos positions, SPEC §4.1); got {}",
+                    "must be a positive multiple of 4 (2-D sin-cos positions, method §4.1); got {}",
                     m1.dim
                 ),
             );
@@ -623,7 +625,7 @@ impl Config {
             return p(
                 "module1.tau",
                 format!(
-                    "the NT-Xent temperature must be in [{:e}, {:e}] (SPEC §4.3: 0.5); got {}",
+                    "the NT-Xent temperature must be in [{:e}, {:e}] (method §4.3: 0.5); got {}",
                     TAU_RANGE.0, TAU_RANGE.1, m1.tau
                 ),
             );
@@ -660,7 +662,7 @@ impl Config {
             return p(
                 "module2.alpha",
                 format!(
-                    "Dirichlet α must be finite and ≥ 1 (SPEC §6.2); got {}",
+                    "Dirichlet α must be finite and ≥ 1 (method §6.2); got {}",
                     m2.alpha
                 ),
             );
@@ -669,7 +671,7 @@ impl Config {
             return p(
                 "module2.kappa0",
                 format!(
-                    "must be a positive finite number (SPEC §6.2); got {}",
+                    "must be a positive finite number (method §6.2); got {}",
                     m2.kappa0
                 ),
             );
@@ -684,14 +686,14 @@ impl Config {
     }
 }
 
-/// Upper bound of every epoch count and EM iteration cap in [`Config::check`] (SPEC §14 uses at
+/// Upper bound of every epoch count and EM iteration cap in [`Config::check`] (method §14 uses at
 /// most 1000).
 pub const MAX_ITERS: usize = 1_000_000;
-/// Upper bound of every layer width in [`Config::check`] (SPEC §14 uses at most 1024).
+/// Upper bound of every layer width in [`Config::check`] (method §14 uses at most 1024).
 pub const MAX_WIDTH: usize = 65_536;
-/// Upper bound of `module1.batch` (SPEC §14: 256).
+/// Upper bound of `module1.batch` (method §14: 256).
 pub const MAX_BATCH: usize = 1 << 20;
-/// Accepted range of the NT-Xent temperature τ (SPEC §14: 0.5). Logits are `cos/τ`: below 1e-3
+/// Accepted range of the NT-Xent temperature τ (method §14: 0.5). Logits are `cos/τ`: below 1e-3
 /// they pass 1000 and the f32 loss saturates; above 1e3 every logit is about 0 and the
 /// contrastive loss is constant (no gradient).
 pub const TAU_RANGE: (f64, f64) = (1e-3, 1e3);
@@ -732,7 +734,7 @@ mod tests {
         for p in PRESETS {
             Config::preset(p).unwrap().check().unwrap();
         }
-        // The views' scaling: SPEC's in the paper preset, `max` in `fast` (README, quality).
+        // The views' scaling: the method's in the paper preset, `max` in `fast` (README, quality).
         assert_eq!(
             Config::preset("paper").unwrap().smoothing.view_scale,
             ImageScale::None
@@ -744,7 +746,7 @@ mod tests {
         let e = Config::preset("fastest").unwrap_err().to_string();
         assert!(e.contains("--preset") && e.contains("fast"), "{e}");
         // `darlc run`'s default counts steps on a tissue-sized canvas; the paper counts epochs
-        // at B 256 on SPEC's 75×75 canvas and serialises as before (no step keys).
+        // at B 256 on the method's 75×75 canvas and serialises as before (no step keys).
         let rec = Config::preset(DEFAULT_PRESET).unwrap();
         assert_eq!(DEFAULT_PRESET, "recommended");
         assert_eq!(rec.module1.batch, Batch::Auto);
@@ -926,7 +928,7 @@ mod tests {
     #[test]
     fn k_larger_than_n_is_an_error_and_st_rule_rounds() {
         let c = Config::default().check().unwrap();
-        // round(18000/30) = 600 (SPEC §14); tiny N keeps K ≥ 2.
+        // round(18000/30) = 600 (method §14); tiny N keeps K ≥ 2.
         assert_eq!(c.clusters_for(18000).unwrap(), Some(600));
         assert_eq!(c.clusters_for(40).unwrap(), Some(2));
         let mut raw = Config::default();

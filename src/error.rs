@@ -23,7 +23,7 @@ pub enum DarlcError {
     Param { name: String, msg: String },
     /// The data are valid but cannot be processed as asked (empty after filtering, K > N, …).
     Data(String),
-    /// A numerical failure that SPEC §16 says must be reported (Cholesky failure, σ collapse, NaN).
+    /// A numerical failure that method §16 says must be reported (Cholesky failure, σ collapse, NaN).
     Numerical(String),
     /// A comparison (fixtures check, verify) found mismatches.
     Mismatch(String),

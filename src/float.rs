@@ -8,7 +8,7 @@ use ndarray::{LinalgScalar, ScalarOperand};
 /// it: on Intel CPUs every operation that meets a subnormal takes a microcode assist worth
 /// hundreds of cycles (the GAT's backward product `Xᵀ ∂P₁`, whose `∂P₁` picks up ELU gradients
 /// `eˣ` below 2⁻¹²⁶, ran 20× slower), and values below 1.2·10⁻³⁸ are far under the f32 path's
-/// tolerance (SPEC §16). The f64 oracle never runs under it. Elsewhere than x86-64 it just calls
+/// tolerance (method §16). The f64 oracle never runs under it. Elsewhere than x86-64 it just calls
 /// `f`.
 pub fn flush_subnormals<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

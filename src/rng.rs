@@ -1,4 +1,4 @@
-//! Named random streams (SPEC §0 "Randomness").
+//! Named random streams (method §0 "Randomness").
 //!
 //! Every random draw in darlc comes from a ChaCha8 stream derived from one user seed and a stream
 //! name (`"init.vit"`, `"mask.epoch3"`, `"kmeans++"`, …). ChaCha is portable and its output is

@@ -1,4 +1,4 @@
-//! The tied GAT autoencoder (SPEC §3, §17 point 10) on the SPEC §18 tiny configuration:
+//! The tied GAT autoencoder (method §3, §17 point 10) on the method §18 tiny configuration:
 //! 3×3 square grid (9 nodes, r = 1.5), C = 6 → F1 = 5 → F2 = 3.
 
 use darlc::augment::gat::{

@@ -10,7 +10,7 @@
 //!   each spatially patterned gene with its noise-free template `f_t(u, v)` (exported by
 //!   `data::simulate::template`), raw vs GAT-smoothed: smoothing must raise it for most genes.
 //! * Real sections (MOB replicate 11 embedded, DLPFC 151673 DESpace subset): Moran's I
-//!   (`eval::moran`, binary weights on the SPEC §3.2 graph without self-loops) raw vs smoothed, for
+//!   (`eval::moran`, binary weights on the method §3.2 graph without self-loops) raw vs smoothed, for
 //!   the GAT and for GKS.
 
 use darlc::augment::gat::GatConfig;

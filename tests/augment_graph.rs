@@ -1,4 +1,4 @@
-//! Spatial graphs (SPEC §3.2): grid-indexed constructions against O(n²) brute force, and the hex
+//! Spatial graphs (method §3.2): grid-indexed constructions against O(n²) brute force, and the hex
 //! graph of a real Visium section.
 
 use darlc::augment::graph::{Graph, HEX_RADIUS, KNN_K, visium_coords};
@@ -139,7 +139,7 @@ fn dlpfc_151673_hex_graph_has_about_six_neighbours() {
         g.n,
         g.num_edges()
     );
-    // SPEC §3.2: ≈5.8 neighbours per spot on the full section.
+    // method §3.2: ≈5.8 neighbours per spot on the full section.
     assert!(
         (5.5..=6.0).contains(&mean_nbrs),
         "mean neighbours {mean_nbrs}"

@@ -1,4 +1,4 @@
-//! Issue 4, item 6 on real data with Gaussian kernel smoothing (SPEC §15): Moran's I of every kept
+//! Issue 4, item 6 on real data with Gaussian kernel smoothing (method §15): Moran's I of every kept
 //! gene before and after smoothing, on the legacy-ST mouse olfactory bulb (square lattice) and on
 //! DLPFC 151673 (Visium hex lattice).
 //!
@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The readers below are deliberately compact (the crate's real reader lives in `darlc::data`);
-//! preprocessing follows SPEC §2.1.
+//! preprocessing follows method §2.1.
 
 use darlc::augment::gks::GksKernel;
 use darlc::augment::graph::{Graph, HEX_RADIUS, SQUARE_RADIUS, visium_coords};
@@ -79,7 +79,7 @@ fn read_counts(dir: &Path) -> Counts {
     }
 }
 
-/// SPEC §2.1 steps 1–4 on `[spots, genes]` counts: drop `MT-`/`ERCC-` (case-insensitive), keep
+/// method §2.1 steps 1–4 on `[spots, genes]` counts: drop `MT-`/`ERCC-` (case-insensitive), keep
 /// genes expressed in ≥ 10 spots, normalise to the median positive library size, log1p.
 fn preprocess(y: &Array2<f64>, symbols: &[String]) -> Array2<f64> {
     let keep: Vec<usize> = (0..symbols.len())
@@ -136,7 +136,7 @@ fn gks_raises_morans_i_on_mob_and_dlpfc() {
     }
 
     // Mouse olfactory bulb, legacy ST: x, y rounded to the integer lattice, q = (row, col) =
-    // (y, x), square graph r = 1.5 (SPEC §2.2, §3.2).
+    // (y, x), square graph r = 1.5 (method §2.2, §3.2).
     let dir = data.join("mob_st_rep11");
     let counts = read_counts(&dir);
     let mut pos: BTreeMap<String, [f64; 2]> = BTreeMap::new();

@@ -1,4 +1,4 @@
-//! Finite-difference gradient checks (SPEC §17 points 1–8) for every op of the tape.
+//! Finite-difference gradient checks (method §17 points 1–8) for every op of the tape.
 //! Test names contain `grad`, so `cargo test grad` runs them all.
 
 use darlc::autodiff::gradcheck::assert_grad;
@@ -351,7 +351,7 @@ fn grad_cholesky_pieces() {
         let l = lower(t, v[2]);
         composite::mahalanobis(t, v[0], v[1], l)
     });
-    // η parameterisation of SPEC §9.3: L = strictly-lower part + diag(exp(η)).
+    // η parameterisation of method §9.3: L = strictly-lower part + diag(exp(η)).
     let off = rand(&[2, 3, 3], -0.3, 0.3, "off");
     let eta = rand(&[2, 3], -0.2, 0.2, "eta");
     assert_grad("log det via eta", &[off, eta], |t, v| {
@@ -709,7 +709,7 @@ fn linear_f32_fast_path_matches_f64_oracle() {
 
 #[test]
 fn grad_linear_add_and_linear_gelu() {
-    // The fused affine ops of the ViT block (SPEC §4.1): `x W + b + r` (output projection or
+    // The fused affine ops of the ViT block (method §4.1): `x W + b + r` (output projection or
     // second MLP layer with the residual) and `GELU(x W + b)` (first MLP layer), x [2, 3, 4].
     let x = rand(&[2, 3, 4], -1.5, 1.5, "fx");
     let w = rand(&[4, 5], -1.0, 1.0, "fw");

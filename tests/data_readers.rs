@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Expected image value of tiny gene g (1 or 2) at spot s, computed straight from SPEC §2.1:
+/// Expected image value of tiny gene g (1 or 2) at spot s, computed straight from method §2.1:
 /// kept genes are G1 and G2 (MT-CO1 by prefix, G4 by min_spots), library t_s = G1 + G2 counts,
 /// T = median of the 12 libraries, value = ln(1 + y·T/t_s).
 fn tiny_expected(g: usize, s: usize) -> f64 {
@@ -103,7 +103,7 @@ fn tiny_visium_in_every_10x_layout() {
         let sec = set.section.as_ref().unwrap();
         assert_eq!(sec.lattice, Lattice::Hex);
         assert_eq!(sec.spot_ids.len(), TINY_SPOTS);
-        // Graph coordinates (array_col/2, array_row·√3/2), SPEC §3.2.
+        // Graph coordinates (array_col/2, array_row·√3/2), method §3.2.
         let (r, c) = tiny_pos(5);
         assert_eq!(
             sec.coords[5],
@@ -313,7 +313,7 @@ fn embedded_default_is_the_mob_section() {
     assert_eq!((g.genes_in, g.genes_kept), (16218, 12947));
     assert_eq!(g.library_median, 27458.5);
     let c = set.report.canvas.as_ref().unwrap();
-    // SPEC §2.2: the 260 spots map to 260 distinct pixels in a 16×21 box.
+    // method §2.2: the 260 spots map to 260 distinct pixels in a 16×21 box.
     assert_eq!((c.h0, c.w0, c.height, c.width), (16, 21, 75, 75));
     let sec = set.section.as_ref().unwrap();
     assert_eq!(sec.spot_ids.len(), 260);
@@ -361,7 +361,7 @@ fn dlpfc_images_match_counts_recomputed_by_hand() {
     let Some(data) = shared_data() else { return };
     let dir = data.join("dlpfc_151673_despace500");
     let set = load(&dir, &LoadOptions::default()).unwrap();
-    // SPEC §2.2 worked example: all 3639 spots are in tissue, array_row 0–76, array_col 5–120 ->
+    // method §2.2 worked example: all 3639 spots are in tissue, array_row 0–76, array_col 5–120 ->
     // h0 = 77, w0 = 59, canvas 77×75 (oy 0, ox 8), padded to 80×75.
     let c = set.report.canvas.clone().unwrap();
     assert_eq!(

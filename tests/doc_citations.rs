@@ -1,9 +1,8 @@
 //! Every section a doc comment, help text or test cites resolves in `docs/method.md` (issue 26,
 //! item 7).
 //!
-//! Citations are written `method §N.M` (or, until the rename, with the older prefix `SPEC`, the
-//! project's restatement of the paper that lived outside the repository; `docs/method.md` keeps
-//! its numbering). A citation may chain further numbers: `§3, §15`, `§3.1–3.2`, `§5–§10`,
+//! Citations are written `method §N.M` (the older prefix `SPEC` named the project's restatement
+//! of the paper outside the repository, whose numbering `docs/method.md` keeps; it is refused). A citation may chain further numbers: `§3, §15`, `§3.1–3.2`, `§5–§10`,
 //! `§2.2 and §14`, `§10/§14`; each is checked. Equation citations (`… Eq. 17`, `Eq. 19–20`)
 //! must find their tag `(Eq. N)` in the document. The test fails naming the file, the line and the
 //! missing section.
@@ -203,6 +202,25 @@ fn every_cited_section_and_equation_has_its_place_in_docs_method() {
     );
     let missing = unresolved(&method_doc(), &files);
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// The old prefix named a file outside the repository: every citation now says `method`.
+#[test]
+fn no_citation_uses_the_old_prefix() {
+    let old = [format!("{} §", "SPEC"), format!("{} Eq.", "SPEC")];
+    let mut found = Vec::new();
+    for (file, text) in crate_sources() {
+        for (i, line) in text.lines().enumerate() {
+            if old.iter().any(|o| line.contains(o.as_str())) {
+                found.push(format!("{file}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "cite docs/method.md as `method §N`:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! SPEC §0 determinism: `darlc fixtures regen` writes byte-identical files on 1 and 2 threads, and
+//! method §0 determinism: `darlc fixtures regen` writes byte-identical files on 1 and 2 threads, and
 //! the committed golden set passes `darlc fixtures check`.
 
 use std::path::{Path, PathBuf};

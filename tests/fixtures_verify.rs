@@ -48,7 +48,7 @@ fn fixtures_check_library_passes_and_manifest_matches_registry() {
 
 #[test]
 fn fixtures_cover_every_tape_op_of_spec_17() {
-    // SPEC §17 points 1–8, as tape methods (or composites) named in the manifest.
+    // method §17 points 1–8, as tape methods (or composites) named in the manifest.
     let ops: Vec<&str> = registry::cases().iter().map(|c| c.op).collect();
     for want in [
         "matmul_t",
@@ -219,7 +219,7 @@ fn fixtures_check_detects_a_changed_golden_file() {
 
 #[test]
 fn fixtures_cover_every_composite_part_of_spec_17() {
-    // SPEC §17 points 10–19 and the parts of Module II without a gradient (issue 27).
+    // method §17 points 10–19 and the parts of Module II without a gradient (issue 27).
     let ops: Vec<&str> = registry::cases().iter().map(|c| c.op).collect();
     for want in [
         "gat.TiedAutoencoder",

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 /// * 2, `autodiff`: the tape and its ops.
 /// * 3, `nn` (layers on the tape) and `linalg` (Cholesky, Lanczos/Jacobi, sparse CSR, special
 ///   functions, PCA, k-means): the generic numerics the method is built from.
-/// * 4, `data`: readers, preprocessing, rasterisation (SPEC §2).
-/// * 5, `augment`: the lattice graph, GAT and GKS smoothing (SPEC §3).
+/// * 4, `data`: readers, preprocessing, rasterisation (method §2).
+/// * 5, `augment`: the lattice graph, GAT and GKS smoothing (method §3).
 /// * 6, `eval`: measures on arrays and labels (ARI/NMI, Moran's I and the smoothing quality,
 ///   Leiden, kNN, the linear probe); below the modules so that Module II may count labels with them.
-/// * 7, `module1`: the ViT, MIM and contrastive warm-up (SPEC §4–§7).
-/// * 8, `module2`: the paper's Module II (SPEC §8–§9): similarity, K inference, losses, SMM, joint.
+/// * 7, `module1`: the ViT, MIM and contrastive warm-up (method §4–§7).
+/// * 8, `module2`: the paper's Module II (method §8–§9): similarity, K inference, losses, SMM, joint.
 /// * 9, `baselines`: k-means and GMM-on-PCA, written to the same outputs as DARLC.
 /// * 10, `pipeline`: `darlc run` from input to `clusters.csv`.
 /// * 11, `bench`: benchmarks, which only consume what is below them.

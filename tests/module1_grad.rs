@@ -1,4 +1,4 @@
-//! Gradient checks of Module I (SPEC §17 points 11–15) in the tiny configuration of SPEC §18, plus
+//! Gradient checks of Module I (method §17 points 11–15) in the tiny configuration of method §18, plus
 //! the property tests of §17 that concern Module I. Test names contain `grad` or `module1`.
 
 use darlc::autodiff::gradcheck::assert_grad;

@@ -6,8 +6,8 @@
 //! `DARLC_SHARED=/work/shared cargo test --release --test module1_quality -- --ignored --nocapture`
 //! (`DARLC_SHARED` defaults to `<crate>/../shared`).
 //!
-//! Chosen setting (the defaults), each from SPEC/paper rather than from the metric:
-//! * pixel values / 16 (`M1_SCALE=1`): SPEC §2.3 puts natural images on [0, 1] (/255); the
+//! Chosen setting (the defaults), each from method/paper rather than from the metric:
+//! * pixel values / 16 (`M1_SCALE=1`): method §2.3 puts natural images on [0, 1] (/255); the
 //!   digits' grey range is 0..16.
 //! * p = 2 (`M1_PATCH`): 16 tokens, n_keep = 16 − round(12.8) = 3 at the paper's ρ = 0.8 (§4.2).
 //!   p = 4 leaves 1 visible token of 4 (fewer than the 5 for which §4.1 rejects p = 15), p = 1
@@ -18,7 +18,7 @@
 //!   init. At the §4.5 CHOICE B = 256 the 1,797 digits give 8 steps/epoch → 400 steps, the target
 //!   still holds 67 % of its init and NT-Xent stays at chance (L_CL 6.22 vs ln 511 = 6.24).
 //! * positive views from the shared GAT on per-image 8-neighbour pixel graphs (`M1_SMOOTH=gat`,
-//!   SPEC §3.1, what `darlc embed` uses); `gks` is the §15 ablation.
+//!   method §3.1, what `darlc embed` uses); `gks` is the §15 ablation.
 //!
 //! Measured (3 seeds, mean ± sample sd; raw pixels 0.0397 ± 0.0030 in every row; chance NMI for
 //! 10 random clusters of 1,797 items ≈ 0.01; s/seed on 2 shared cores, two runs at a time):
@@ -67,7 +67,7 @@
 //! same way and
 //! `L_CL` starts at ln 63 = 4.143. After 20 epochs (1,140 steps) it is 4.126, after 50 epochs
 //! 4.12; `h` spreads (cosine 0.43) but k-means on it scores NMI 0.035. For comparison, with the
-//! EMA momentum (SPEC's fixed 0.999) set to 0.99 `L_CL` falls to 3.55 in 20 epochs, yet NMI is
+//! EMA momentum (the method's fixed 0.999) set to 0.99 `L_CL` falls to 3.55 in 20 epochs, yet NMI is
 //! 0.033 (`--image-scale max`, numpy k-means, 5 restarts); with momentum 0 (target = online)
 //! `h` stays collapsed (cosine 0.9997) and `L_CL` at 4.138.
 //!
@@ -75,7 +75,7 @@
 //! (`gat` | `gks`), `M1_SCALE` (1 = /16, 0 = keep 0..16), `M1_VIEW` (`max`: the positive views
 //! each divided by their maximum, `smoothing.view_scale`), `M1_SPARSIFY` (0.9, the bar's
 //! setting; other values are diagnostics), `M1_SEEDS` (3).
-//! The same sparsified images (SPEC §2.3, stream `data.sparsify`, seed 0) feed both sides; the
+//! The same sparsified images (method §2.3, stream `data.sparsify`, seed 0) feed both sides; the
 //! seed s = 0, 1, 2 drives the positive-view GAT, the model init, shuffles, masks and the
 //! k-means++ picks (stream `kmeans++`, one k-means++ + Lloyd run per side, the same
 //! `linalg::kmeans` for both). Prints per seed the NMI of k-means on the raw pixels, on the
@@ -146,7 +146,7 @@ fn module1_digits_h_beats_raw_pixels_in_nmi() {
         if scale == 1 { "/16" } else { "none" },
         view_scale
     );
-    // SPEC §2.3 sparsification through the data reader (stream `data.sparsify`, seed 0).
+    // method §2.3 sparsification through the data reader (stream `data.sparsify`, seed 0).
     let opts = darlc::data::LoadOptions {
         patch,
         image_shape: Some((8, 8, 1)),

@@ -1,4 +1,4 @@
-//! Module I results do not depend on the thread count (SPEC §0): one training step and a short
+//! Module I results do not depend on the thread count (method §0): one training step and a short
 //! `darlc embed` run give byte-identical results on 1 and 2 threads.
 
 use clap::Parser;

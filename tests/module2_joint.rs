@@ -1,4 +1,4 @@
-//! The joint phase (SPEC §8.6, §9): the closed-form pass-1 gradient equals the tape's; the
+//! The joint phase (method §8.6, §9): the closed-form pass-1 gradient equals the tape's; the
 //! two-pass epoch-level gradient equals one full-batch tape; the trainable Cholesky
 //! parameterisation passes a finite-difference check; a batch step changes what it should.
 
@@ -142,7 +142,7 @@ fn tiny_images(n: usize, name: &str) -> Array4<f64> {
     })
 }
 
-/// The tiny configuration of SPEC §18: N = 12, K = 3, d = 3, B = 5 (chunks 5, 5, 2).
+/// The tiny configuration of method §18: N = 12, K = 3, d = 3, B = 5 (chunks 5, 5, 2).
 fn tiny_joint() -> (Joint<f64>, Array4<f64>, LaplacianSym) {
     let x = tiny_images(12, "x");
     let m1 = ModuleI::<f64>::new(Config::tiny(), 3).unwrap();
@@ -208,7 +208,7 @@ fn two_pass_epoch_gradient_equals_one_full_batch_tape() {
 
 #[test]
 fn grad_cholesky_parameterisation_through_kl() {
-    // SPEC §9.3: L = L_off ⊙ strict_lower + diag(exp η), then ln q and L_KL (Eq. 21) with a fixed
+    // method §9.3: L = L_off ⊙ strict_lower + diag(exp η), then ln q and L_KL (Eq. 21) with a fixed
     // target P; gradient checked in μ, η, L_off and z.
     let z = uniform2(5, 3, "kl.z").into_dyn();
     let mu = uniform2(3, 3, "kl.mu").into_dyn();

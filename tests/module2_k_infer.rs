@@ -1,4 +1,4 @@
-//! Cluster-number inference (SPEC §10): eigen-solvers against closed forms and each other, the
+//! Cluster-number inference (method §10): eigen-solvers against closed forms and each other, the
 //! enhanced similarity against a dense computation, and K̂ on block-structured graphs.
 
 use darlc::linalg::eigen::{

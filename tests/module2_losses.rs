@@ -1,4 +1,4 @@
-//! Module II losses: gradient checks (SPEC §17 points 17–19), the analytic gradients of SPEC §11
+//! Module II losses: gradient checks (method §17 points 17–19), the analytic gradients of method §11
 //! against autodiff (point 20), and the property tests of §17.
 
 use darlc::autodiff::gradcheck::assert_grad;
@@ -238,7 +238,7 @@ fn laplacian_loss_equals_dense_trace_form() {
         t.scalar(lv),
         dense
     );
-    // SPEC §11: ∂L_Lap/∂Z = (2λ/N) L_sym Z.
+    // method §11: ∂L_Lap/∂Z = (2λ/N) L_sym Z.
     let g = t.backward(lv);
     let expect = lsym.dot(&z2) * (2.0 * 0.5 / n as f64);
     let got = g

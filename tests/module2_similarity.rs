@@ -1,4 +1,4 @@
-//! Seeding similarity (SPEC §7) against a brute-force dense computation, and L_sym against its
+//! Seeding similarity (method §7) against a brute-force dense computation, and L_sym against its
 //! dense matrix.
 
 use darlc::module2::laplacian::LaplacianSym;

@@ -1,4 +1,4 @@
-//! SMM MAP-ECM checks (SPEC §6, §16, §17 property tests).
+//! SMM MAP-ECM checks (method §6, §16, §17 property tests).
 
 use darlc::linalg::kmeans::kmeans;
 use darlc::module2::smm::{NU_MAX, NU_MIN, ScalePrior, Smm, SmmConfig, SmmPrior, fit, nu_equation};
@@ -110,7 +110,7 @@ fn tiny_estep_mstep_nu_step_match_scipy() {
     //   z=[-1,.5,2]; pi=[.4,.6]; mu=[0,1.5]; s2=[1,.25]; nu=[3,5]; d=1
     //   lp[i,k]=stats.t.logpdf(z[i],df=nu[k],loc=mu[k],scale=sqrt(s2[k]))
     //   lr=log(pi)+lp; lse=logsumexp(lr,1); r=exp(lr-lse); w=(nu+1)/(nu+(z-mu)**2/s2)
-    //   M-step of SPEC §6.7 with alpha=2, m0=.5, k0=.01, nu0=3, S0=.2 (vectorised numpy);
+    //   M-step of method §6.7 with alpha=2, m0=.5, k0=.01, nu0=3, S0=.2 (vectorised numpy);
     //   ℓ_MAP of §6.9 at the initial Θ; ν by scipy.optimize.brentq on f_k of §6.8.
     let (mut smm, z, prior) = tiny_1d();
     let e = smm.estep(z.view()).unwrap();
@@ -400,7 +400,7 @@ fn bit_identical_on_one_and_two_threads() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// ECM never decreases ℓ_MAP (SPEC §6.9, §17), on random mixtures including overlapping ones.
+    /// ECM never decreases ℓ_MAP (method §6.9, §17), on random mixtures including overlapping ones.
     #[test]
     fn l_map_never_decreases(seed in 0u64..1_000_000, k in 2usize..5, d in 1usize..4,
                              n in 25usize..90, sep in 0.5f64..8.0, nu in 1usize..12,
@@ -424,7 +424,7 @@ fn tiny_2d_estep_mstep_lmap_match_scipy() {
     //   z=[[0,0],[1,.5],[-.5,2],[3,1],[2.5,2.5]]; pi=[.5,.5]; mu=[[0,.5],[2.5,1.5]]
     //   S=[[[1,.3],[.3,.8]],[[.6,-.2],[-.2,.9]]]; nu=[4,2.5]
     //   lp[i,k]=stats.multivariate_t.logpdf(z[i],loc=mu[k],shape=S[k],df=nu[k]); r=softmax(log pi+lp)
-    //   M-step of SPEC §6.7 (np.einsum scatter) with alpha=2, m0=[1,1], k0=.01, nu0=4,
+    //   M-step of method §6.7 (np.einsum scatter) with alpha=2, m0=[1,1], k0=.01, nu0=4,
     //   S0=[[.5,.1],[.1,.4]]; ℓ_MAP of §6.9 with np.linalg.det/inv at the initial Θ.
     let z = array![[0.0, 0.0], [1.0, 0.5], [-0.5, 2.0], [3.0, 1.0], [2.5, 2.5]];
     let mut smm = Smm::new(
@@ -523,7 +523,7 @@ proptest! {
 
 #[test]
 fn grad_l_lh_matches_central_differences() {
-    // SPEC §17 harness: h = 1e-6·max(1, |θ|), pass if |g_fd − g| ≤ 1e-7·max(1, |f|) + 1e-5·|g_fd|.
+    // method §17 harness: h = 1e-6·max(1, |θ|), pass if |g_fd − g| ≤ 1e-7·max(1, |f|) + 1e-5·|g_fd|.
     for gaussian in [false, true] {
         let (z, _) = t_mixture(21, 12, 3, 3, 2.0, 4);
         let f = fit(
@@ -560,7 +560,7 @@ fn grad_l_lh_matches_central_differences() {
 }
 
 /// Issue 24: `module2.alpha`, `module2.kappa0` and `module2.nu_init` reach the fit. Each changes
-/// the fitted mixture, and the defaults are SPEC §6.2's α = 2, κ0 = 0.01 and §6.5's ν = 3 (so
+/// the fitted mixture, and the defaults are method §6.2's α = 2, κ0 = 0.01 and §6.5's ν = 3 (so
 /// configs that leave them out fit exactly as before).
 #[test]
 fn prior_hyperparameters_from_the_config_change_the_fit() {
@@ -572,7 +572,7 @@ fn prior_hyperparameters_from_the_config_change_the_fit() {
     assert_eq!((base.alpha, base.kappa0, base.nu_init), (2.0, 0.01, 3.0));
     let run = |cfg: &SmmConfig| fit(z.view(), cfg, &mut stream(4, "kmeans++")).unwrap();
     let f0 = run(&base);
-    // The default prior is SPEC's, and the same config fits the same bits.
+    // The default prior is the method's, and the same config fits the same bits.
     let p = SmmPrior::default_from(z.view(), 3).unwrap();
     assert_eq!((f0.prior.alpha, f0.prior.kappa0), (p.alpha, p.kappa0));
     let again = run(&base);

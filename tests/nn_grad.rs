@@ -1,4 +1,4 @@
-//! Finite-difference gradient checks (SPEC §17 points 5, 6, 11, 16) of the layers in `darlc::nn`
+//! Finite-difference gradient checks (method §17 points 5, 6, 11, 16) of the layers in `darlc::nn`
 //! and of the ViT block (`darlc::module1::vit`), with respect to the input and every parameter. Parameters are made inputs of the checked
 //! closure: the closure receives one leaf per input and wraps the parameter leaves in a
 //! [`Bound`] (its `vars` are indexed by `ParamId`), so the layer code under test is the real one.
@@ -116,7 +116,7 @@ fn grad_batchnorm_eval_mode() {
 
 #[test]
 fn grad_multi_head_attention_input_and_all_parameters() {
-    // SPEC §18 tiny ViT: D = 8, 2 heads (d_h = 4).
+    // method §18 tiny ViT: D = 8, 2 heads (d_h = 4).
     let mut s = ParamStore::new();
     vit::add_mhsa_params(&mut s, "attn", 8, &mut rng::stream(3, "init"));
     let names: Vec<&str> = s.ids().map(|id| s.name(id)).collect();
@@ -160,7 +160,7 @@ fn grad_pre_norm_block_input_and_every_parameter() {
     });
 }
 
-/// SPEC Eq. 12 layout: `SELU(BN(h W_p1 + b_p1)) W_p2 + b_p2`.
+/// method Eq. 12 layout: `SELU(BN(h W_p1 + b_p1)) W_p2 + b_p2`.
 fn projection(
     t: &mut Tape<f64>,
     p: &Bound,
@@ -189,7 +189,7 @@ fn grad_projection_head_train_and_eval() {
     let l2 = Linear::new(&mut s, "proj.lin2", 3, 3, true, &mut r);
     let x = rand(&[6, 4], -1.0, 1.0, "x");
     let inp = inputs(x, &s);
-    // SELU has a kink at 0: the BN outputs entering it must be at least 1e-3 away (SPEC §17).
+    // SELU has a kink at 0: the BN outputs entering it must be at least 1e-3 away (method §17).
     let min_abs = |train: bool, bn: &BatchNorm1d<f64>| {
         let mut t = Tape::no_grad();
         let v: Vec<Var> = inp.iter().map(|a| t.constant(a.clone())).collect();

@@ -1,6 +1,6 @@
 //! Forward values of the layers in `darlc::nn` and of the ViT block (`darlc::module1::vit`, the
-//! one Module I runs) against literal re-implementations of the SPEC formulas (plain loops in f64,
-//! written from SPEC §4.1 and §5, not from the layer code), BatchNorm running statistics and
+//! one Module I runs) against literal re-implementations of the method's formulas (plain loops in f64,
+//! written from method §4.1 and §5, not from the layer code), BatchNorm running statistics and
 //! calibration, buffers in files, parameter names, and f32 against f64.
 
 use darlc::autodiff::{Tape, Var};
@@ -48,7 +48,7 @@ fn n1(store: &ParamStore<f64>, name: &str) -> Array1<f64> {
     p1(store, store.id(name).unwrap())
 }
 
-// ------------------------------------------------------------------ literal SPEC formulas
+// ------------------------------------------------------------------ literal method formulas
 
 /// `Y = X W + b` row by row.
 fn ref_linear(x: &Array2<f64>, w: &Array2<f64>, b: Option<&Array1<f64>>) -> Array2<f64> {
@@ -77,7 +77,7 @@ fn ref_layernorm(x: &Array2<f64>, g: &Array1<f64>, b: &Array1<f64>, eps: f64) ->
     y
 }
 
-/// SPEC §4.1 MHSA on one sequence `[L, D]`, head by head, parameters `{a}.W_q, b_q, …`.
+/// method §4.1 MHSA on one sequence `[L, D]`, head by head, parameters `{a}.W_q, b_q, …`.
 fn ref_mhsa(y: &Array2<f64>, s: &ParamStore<f64>, a: &str, n_heads: usize) -> Array2<f64> {
     let lin = |x: &str| {
         ref_linear(
@@ -169,7 +169,7 @@ fn linear_layernorm_mlp_match_the_formulas() {
     let lin = Linear::new(&mut s, "lin", 4, 5, true, &mut r);
     vit::add_layer_norm_params(&mut s, "ln", 4);
     vit::add_mlp_params(&mut s, "mlp", 4, 16, &mut r);
-    // Init: zero biases, γ = 1, β = 0 (SPEC §4.1).
+    // Init: zero biases, γ = 1, β = 0 (method §4.1).
     assert!(s.get(lin.b.unwrap()).iter().all(|&v| v == 0.0));
     assert!(n1(&s, "ln.gamma").iter().all(|&v| v == 1.0));
     perturb(&mut s);
@@ -246,7 +246,7 @@ fn mhsa_and_block_match_the_per_head_formula() {
 
 #[test]
 fn block_parameter_names_follow_the_peer_state_dict() {
-    // /work/shared/peer/README.md `state_dict_spec` names (SPEC §18 examples).
+    // /work/shared/peer/README.md `state_dict_spec` names (method §18 examples).
     let mut s = ParamStore::<f32>::new();
     vit::add_block_params(&mut s, "vit.block1", 8, 4, &mut rng::stream(3, "init"));
     let names: Vec<(String, Vec<usize>)> = s
@@ -288,7 +288,7 @@ fn batchnorm_train_step_and_running_statistics() {
     let b = s.bind(&mut t);
     let xv = t.constant(x);
     let y = bn.forward_train(&mut t, &b, xv).unwrap();
-    // rm = 0.9·0 + 0.1·mean; rv = 0.9·1 + 0.1·unbiased var (SPEC §5).
+    // rm = 0.9·0 + 0.1·mean; rv = 0.9·1 + 0.1·unbiased var (method §5).
     assert!((bn.running_mean[0] - 0.3).abs() < 1e-15);
     assert!((bn.running_mean[1] - 0.05).abs() < 1e-15);
     assert!((bn.running_var[0] - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-15);
@@ -376,7 +376,7 @@ fn batchnorm_eval_calibration_and_buffers_in_files() {
 
 #[test]
 fn block_f32_agrees_with_f64_within_spec_tolerances() {
-    // Same weights (f64 → f32), same input; SPEC §16: values rel 1e-4 (abs 1e-5), gradients rel 1e-3.
+    // Same weights (f64 → f32), same input; method §16: values rel 1e-4 (abs 1e-5), gradients rel 1e-3.
     let mut s64 = ParamStore::<f64>::new();
     vit::add_block_params(&mut s64, "b", 16, 4, &mut rng::stream(9, "init"));
     perturb(&mut s64);

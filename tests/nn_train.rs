@@ -1,4 +1,4 @@
-//! Training utilities (SPEC §3.4, §4.3, §4.5, §5, §18): Adam, gradient clipping, EMA, the
+//! Training utilities (method §3.4, §4.3, §4.5, §5, §18): Adam, gradient clipping, EMA, the
 //! parameter store's safetensors files, BatchNorm running statistics and calibration.
 
 use darlc::nn::{Adam, ParamId, ParamStore, clip_grad_norm, ema_update};
@@ -16,7 +16,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 
 #[test]
 fn adam_first_step_is_the_spec_formula() {
-    // θ = 1, g = 0.5, lr = 0.1, β = (0.9, 0.999), ε = 1e-8 (SPEC §4.5), by hand:
+    // θ = 1, g = 0.5, lr = 0.1, β = (0.9, 0.999), ε = 1e-8 (method §4.5), by hand:
     //   m = 0.1·0.5 = 0.05,  v = 0.001·0.25 = 0.00025
     //   m̂ = 0.05/(1−0.9) = 0.5,  v̂ = 0.00025/(1−0.999) = 0.25,  sqrt(v̂) = 0.5
     //   θ = 1 − 0.1·0.5/(0.5 + 1e-8) = 1 − 0.05/0.50000001 = 0.90000000199999996…
@@ -130,7 +130,7 @@ fn adam_f32_follows_f64() {
         o32.step(&mut s32, &[i32_], &[g.mapv(|x| x as f32)]);
     }
     for (a, b) in s32.get(i32_).iter().zip(s64.get(i64_).iter()) {
-        // SPEC §16 f32 tolerance for forward values: rel 1e-4, abs 1e-5.
+        // method §16 f32 tolerance for forward values: rel 1e-4, abs 1e-5.
         assert!((*a as f64 - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{a} vs {b}");
     }
 }

@@ -1,6 +1,6 @@
-//! `darlc run --method darlc` (the default) end to end in the tiny preset (SPEC §18 sizes) on a
+//! `darlc run --method darlc` (the default) end to end in the tiny preset (method §18 sizes) on a
 //! small simulated section: every output, finite values, identical bytes on 1 and 2 threads, and
-//! the SPEC §15 ablation switches each changing what they should.
+//! the method §15 ablation switches each changing what they should.
 
 use darlc::io::{TensorData, TensorFile};
 use std::path::{Path, PathBuf};
@@ -349,7 +349,7 @@ fn step_targets_set_the_schedule_and_run_json_records_it() {
         last_cl > 0.98 * 63f64.ln(),
         "l_cl {last_cl}: {warnings:?}"
     );
-    // The canvas fits the tissue: padded to the patch (5) and no larger than SPEC's canvas.
+    // The canvas fits the tissue: padded to the patch (5) and no larger than the method's canvas.
     let shape: Vec<u64> = rj["image_shape"]
         .as_array()
         .unwrap()

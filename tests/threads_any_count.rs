@@ -1,4 +1,4 @@
-//! Results do not depend on the thread count at any count (SPEC §0), not only on 1 and 2: every
+//! Results do not depend on the thread count at any count (method §0), not only on 1 and 2: every
 //! split in darlc is by fixed chunk sizes, never by the number of threads, so 3, 4 and 7 threads
 //! (more than this 2-core CI machine has, and counts that divide nothing evenly) must give the same
 //! bits as 1. Checked on the three parts `darlc bench scaling` times (the Module I step, the GAT

@@ -1,4 +1,4 @@
-//! The tied graph-attention autoencoder that makes DARLC's positive views (SPEC §3, Eq. 1–5).
+//! The tied graph-attention autoencoder that makes DARLC's positive views (method §3, Eq. 1–5).
 //!
 //! Nodes are spots (or pixels), node features are the `C` channels (ST: all kept genes). One
 //! attention head, dims `C → F1 → F2` (default 512, 30), no biases:
@@ -11,7 +11,7 @@
 //! X̃ = max(X̂, 0)                                                                  (Eq. 5)
 //! ```
 //!
-//! Weight tying is functional (SPEC §3.3 CHOICE 11): the decoder reads the same tape leaves `W1`,
+//! Weight tying is functional (method §3.3 CHOICE 11): the decoder reads the same tape leaves `W1`,
 //! `W2` through `matmul_t(.., transpose)` and the same `α` node, so the gradient of each tied
 //! tensor is the sum of its encoder and decoder contributions, and the optimiser sees one
 //! parameter. Aggregation uses the tape's fused `segment_weighted_sum` over the CSR graph: no
@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Xavier-normal gain and attention-vector scale of SPEC §3.4 (STAGATE's 1.414, not √2).
+/// Xavier-normal gain and attention-vector scale of method §3.4 (STAGATE's 1.414, not √2).
 pub const INIT_GAIN: f64 = 1.414;
 
 /// How the loss is evaluated (same value and gradient up to rounding; see the module docs).
@@ -62,7 +62,7 @@ pub enum LossForm {
     Gram,
 }
 
-/// Training settings (defaults: SPEC §3.4 / §14).
+/// Training settings (defaults: method §3.4 / §14).
 #[derive(Clone, Debug)]
 pub struct GatConfig {
     /// Hidden width `F1` (512).
@@ -77,7 +77,7 @@ pub struct GatConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip (5).
     pub clip: f64,
-    /// Images per mini-batch in shared mode (64, SPEC §3.1).
+    /// Images per mini-batch in shared mode (64, method §3.1).
     pub batch_images: usize,
     /// Seed of the named streams `gat.W1`, `gat.W2`, `gat.a_c`, `gat.a_n`, `gat.shared.perm.*`.
     pub seed: u64,
@@ -122,7 +122,7 @@ impl GatConfig {
     }
 }
 
-/// The four GAT parameters (SPEC §3.3), named `gat.W1 [C,F1]`, `gat.W2 [F1,F2]`, `gat.a_c [F1]`,
+/// The four GAT parameters (method §3.3), named `gat.W1 [C,F1]`, `gat.W2 [F1,F2]`, `gat.a_c [F1]`,
 /// `gat.a_n [F1]` in files.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GatParams<T: Float> {
@@ -136,7 +136,7 @@ pub struct GatParams<T: Float> {
 pub const PARAM_NAMES: [&str; 4] = ["gat.W1", "gat.W2", "gat.a_c", "gat.a_n"];
 
 impl<T: Float> GatParams<T> {
-    /// SPEC §3.4 initialisation: `W1`, `W2` Xavier-normal with gain 1.414
+    /// method §3.4 initialisation: `W1`, `W2` Xavier-normal with gain 1.414
     /// (std = `1.414·√(2/(fan_in + fan_out))`), `a_c`, `a_n` ~ N(0, (1.414/√F1)²). Each tensor
     /// comes from its own named stream (`gat.W1`, …) under `seed`, drawn in f64 in row-major order
     /// and rounded to `T`, so f32 and f64 models start from the same draws.
@@ -202,7 +202,7 @@ impl<T: Float> GatParams<T> {
             a_n: next(),
         }
     }
-    /// Add the parameters to a tensor file under their SPEC §18 names.
+    /// Add the parameters to a tensor file under their method §18 names.
     pub fn insert_into(&self, f: &mut TensorFile) {
         for (name, a) in PARAM_NAMES.iter().zip(self.to_vec()) {
             f.insert_float(*name, a);
@@ -258,7 +258,7 @@ pub struct GatGraph {
 }
 
 impl GatGraph {
-    /// From a SPEC §3.2 graph (CSR with self-loops).
+    /// From a method §3.2 graph (CSR with self-loops).
     pub fn new(g: &Graph) -> Self {
         let centre: Vec<usize> = g.edge_sources().iter().map(|&v| v as usize).collect();
         let nbr: Vec<usize> = g.nbrs.iter().map(|&u| u as usize).collect();
@@ -318,7 +318,7 @@ pub struct Forward {
     pub h3: Var,
 }
 
-/// Encoder and decoder up to `H3` (SPEC §3.3), with the decoder reading `dec`'s tensors.
+/// Encoder and decoder up to `H3` (method §3.3), with the decoder reading `dec`'s tensors.
 pub fn forward_hidden<T: Float>(
     t: &mut Tape<T>,
     g: &GatGraph,
@@ -443,8 +443,8 @@ pub fn frobenius_sq<T: Float>(x: ArrayView2<T>) -> f64 {
 
 // ------------------------------------------------------------------------------------ optimiser
 
-/// The optimiser of SPEC §3.4: the `nn` branch's PyTorch-semantics Adam with coupled weight decay,
-/// over a parameter store holding the four GAT tensors under their SPEC §18 names.
+/// The optimiser of method §3.4: the `nn` branch's PyTorch-semantics Adam with coupled weight decay,
+/// over a parameter store holding the four GAT tensors under their method §18 names.
 struct Optimiser<T: Float> {
     store: ParamStore<T>,
     ids: [ParamId; 4],
@@ -513,7 +513,7 @@ pub struct GatState<T: Float> {
 }
 
 impl<T: Float> GatState<T> {
-    /// The state before the first step: the SPEC §3.4 initialisation for `c` channels.
+    /// The state before the first step: the method §3.4 initialisation for `c` channels.
     pub fn fresh(c: usize, cfg: &GatConfig) -> Self {
         GatState {
             params: GatParams::init(c, cfg.hidden, cfg.embed, cfg.seed),
@@ -562,7 +562,7 @@ fn check_finite(loss: f64, epoch: usize) -> Result<()> {
     }
 }
 
-/// One full optimisation step (SPEC §3.4: backprop, clip at global norm `cfg.clip`, coupled weight
+/// One full optimisation step (method §3.4: backprop, clip at global norm `cfg.clip`, coupled weight
 /// decay and Adam) with `x` the last node kept on `tape`. Returns the loss before the step.
 fn train_step<T: Float>(
     tape: &mut Tape<T>,
@@ -644,7 +644,7 @@ fn check_inputs<T: Float>(x: ArrayView2<T>, g: &Graph, cfg: &GatConfig) -> Resul
     Ok(())
 }
 
-/// Train the GAT on one section (SPEC §3.4): full-batch Adam for `cfg.epochs` epochs from the
+/// Train the GAT on one section (method §3.4): full-batch Adam for `cfg.epochs` epochs from the
 /// §3.4 initialisation. `x: [n, C]` node features (ST: spots × genes), `graph` on the same nodes.
 pub fn train<T: Float>(x: ArrayView2<T>, graph: &Graph, cfg: &GatConfig) -> Result<GatTrained<T>> {
     check_inputs(x, graph, cfg)?;
@@ -850,7 +850,7 @@ pub fn shared_batches(n_images: usize, batch: usize, steps: usize, seed: u64) ->
     out
 }
 
-/// Shared-GAT mode for natural-image stacks (SPEC §3.1 CHOICE 8): one GAT over the per-image
+/// Shared-GAT mode for natural-image stacks (method §3.1 CHOICE 8): one GAT over the per-image
 /// 8-neighbourhood pixel graphs, `cfg.epochs` optimiser steps on mini-batches of
 /// `cfg.batch_images` image graphs ([`shared_batches`]). `x: [N, C, H, W]`.
 pub fn train_shared<T: Float>(x: ArrayView4<T>, cfg: &GatConfig) -> Result<GatTrained<T>> {

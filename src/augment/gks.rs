@@ -1,4 +1,4 @@
-//! Gaussian kernel smoothing, the `GAT→GKS` ablation (SPEC §15, CHOICE 43).
+//! Gaussian kernel smoothing, the `GAT→GKS` ablation (method §15, CHOICE 43).
 //!
 //! `x̃_v = Σ_u K_vu x_u / Σ_u K_vu` with `K_vu = exp(−‖q_u − q_v‖² / 2)` for `‖q_u − q_v‖ ≤ 3`
 //! and 0 otherwise, on the same node coordinates as the GAT graph (Visium: spot pitches via
@@ -15,15 +15,15 @@ use crate::float::Float;
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use rayon::prelude::*;
 
-/// Kernel bandwidth σ in pitches/pixels (SPEC §15, CHOICE 43).
+/// Kernel bandwidth σ in pitches/pixels (method §15, CHOICE 43).
 pub const GKS_BANDWIDTH: f64 = 1.0;
-/// Kernel truncation radius in pitches/pixels (SPEC §15, CHOICE 43).
+/// Kernel truncation radius in pitches/pixels (method §15, CHOICE 43).
 pub const GKS_TRUNCATION: f64 = 3.0;
 
 /// Nodes per parallel work item (fixed, so the work split never depends on the thread count).
 const NODE_CHUNK: usize = 64;
 
-/// A truncated, row-normalised Gaussian kernel on fixed node coordinates (SPEC §15).
+/// A truncated, row-normalised Gaussian kernel on fixed node coordinates (method §15).
 #[derive(Clone, Debug)]
 pub struct GksKernel {
     /// Kernel support: `u ∈ N(v)` iff `‖q_u − q_v‖ ≤ truncation` (self included).
@@ -33,12 +33,12 @@ pub struct GksKernel {
 }
 
 impl GksKernel {
-    /// The SPEC §15 kernel (bandwidth [`GKS_BANDWIDTH`], truncation [`GKS_TRUNCATION`]).
+    /// The method §15 kernel (bandwidth [`GKS_BANDWIDTH`], truncation [`GKS_TRUNCATION`]).
     pub fn new(coords: &[[f64; 2]]) -> Result<GksKernel> {
         Self::with_params(coords, GKS_BANDWIDTH, GKS_TRUNCATION)
     }
 
-    /// A kernel `K_vu = exp(−‖q_u − q_v‖² / (2σ²))` truncated at `truncation` (SPEC §15 with
+    /// A kernel `K_vu = exp(−‖q_u − q_v‖² / (2σ²))` truncated at `truncation` (method §15 with
     /// other constants, for sensitivity studies).
     pub fn with_params(coords: &[[f64; 2]], bandwidth: f64, truncation: f64) -> Result<GksKernel> {
         if !(bandwidth.is_finite() && bandwidth > 0.0) {
@@ -66,7 +66,7 @@ impl GksKernel {
         Ok(GksKernel { graph, weights })
     }
 
-    /// The kernel on an `h × w` pixel grid, node `row·w + col` (natural images, SPEC §3.1, §15).
+    /// The kernel on an `h × w` pixel grid, node `row·w + col` (natural images, method §3.1, §15).
     pub fn pixel_grid(h: usize, w: usize) -> Result<GksKernel> {
         Self::new(&pixel_coords(h, w))
     }
@@ -76,7 +76,7 @@ impl GksKernel {
         self.graph.n
     }
 
-    /// Smooth a node-feature matrix `x: [n_nodes, C]` (SPEC §15): row v of the result is
+    /// Smooth a node-feature matrix `x: [n_nodes, C]` (method §15): row v of the result is
     /// `Σ_u K_vu x_u / Σ_u K_vu`. Parallel over fixed chunks of nodes; deterministic.
     pub fn smooth<T: Float>(&self, x: ArrayView2<T>) -> Result<Array2<T>> {
         let (n, c) = x.dim();
@@ -153,14 +153,14 @@ impl GksKernel {
     }
 }
 
-/// Gaussian kernel smoothing of `x: [n_nodes, C]` on node coordinates with the SPEC §15
+/// Gaussian kernel smoothing of `x: [n_nodes, C]` on node coordinates with the method §15
 /// constants (one-shot form of [`GksKernel::new`] + [`GksKernel::smooth`]).
 pub fn gks_smooth<T: Float>(coords: &[[f64; 2]], x: ArrayView2<T>) -> Result<Array2<T>> {
     GksKernel::new(coords)?.smooth(x)
 }
 
 /// Gaussian kernel smoothing of every plane of an image stack `x: [N, C, H, W]` on its pixel
-/// grid with the SPEC §15 constants (natural images).
+/// grid with the method §15 constants (natural images).
 pub fn gks_smooth_images<T: Float>(x: ArrayView4<T>) -> Result<Array4<T>> {
     let (_, _, h, w) = x.dim();
     GksKernel::pixel_grid(h, w)?.smooth_images(x)
@@ -250,7 +250,7 @@ mod tests {
         let yf = k.smooth(a.mapv(|v| v as f32).view()).unwrap();
         let yd = k.smooth(a.view()).unwrap();
         for (f, d) in yf.iter().zip(&yd) {
-            // SPEC §16 forward tolerance for f32 against f64: rel 1e-4, abs 1e-5.
+            // method §16 forward tolerance for f32 against f64: rel 1e-4, abs 1e-5.
             assert_relative_eq!(*f as f64, *d, max_relative = 1e-4, epsilon = 1e-5);
         }
         // Column-major input gives the same result.

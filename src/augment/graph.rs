@@ -1,4 +1,4 @@
-//! Sparse spatial graphs for the denoising GAT and Gaussian kernel smoothing (SPEC §3.2, §15).
+//! Sparse spatial graphs for the denoising GAT and Gaussian kernel smoothing (method §3.2, §15).
 //!
 //! A [`Graph`] is undirected, unweighted and has a self-loop on every node:
 //! `N(v) = { u : ‖q_u − q_v‖ ≤ r } ∪ {v}`. It is stored as a CSR adjacency list; no dense `n × n`
@@ -16,14 +16,14 @@
 
 use crate::error::{DarlcError, Result};
 
-/// Radius on the Visium hexagonal lattice in spot pitches (SPEC §3.2, CHOICE 9): 6 neighbours.
+/// Radius on the Visium hexagonal lattice in spot pitches (method §3.2, CHOICE 9): 6 neighbours.
 pub const HEX_RADIUS: f64 = 1.1;
-/// Radius on square lattices in pixels (SPEC §3.2, CHOICE 9 and 44): the 8-neighbourhood.
+/// Radius on square lattices in pixels (method §3.2, CHOICE 9 and 44): the 8-neighbourhood.
 pub const SQUARE_RADIUS: f64 = 1.5;
-/// Neighbours per node of the kNN graph for arbitrary coordinates (SPEC §3.2).
+/// Neighbours per node of the kNN graph for arbitrary coordinates (method §3.2).
 pub const KNN_K: usize = 6;
 
-/// An undirected spatial graph with self-loops in CSR form (SPEC §3.2). See the module docs for
+/// An undirected spatial graph with self-loops in CSR form (method §3.2). See the module docs for
 /// the edge order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Graph {
@@ -35,7 +35,7 @@ pub struct Graph {
     pub nbrs: Vec<u32>,
 }
 
-/// Physical coordinates of Visium spots (SPEC §3.2): `q_s = (array_col_s / 2, array_row_s·√3/2)`,
+/// Physical coordinates of Visium spots (method §3.2): `q_s = (array_col_s / 2, array_row_s·√3/2)`,
 /// in units of the spot pitch. Fails if the two slices differ in length.
 pub fn visium_coords(array_row: &[i64], array_col: &[i64]) -> Result<Vec<[f64; 2]>> {
     if array_row.len() != array_col.len() {
@@ -60,7 +60,7 @@ pub fn pixel_coords(h: usize, w: usize) -> Vec<[f64; 2]> {
 }
 
 impl Graph {
-    /// Build a graph from an undirected pair list (SPEC §3.2 semantics): every pair `(a, b)` adds
+    /// Build a graph from an undirected pair list (method §3.2 semantics): every pair `(a, b)` adds
     /// both `(a, b)` and `(b, a)`, every node gets its self-loop, duplicates are merged.
     pub fn from_pairs(n: usize, pairs: impl IntoIterator<Item = (usize, usize)>) -> Result<Graph> {
         check_node_count(n)?;
@@ -133,7 +133,7 @@ impl Graph {
         Ok(g)
     }
 
-    /// Radius graph `N(v) = { u : ‖q_u − q_v‖ ≤ r } ∪ {v}` (SPEC §3.2), found with a grid-bucket
+    /// Radius graph `N(v) = { u : ‖q_u − q_v‖ ≤ r } ∪ {v}` (method §3.2), found with a grid-bucket
     /// index of cell side ≈ r, so the cost is O(n log n + |E|) rather than O(n²).
     ///
     /// Use [`visium_coords`] with [`HEX_RADIUS`] for Visium and `(row, col)` with
@@ -170,7 +170,7 @@ impl Graph {
         Ok(Self::from_directed(n, directed))
     }
 
-    /// Symmetrised k-nearest-neighbour graph (SPEC §3.2, arbitrary coordinates): `u ∈ N(v)` iff
+    /// Symmetrised k-nearest-neighbour graph (method §3.2, arbitrary coordinates): `u ∈ N(v)` iff
     /// u is among v's k nearest other nodes or v among u's, plus the self-loop. Distance ties are
     /// broken towards the lower index. With `k ≥ n − 1` the graph is complete. The default k is
     /// [`KNN_K`]. Fails on `k = 0` or non-finite coordinates.
@@ -197,7 +197,7 @@ impl Graph {
         Ok(Self::from_directed(n, directed))
     }
 
-    /// The 8-neighbourhood grid of one `h × w` image with self-loops (SPEC §3.1–3.2, natural
+    /// The 8-neighbourhood grid of one `h × w` image with self-loops (method §3.1–3.2, natural
     /// images): node `row·w + col`; identical to `radius` on `(row, col)` with
     /// [`SQUARE_RADIUS`]. The same graph serves every image of a stack.
     pub fn pixel_grid(h: usize, w: usize) -> Result<Graph> {

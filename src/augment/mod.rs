@@ -1,4 +1,4 @@
-//! Positive views: the tied graph-attention autoencoder and Gaussian kernel smoothing (SPEC §3, §15).
+//! Positive views: the tied graph-attention autoencoder and Gaussian kernel smoothing (method §3, §15).
 
 pub mod gat;
 pub mod gks;

@@ -1,5 +1,5 @@
-//! Positive views of an [`ImageSet`]: GAT smoothing (SPEC §3) or Gaussian kernel smoothing (SPEC
-//! §15, the "GAT→GKS" ablation), on the graph SPEC §3.2 prescribes for the input's lattice.
+//! Positive views of an [`ImageSet`]: GAT smoothing (method §3) or Gaussian kernel smoothing (method
+//! §15, the "GAT→GKS" ablation), on the graph method §3.2 prescribes for the input's lattice.
 
 use super::gat::{self, BlockHook, GatConfig, GatParams, GatState};
 use super::gks::{gks_smooth, gks_smooth_images};
@@ -27,7 +27,7 @@ pub struct Smoothed {
     pub losses: Vec<f64>,
 }
 
-/// The SPEC §3.2 graph of a section: hex radius 1.1 (Visium), square radius 1.5 (legacy ST, MSI,
+/// The method §3.2 graph of a section: hex radius 1.1 (Visium), square radius 1.5 (legacy ST, MSI,
 /// binned cells), symmetrised kNN with k = 6 (free coordinates); self-loops included.
 pub fn section_graph(sec: &Section) -> Result<Graph> {
     match sec.lattice {
@@ -39,7 +39,7 @@ pub fn section_graph(sec: &Section) -> Result<Graph> {
 
 /// The positive views of `set` (the images of [`smooth_image_set`]),
 /// with a resumable GAT: training starts from `start` (a checkpoint's [`GatState`]; `None` = the
-/// SPEC §3.4 initialisation) and calls `hook` at the end of every block of epochs. Returns the
+/// method §3.4 initialisation) and calls `hook` at the end of every block of epochs. Returns the
 /// views and the GAT's final state (method `Gat`).
 pub fn smooth_views_resumable(
     set: &ImageSet,
@@ -84,9 +84,9 @@ fn final_state(tr: gat::GatTrained<f32>) -> GatState<f32> {
     }
 }
 
-/// Smooth every image of `set` (SPEC §3.5 / §15). Sections (ST, MSI, cells): one model on the
+/// Smooth every image of `set` (method §3.5 / §15). Sections (ST, MSI, cells): one model on the
 /// whole section (nodes = spots, channels = genes), smoothed values scattered back onto the
-/// canvas. Image stacks: the shared GAT over per-image pixel graphs (SPEC §3.1) or per-plane GKS.
+/// canvas. Image stacks: the shared GAT over per-image pixel graphs (method §3.1) or per-plane GKS.
 pub fn smooth_image_set(set: &ImageSet, method: Method, cfg: &GatConfig) -> Result<Smoothed> {
     let (_, _, h, w) = set.images.dim();
     match &set.section {

@@ -1,4 +1,4 @@
-//! The reverse pass (SPEC §17): [`Tape::backward`] walks the node list once from the root down,
+//! The reverse pass (method §17): [`Tape::backward`] walks the node list once from the root down,
 //! and one `match` over [`Op`] hands each node's upstream gradient to its op's vector–Jacobian
 //! product (the kernels of [`super::ops`]), adding the contributions into the parents' slots.
 //!

@@ -3,7 +3,7 @@
 use super::tape::{Tape, Var};
 use crate::float::Float;
 
-/// Squared Mahalanobis distances `δ[n, k] = ‖L_k⁻¹ (z_n − μ_k)‖²` (SPEC §6.1) for
+/// Squared Mahalanobis distances `δ[n, k] = ‖L_k⁻¹ (z_n − μ_k)‖²` (method §6.1) for
 /// `z: [N, d]`, `μ: [K, d]`, lower-triangular `L: [K, d, d]`; result `[N, K]`.
 pub fn mahalanobis<T: Float>(t: &mut Tape<T>, z: Var, mu: Var, l: Var) -> Var {
     let (n, d) = (t.shape(z)[0], t.shape(z)[1]);

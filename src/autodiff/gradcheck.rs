@@ -1,4 +1,4 @@
-//! The finite-difference gradient check of SPEC §17, in f64.
+//! The finite-difference gradient check of method §17, in f64.
 //!
 //! For a function `f` of several input tensors built on a [`Tape`], the autodiff gradient is
 //! compared with central differences `(f(θ + h e) − f(θ − h e)) / 2h`, `h = 1e-6·max(1, |θ|)`:
@@ -12,7 +12,7 @@ use crate::rng;
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 
-/// Settings of the check (defaults are SPEC §17's).
+/// Settings of the check (defaults are method §17's).
 #[derive(Clone, Debug)]
 pub struct GradCheck {
     /// Tensors with at most this many elements are checked element by element.
@@ -182,7 +182,7 @@ impl GradCheck {
     }
 }
 
-/// Check with the SPEC §17 defaults and panic on failure (for tests).
+/// Check with the method §17 defaults and panic on failure (for tests).
 pub fn assert_grad<F>(name: &str, inputs: &[ArrayD<f64>], f: F)
 where
     F: Fn(&mut Tape<f64>, &[Var]) -> Var,

@@ -1,11 +1,11 @@
-//! The tape: reverse-mode automatic differentiation over ndarray (SPEC §17).
+//! The tape: reverse-mode automatic differentiation over ndarray (method §17).
 //!
 //! * [`op`]: the op enum, what each op keeps for its backward pass.
 //! * [`tape`]: the flat node list and the recording methods.
 //! * [`backward`]: the reverse pass, the single `match` over ops.
 //! * [`ops`]: forward and backward kernels, one file per family.
 //! * [`composite`]: functions built from ops (Mahalanobis distance, …).
-//! * [`gradcheck`]: the finite-difference harness of SPEC §17.
+//! * [`gradcheck`]: the finite-difference harness of method §17.
 //! * [`profile`]: optional per-op wall times (for `darlc bench ssl-step --profile`).
 
 pub mod backward;

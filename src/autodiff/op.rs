@@ -1,4 +1,4 @@
-//! The tape's op enum (SPEC §17): one variant per recorded operation, naming its parents and
+//! The tape's op enum (method §17): one variant per recorded operation, naming its parents and
 //! what its backward pass needs besides the parents' values and its own output.
 //!
 //! Most ops keep nothing: their vector–Jacobian product is computed from the input values and the

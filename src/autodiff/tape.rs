@@ -443,7 +443,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Fused edge aggregation `out[v] = Σ_{e∈seg(v)} α_e x[src_e]` for `α` with one element per
-    /// edge and `x: [n_src, F]`; result `[n_dst, F]` (SPEC §3.3 Eq. 1).
+    /// edge and `x: [n_src, F]`; result `[n_dst, F]` (method §3.3 Eq. 1).
     pub fn segment_weighted_sum(
         &mut self,
         alpha: Var,
@@ -487,7 +487,7 @@ impl<T: Float> Tape<T> {
         )
     }
     /// Train-mode BatchNorm over the rows of `x: [n, c]`. Also returns the batch mean and biased
-    /// variance (for the running statistics, SPEC §5).
+    /// variance (for the running statistics, method §5).
     pub fn batch_norm_train(
         &mut self,
         x: Var,
@@ -544,7 +544,7 @@ impl<T: Float> Tape<T> {
     // ---------------------------------------------------------------- attention
 
     /// Multi-head scaled dot-product attention on the packed projection `qkv: [B, L, 3D]`
-    /// (`[Q | K | V]`), `heads` heads; returns the head-merged `[B, L, D]` (SPEC §4.1 `MHSA`
+    /// (`[Q | K | V]`), `heads` heads; returns the head-merged `[B, L, D]` (method §4.1 `MHSA`
     /// before `W_o`).
     pub fn attention(&mut self, qkv: Var, heads: usize) -> Var {
         let x = self

@@ -1,5 +1,5 @@
 //! `darlc bench ops`: f32 matmul forward + backward through the tape versus raw matrixmultiply
-//! sgemm on the paper-size ViT shapes (SPEC §0: B 256, L 225, D 64, 4 heads of width 16), and the
+//! sgemm on the paper-size ViT shapes (method §0: B 256, L 225, D 64, 4 heads of width 16), and the
 //! tape's fixed cost per one-element op.
 //!
 //! For `C = A·B` the forward + backward work is three GEMMs of `2mkn` flops each (`C`,

@@ -1,16 +1,16 @@
 //! `darlc bench scaling`: thread scaling of the three parts of a run that take the time, each in
 //! its own rayon pool per thread count (1, 2, 4, … up to the core count, and the count itself):
 //!
-//! * `ssl` — one Module I warm-up step (SPEC §4.5, f32): the `darlc bench ssl-step` step at paper
+//! * `ssl` — one Module I warm-up step (method §4.5, f32): the `darlc bench ssl-step` step at paper
 //!   size (B 256, 75×75, p 5, D 64) on its synthetic pool; images = the batch;
-//! * `gat` — one full-batch epoch of the tied GAT autoencoder (SPEC §3.4, f32) on a Visium-like
+//! * `gat` — one full-batch epoch of the tied GAT autoencoder (method §3.4, f32) on a Visium-like
 //!   section (hexagonal lattice, 4,000 spots × 15,000 genes, 10 % non-zero, as
 //!   `examples/gat_bench.rs`); images = the genes (each gene is one image);
-//! * `em` — one MAP-ECM iteration of the joint phase (SPEC §6.6–6.8, f64: M-step, ν-step, E-step)
+//! * `em` — one MAP-ECM iteration of the joint phase (method §6.6–6.8, f64: M-step, ν-step, E-step)
 //!   on `z [15,000, 32]` with K = 500 (the ST rule's K for 15,000 genes); images = the rows of `z`.
 //!
 //! Every part starts from the same data and state at every count, so its final state must have the
-//! same bits at every count (SPEC §0); a fingerprint of that state (FNV-1a over the bits of every
+//! same bits at every count (method §0); a fingerprint of that state (FNV-1a over the bits of every
 //! parameter, loss and responsibility) is compared with the 1-thread one and printed beside the
 //! speed. `tests/threads_any_count.rs` runs the same parts at test sizes on 1, 2, 3, 4 and 7
 //! threads and requires equal fingerprints.
@@ -72,7 +72,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The paper's sizes (SPEC §14) on a Visium-size section of 15,000 genes.
+    /// The paper's sizes (method §14) on a Visium-size section of 15,000 genes.
     pub fn paper() -> Sizes {
         Sizes {
             ssl_batch: 256,
@@ -452,7 +452,7 @@ pub fn scaling(args: ScalingArgs) -> Result<()> {
         .collect();
     if !differ.is_empty() {
         return Err(DarlcError::Numerical(format!(
-            "results differ between thread counts in: {} (SPEC §0 requires the same bits)",
+            "results differ between thread counts in: {} (method §0 requires the same bits)",
             differ.join(", ")
         )));
     }

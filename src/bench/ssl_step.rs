@@ -1,4 +1,4 @@
-//! `darlc bench ssl-step`: throughput of the paper-size Module I warm-up step (SPEC §4, f32),
+//! `darlc bench ssl-step`: throughput of the paper-size Module I warm-up step (method §4, f32),
 //! the same step as the PyTorch peer `darlc_module1_torch.py --mode train`.
 //!
 //! Synthetic data as in the peer: 90 % zero pixels, the rest `ln(1 + 1 + Poisson(2))`; smoothed

@@ -1,5 +1,5 @@
 //! `darlc embed`: `darlc run` stopping after the Module I warm-up (the paper's "DARLC-C1"
-//! representations, SPEC §4.5 and §13): images → smoothing → warm-up → `h`.
+//! representations, method §4.5 and §13): images → smoothing → warm-up → `h`.
 //!
 //! It is [`crate::pipeline::run_with`] with [`Until::WarmUp`]: the same input flags, the same
 //! configuration (preset, `--config`, flags), the same training path and output folder, so its
@@ -15,12 +15,12 @@ use std::path::PathBuf;
 
 /// Arguments of `darlc embed`.
 ///
-/// Until issue 26 `embed` had its own training path: SPEC §14's schedule (`--epochs 50`, `--batch
+/// Until issue 26 `embed` had its own training path: method §14's schedule (`--epochs 50`, `--batch
 /// 256`, 1000 GAT epochs, lr 1e-3) and its own files (`warmup.jsonl`). It now takes the preset
 /// and config of `darlc run` (default: recommended) and writes the run's warm-up outputs:
 /// `embeddings.safetensors` (`h`), `embeddings.csv`, `model.safetensors`, `log.jsonl`,
 /// `run.json` and the images (`images.safetensors`, `genes.csv`, `report.json`). `--preset paper`
-/// gives SPEC §14's schedule.
+/// gives method §14's schedule.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EmbedArgs {
     #[command(flatten)]

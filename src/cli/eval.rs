@@ -1,4 +1,4 @@
-//! `darlc eval`: score a clustering (SPEC §12) and the gene-family benchmark ([P] §4.3.2).
+//! `darlc eval`: score a clustering (method §12) and the gene-family benchmark ([P] §4.3.2).
 
 use super::leiden::CommunityArgs;
 use crate::error::{DarlcError, Result};
@@ -7,7 +7,7 @@ use crate::eval::input::{Matrix, load_embeddings, load_images, read_two_column_c
 use crate::eval::report::{LabelTable, evaluate, format_families, format_table};
 use std::path::{Path, PathBuf};
 
-/// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM (SPEC §12), optionally the gene-family
+/// Score a clustering: DBIE, DBIP, NMI, ARI, ACC, SAM (method §12), optionally the gene-family
 /// benchmark ([P] §4.3.2).
 ///
 /// Either `--run DIR` (reads DIR/clusters.csv, DIR/embeddings.safetensors and, if present,

@@ -1,4 +1,4 @@
-//! `darlc images`: preprocess and rasterise an input into images (SPEC §2) and write them.
+//! `darlc images`: preprocess and rasterise an input into images (method §2) and write them.
 
 use super::input::InputArgs;
 use crate::data::load;

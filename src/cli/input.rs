@@ -1,5 +1,5 @@
 //! The input flags shared by every subcommand that reads data (`run`, `embed`, `images`,
-//! `smooth`): which input, and the SPEC §2 options that turn it into images.
+//! `smooth`): which input, and the method §2 options that turn it into images.
 
 use crate::config::Config;
 use crate::data::{CoordMode, Input, LoadOptions};
@@ -24,7 +24,7 @@ fn parse_shape(s: &str) -> std::result::Result<ImageShape, String> {
     }
 }
 
-/// Input selection and SPEC §2 options shared by every command that reads data (`run`, `embed`,
+/// Input selection and method §2 options shared by every command that reads data (`run`, `embed`,
 /// `images`, `smooth`). `--patch`, `--min-spots` and `--canvas` are also config keys
 /// (`module1.patch`, `min_spots`, `canvas`): in `run` and `embed` a flag that is given replaces
 /// the preset's and the config file's value, a flag left out changes nothing.
@@ -35,29 +35,29 @@ pub struct InputArgs {
     /// section embedded in the binary (fixtures/mob_st_rep11).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Patch side p: images are padded to multiples of it (SPEC §2.2) and the ViT cuts them into
-    /// p×p patches (SPEC §4.1). Default 5 (`run`/`embed`: the config's `module1.patch`, 5 in
+    /// Patch side p: images are padded to multiples of it (method §2.2) and the ViT cuts them into
+    /// p×p patches (method §4.1). Default 5 (`run`/`embed`: the config's `module1.patch`, 5 in
     /// every preset).
     #[arg(long)]
     pub patch: Option<usize>,
     /// Image shape of a CSV image stack, HxW or HxWxC.
     #[arg(long, value_parser = parse_shape)]
     pub image_shape: Option<ImageShape>,
-    /// Zero this fraction of pixels per image of an image stack (SPEC §2.3), e.g. 0.9. Default:
+    /// Zero this fraction of pixels per image of an image stack (method §2.3), e.g. 0.9. Default:
     /// none.
     #[arg(long)]
     pub sparsify: Option<f64>,
-    /// Divide every pixel value by this after loading, to put an image stack on [0, 1] as SPEC
+    /// Divide every pixel value by this after loading, to put an image stack on [0, 1] as method
     /// §2.3 does for natural images (255 for 8-bit images, 16 for the 8×8 digits). Default: no
     /// scaling.
     #[arg(long)]
     pub pixel_max: Option<f64>,
-    /// Keep genes expressed in at least this many spots (SPEC §2.1). Default 10 (`run`/`embed`:
+    /// Keep genes expressed in at least this many spots (method §2.1). Default 10 (`run`/`embed`:
     /// the config's `min_spots`, 10 in every preset).
     #[arg(long)]
     pub min_spots: Option<usize>,
     /// Canvas: a minimum side (an integer) or `tissue` (the tissue's bounding box padded to the
-    /// patch). Default 75, SPEC §2.2 (`run`/`embed`: the config's `canvas`: `tissue` in the
+    /// patch). Default 75, method §2.2 (`run`/`embed`: the config's `canvas`: `tissue` in the
     /// recommended preset, 75 in `paper`).
     #[arg(long, value_parser = crate::config::CanvasRule::parse)]
     pub canvas: Option<crate::config::CanvasRule>,

@@ -37,13 +37,13 @@ pub struct Cli {
 pub enum Command {
     /// The main job: images → smoothing → warm-up → joint training → clusters (or a baseline).
     Run(run::RunArgs),
-    /// Golden fixtures: regenerate or check (SPEC §18).
+    /// Golden fixtures: regenerate or check (method §18).
     Fixtures(fixtures::FixturesArgs),
     /// Compare another backend's outputs with a reference golden set.
     Verify(verify::VerifyArgs),
     /// Performance figures (prints, does not assert).
     Bench(bench::BenchArgs),
-    /// Preprocess and rasterise an input into images (SPEC §2); writes images.safetensors,
+    /// Preprocess and rasterise an input into images (method §2); writes images.safetensors,
     /// genes.csv, spots.csv, report.json.
     Images(images::ImagesArgs),
     /// Write a synthetic Visium section with known gene patterns (10x layout + truth.csv).
@@ -52,12 +52,12 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Leiden communities of a kNN graph of embeddings.
     Leiden(leiden::LeidenArgs),
-    /// Denoise every image (tied GAT autoencoder, SPEC §3, or GKS, §15); writes
+    /// Denoise every image (tied GAT autoencoder, method §3, or GKS, §15); writes
     /// smoothed.safetensors, gat.safetensors, smoothing.png, smoothing.json.
     Smooth(smooth::SmoothArgs),
     /// Gene-pair interaction probe: k-fold accuracy of an MLP on labelled gene pairs.
     Probe(probe::ProbeArgs),
-    /// Module I warm-up: images → smoothing → ViT SSL → representations h (SPEC §4).
+    /// Module I warm-up: images → smoothing → ViT SSL → representations h (method §4).
     Embed(embed::EmbedArgs),
 }
 

@@ -27,13 +27,13 @@ pub struct RunArgs {
     pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Clustering method: darlc (SPEC §1), kmeans (k-means on the image vectors) or gmm-pca (a
+    /// Clustering method: darlc (method §1), kmeans (k-means on the image vectors) or gmm-pca (a
     /// Gaussian mixture on a PCA of the images). Default: the config's `method`, darlc in every
     /// preset.
     #[arg(long, value_enum)]
     pub method: Option<Method>,
     /// Number of clusters K: an integer, `st` (round(N/30), at least 2) or `auto` (the eigengap
-    /// of the seeding similarity, SPEC §10). Default: the config's `module2.clusters`, `st` in
+    /// of the seeding similarity, method §10). Default: the config's `module2.clusters`, `st` in
     /// `recommended` and `paper`.
     #[arg(long, value_parser = Clusters::parse)]
     pub clusters: Option<Clusters>,
@@ -54,19 +54,19 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Starting values: recommended (the default: schedule in optimiser steps, scaled views,
-    /// canvas fitted to the tissue; README), paper (SPEC §14 literally: 50 + 50 epochs at B 256),
+    /// canvas fitted to the tissue; README), paper (method §14 literally: 50 + 50 epochs at B 256),
     /// fast (an alias of recommended) or tiny (tests).
     #[arg(long, default_value = crate::config::DEFAULT_PRESET)]
     pub preset: String,
     /// Seed of every named random stream. Default: the config's `seed`, 0 in every preset.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Per-image scaling of the inputs before smoothing and clustering (`image_scale`; not in
-    /// SPEC; default none): `max` divides each image by its maximum so that genes group by
+    /// Per-image scaling of the inputs before smoothing and clustering (`image_scale`; not in the
+    /// method; default none): `max` divides each image by its maximum so that genes group by
     /// pattern rather than level. Metrics use the unscaled images.
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
-    /// Per-image scaling of the smoothed positive views x̃ (`smoothing.view_scale`; not in SPEC;
+    /// Per-image scaling of the smoothed positive views x̃ (`smoothing.view_scale`; not in the method;
     /// `none` in the paper preset, `max` in the recommended one): `max` divides each view by its
     /// maximum, so that the contrastive pair (x, x̃) differs in level and `h` follows the pattern
     /// rather than the level.
@@ -74,7 +74,7 @@ pub struct ConfigArgs {
     pub view_scale: Option<ImageScale>,
     #[command(flatten)]
     pub smoothing: SmoothingArgs,
-    /// Warm-up epochs (`module1.warmup_epochs`, SPEC §4.5). Given, it replaces the preset's
+    /// Warm-up epochs (`module1.warmup_epochs`, method §4.5). Given, it replaces the preset's
     /// step target (`module1.warmup_steps`). Default: the preset's schedule (recommended: the
     /// epochs that reach 2,000 optimiser steps; paper: 50 epochs).
     #[arg(long)]

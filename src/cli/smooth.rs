@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Genes (images) shown in `smoothing.png`.
 pub const SHOWN: usize = 6;
 
-/// `darlc smooth`: denoise every image with the GAT (SPEC §3) or GKS (SPEC §15).
+/// `darlc smooth`: denoise every image with the GAT (method §3) or GKS (method §15).
 #[derive(clap::Args, Clone, Debug)]
 pub struct SmoothArgs {
     #[command(flatten)]
@@ -37,25 +37,25 @@ pub struct SmoothArgs {
     pub quiet: bool,
 }
 
-/// The denoiser's flags, the keys of the config's `smoothing` section (SPEC §3.4), shared by
+/// The denoiser's flags, the keys of the config's `smoothing` section (method §3.4), shared by
 /// `run`, `embed` and `smooth`. A flag left out keeps the section's value: the preset's and
-/// config file's in `run` and `embed`, the paper values (SPEC §14) in `smooth`.
+/// config file's in `run` and `embed`, the paper values (method §14) in `smooth`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct SmoothingArgs {
     /// Denoiser of the positive views (`smoothing.method`): gat, the tied graph-attention
-    /// autoencoder (SPEC §3), or gks, Gaussian kernel smoothing (the GAT→GKS ablation, §15).
+    /// autoencoder (method §3), or gks, Gaussian kernel smoothing (the GAT→GKS ablation, §15).
     /// Default gat.
     #[arg(long, value_enum)]
     pub smoothing: Option<Smoothing>,
     /// GAT training epochs (`smoothing.epochs`; full batch, or optimiser steps in shared mode for
-    /// image stacks). Default: 1000 (SPEC §14; `smooth` and the paper preset), 200 in the
+    /// image stacks). Default: 1000 (method §14; `smooth` and the paper preset), 200 in the
     /// recommended preset.
     #[arg(long)]
     pub gat_epochs: Option<usize>,
-    /// GAT hidden width F1 (`smoothing.hidden`). Default 512 (SPEC §14).
+    /// GAT hidden width F1 (`smoothing.hidden`). Default 512 (method §14).
     #[arg(long)]
     pub gat_hidden: Option<usize>,
-    /// GAT embedding width F2 (`smoothing.latent`). Default 30 (SPEC §14).
+    /// GAT embedding width F2 (`smoothing.latent`). Default 30 (method §14).
     #[arg(long)]
     pub gat_latent: Option<usize>,
 }

@@ -1,4 +1,4 @@
-//! `darlc verify`: compare another backend's outputs with a reference golden set (SPEC §16).
+//! `darlc verify`: compare another backend's outputs with a reference golden set (method §16).
 
 use crate::error::{DarlcError, Result};
 use crate::fixtures::verify::{self, format_line};
@@ -14,7 +14,7 @@ pub struct VerifyArgs {
     /// Candidate folder with one <case>.safetensors per manifest case.
     #[arg(long)]
     pub candidate: PathBuf,
-    /// Tolerance tier of the manifest: f32 (SPEC §16 defaults) or f64 (tight).
+    /// Tolerance tier of the manifest: f32 (method §16 defaults) or f64 (tight).
     #[arg(long, default_value = "f32")]
     pub tier: String,
 }

@@ -1,4 +1,4 @@
-//! Everything before the first image: readers, preprocessing, rasterisation, simulation (SPEC §2).
+//! Everything before the first image: readers, preprocessing, rasterisation, simulation (method §2).
 //!
 //! [`load`] sniffs what a path holds and returns an [`ImageSet`]:
 //!
@@ -12,7 +12,7 @@
 //! | MSI table CSV/TSV | header with `x` and `y` columns, other columns m/z | square lattice, TIC |
 //! | image stack | `.safetensors` `[N,C,H,W]`, or CSV `label,pixel…` | images, no section |
 //!
-//! Spatial inputs are preprocessed per SPEC §2.1 (MSI per §2.3) and rasterised per §2.2. The
+//! Spatial inputs are preprocessed per method §2.1 (MSI per §2.3) and rasterised per §2.2. The
 //! coordinate rules per lattice are in [`raster`]; the bin rule for cell-level data is
 //! [`raster::bin_points`].
 
@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 pub use preprocess::GeneFilterReport;
 pub use raster::Canvas;
 
-/// The lattice the spots of a section lie on; it decides the graph of SPEC §3.2.
+/// The lattice the spots of a section lie on; it decides the graph of method §3.2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Lattice {
     /// Visium hexagonal array: radius 1.1 in spot pitches.
@@ -48,13 +48,13 @@ pub enum Lattice {
     Arbitrary,
 }
 
-/// A tissue section as spots × genes: the GAT's input (SPEC §3.1: nodes = spots, channels = genes).
+/// A tissue section as spots × genes: the GAT's input (method §3.1: nodes = spots, channels = genes).
 #[derive(Clone, Debug)]
 pub struct Section {
     /// `[n_spots, G]` preprocessed values (after §2.1 filter/normalise/log1p, or §2.3 TIC), same
     /// gene order as the images.
     pub expr: Array2<f32>,
-    /// Graph coordinates per SPEC §3.2: Visium `(array_col/2, array_row·√3/2)`; square lattice
+    /// Graph coordinates per method §3.2: Visium `(array_col/2, array_row·√3/2)`; square lattice
     /// `(row, col)` of the lattice point; arbitrary: the raw `(x, y)` (for bins: the mean of the
     /// binned points).
     pub coords: Vec<[f64; 2]>,
@@ -124,7 +124,7 @@ pub enum CoordMode {
     /// Cell tables are binned; spot tables and `XxY` names are rounded to the integer lattice.
     #[default]
     Auto,
-    /// Round to the nearest integer lattice point (SPEC §2.2 legacy ST); a collision is an error.
+    /// Round to the nearest integer lattice point (method §2.2 legacy ST); a collision is an error.
     Lattice,
     /// Bin onto a square grid (side --bin-size); the points in one bin are summed.
     Bin,
@@ -133,16 +133,16 @@ pub enum CoordMode {
 /// Options of [`load`].
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Patch side p: H and W are padded to multiples of it (SPEC §2.2). Default 5.
+    /// Patch side p: H and W are padded to multiples of it (method §2.2). Default 5.
     pub patch: usize,
     /// `(H, W, C)` of image-stack rows (CSV) or the expected shape (safetensors).
     pub image_shape: Option<(usize, usize, usize)>,
-    /// Fraction of pixels zeroed per image in image stacks (SPEC §2.3), stream `data.sparsify`.
+    /// Fraction of pixels zeroed per image in image stacks (method §2.3), stream `data.sparsify`.
     pub sparsify: Option<f64>,
     pub seed: u64,
-    /// Gene filter of SPEC §2.1: keep genes expressed in at least this many spots. Default 10.
+    /// Gene filter of method §2.1: keep genes expressed in at least this many spots. Default 10.
     pub min_spots: usize,
-    /// Minimum canvas side (SPEC §2.2). Default 75; 0 fits the canvas to the tissue (padded to
+    /// Minimum canvas side (method §2.2). Default 75; 0 fits the canvas to the tissue (padded to
     /// the patch; [`crate::config::CanvasRule::Tissue`]). Binning free coordinates then still
     /// aims at 75 bins.
     pub canvas: usize,
@@ -152,7 +152,7 @@ pub struct LoadOptions {
     /// Bin side for [`CoordMode::Bin`], in input units; default from [`raster::bin_points`].
     pub bin_size: Option<f64>,
     /// Divide every pixel value by this after loading (and after `sparsify`), to put an image
-    /// stack on [0, 1] as SPEC §2.3 does for natural images (255 for 8-bit images, 16 for the
+    /// stack on [0, 1] as method §2.3 does for natural images (255 for 8-bit images, 16 for the
     /// 8×8 digits). `None`: no scaling.
     pub pixel_max: Option<f64>,
 }
@@ -353,8 +353,8 @@ pub fn input_name(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Load any supported input (see the module table), preprocess (SPEC §2.1 / §2.3) and rasterise
-/// (SPEC §2.2) it. Bad input is an error naming the file and line or field.
+/// Load any supported input (see the module table), preprocess (method §2.1 / §2.3) and rasterise
+/// (method §2.2) it. Bad input is an error naming the file and line or field.
 pub fn load(input: &Path, opts: &LoadOptions) -> Result<ImageSet> {
     opts.validate()?;
     let kind = sniff(input)?;

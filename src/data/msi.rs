@@ -1,7 +1,7 @@
-//! Mass-spectrometry imaging tables (SPEC §2.3): one row per pixel with integer `x`, `y` and one
+//! Mass-spectrometry imaging tables (method §2.3): one row per pixel with integer `x`, `y` and one
 //! column per m/z bin (the header names the channel). Intensities are TIC-normalised, no log;
 //! pixels with TIC 0 are not tissue. Pixels lie on a square grid: `x`, `y` are rounded to the
-//! nearest integer as for legacy ST (SPEC §2.2), and two pixels on one grid point are an error.
+//! nearest integer as for legacy ST (method §2.2), and two pixels on one grid point are an error.
 
 use super::preprocess::{SpotEntry, tic_normalise};
 use super::raster::{check_canvas, check_size, find_collision, place, rasterise, square_lattice};

@@ -1,4 +1,4 @@
-//! Streaming Matrix Market reader for count matrices (the 10x `matrix.mtx[.gz]`, SPEC §2.1).
+//! Streaming Matrix Market reader for count matrices (the 10x `matrix.mtx[.gz]`, method §2.1).
 //!
 //! The file is read line by line and only the entries of wanted rows (genes) and columns (spots)
 //! are kept, as a sparse triplet list; no dense matrix is formed here. Every violation of the

@@ -1,5 +1,5 @@
 //! Writing an [`ImageSet`]: `images.safetensors`, `genes.csv`, `spots.csv`, `report.json`, and
-//! the summary lines `darlc images` and `darlc run` print (SPEC §2).
+//! the summary lines `darlc images` and `darlc run` print (method §2).
 
 use super::ImageSet;
 use crate::error::{DarlcError, Result};

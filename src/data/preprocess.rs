@@ -1,4 +1,4 @@
-//! Count preprocessing (SPEC §2.1) and MSI total-ion-current normalisation (SPEC §2.3).
+//! Count preprocessing (method §2.1) and MSI total-ion-current normalisation (method §2.3).
 
 use crate::error::{DarlcError, Result};
 use ndarray::Array2;
@@ -22,7 +22,7 @@ pub struct SpotEntry {
     pub value: f64,
 }
 
-/// Why a gene was dropped, or kept (SPEC §2.1 steps 1–2, in that order).
+/// Why a gene was dropped, or kept (method §2.1 steps 1–2, in that order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GeneFate {
     NotGeneExpression,
@@ -32,7 +32,7 @@ pub enum GeneFate {
     Kept,
 }
 
-/// The per-rule gene counts of SPEC §2.1.
+/// The per-rule gene counts of method §2.1.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GeneFilterReport {
     pub genes_in: usize,
@@ -53,7 +53,7 @@ fn starts_with_ci(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// Step 1 of SPEC §2.1 plus the feature-type rule: the fate of a gene before counting spots.
+/// Step 1 of method §2.1 plus the feature-type rule: the fate of a gene before counting spots.
 pub fn symbol_fate(f: &Feature) -> GeneFate {
     let name = if f.symbol.is_empty() {
         &f.id
@@ -85,7 +85,7 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-/// SPEC §2.1 steps 1–4 on a sparse count list: drop non-"Gene Expression", `MT-` and `ERCC-`
+/// method §2.1 steps 1–4 on a sparse count list: drop non-"Gene Expression", `MT-` and `ERCC-`
 /// genes, keep genes expressed (> 0) in at least `min_spots` spots, normalise every spot to the
 /// median positive library size and take `ln(1 + ·)`.
 ///
@@ -166,7 +166,7 @@ pub fn preprocess_counts(
     Ok((x, kept, report))
 }
 
-/// SPEC §2.3 (MSI): `X_qm = a_qm · median{TIC_q' > 0} / TIC_q`, no log; pixels with TIC 0 are not
+/// method §2.3 (MSI): `X_qm = a_qm · median{TIC_q' > 0} / TIC_q`, no log; pixels with TIC 0 are not
 /// tissue. Returns the dense `[n_pixels, M]` matrix (zero rows for non-tissue pixels), the TIC per
 /// pixel and the median TIC.
 pub fn tic_normalise(

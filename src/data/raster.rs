@@ -1,4 +1,4 @@
-//! Rasterisation of spots onto an image canvas (SPEC §2.2): the Visium hex map, the legacy-ST
+//! Rasterisation of spots onto an image canvas (method §2.2): the Visium hex map, the legacy-ST
 //! nearest-integer square map, binning of arbitrary (cell-level) coordinates, centring in a canvas
 //! of at least 75×75, padding to a multiple of the patch size, and the collision check.
 
@@ -7,7 +7,7 @@ use ndarray::{Array2, Array4};
 use rayon::prelude::*;
 use serde::Serialize;
 
-/// Canvas geometry of SPEC §2.2.
+/// Canvas geometry of method §2.2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Canvas {
     /// Bounding box of the tissue lattice, rows × columns.
@@ -21,7 +21,7 @@ pub struct Canvas {
     pub width: usize,
 }
 
-/// SPEC §2.2 Visium map: `y = array_row − min array_row`,
+/// method §2.2 Visium map: `y = array_row − min array_row`,
 /// `x = ceil((array_col − min array_col)/2)` in integer arithmetic. Returns `(y, x)` per spot.
 pub fn hex_lattice(array_row: &[i64], array_col: &[i64]) -> Vec<(i64, i64)> {
     let r0 = array_row.iter().copied().min().unwrap_or(0);
@@ -33,7 +33,7 @@ pub fn hex_lattice(array_row: &[i64], array_col: &[i64]) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// SPEC §2.2 legacy ST map: round x and y to the nearest integer (half away from zero), subtract
+/// method §2.2 legacy ST map: round x and y to the nearest integer (half away from zero), subtract
 /// the minima; image row = y, column = x. Returns `(y, x)` per spot.
 pub fn square_lattice(x: &[f64], y: &[f64]) -> Vec<(i64, i64)> {
     let rx: Vec<i64> = x.iter().map(|v| v.round() as i64).collect();
@@ -47,7 +47,7 @@ pub fn square_lattice(x: &[f64], y: &[f64]) -> Vec<(i64, i64)> {
 }
 
 /// Centre lattice positions `(y, x)` (non-negative, minima 0) in a canvas of at least
-/// `min_side × min_side`, then pad bottom/right to multiples of `patch` (SPEC §2.2).
+/// `min_side × min_side`, then pad bottom/right to multiples of `patch` (method §2.2).
 pub fn place(yx: &[(i64, i64)], min_side: usize, patch: usize) -> (Canvas, Vec<(usize, usize)>) {
     let h0 = yx.iter().map(|p| p.0).max().map_or(0, |m| m as usize + 1);
     let w0 = yx.iter().map(|p| p.1).max().map_or(0, |m| m as usize + 1);
@@ -301,14 +301,14 @@ mod tests {
 
     #[test]
     fn hex_map_matches_spec_formula() {
-        // SPEC §2.2: x = ceil((col − min col)/2). min col 5: col 5 → 0, 6 → 1 (ceil .5), 7 → 1, 8 → 2.
+        // method §2.2: x = ceil((col − min col)/2). min col 5: col 5 → 0, 6 → 1 (ceil .5), 7 → 1, 8 → 2.
         let yx = hex_lattice(&[0, 1, 0, 1], &[6, 5, 8, 7]);
         assert_eq!(yx, vec![(0, 1), (1, 0), (0, 2), (1, 1)]);
     }
 
     #[test]
     fn dlpfc_worked_example_canvas() {
-        // SPEC §2.2: array_row 0–76, array_col 5–120 -> h0 77, w0 59, canvas 77×75, oy 0, ox 8,
+        // method §2.2: array_row 0–76, array_col 5–120 -> h0 77, w0 59, canvas 77×75, oy 0, ox 8,
         // padded to 80×75.
         let yx = hex_lattice(&[0, 76], &[5, 120]);
         let (c, px) = place(&yx, 75, 5);

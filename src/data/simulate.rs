@@ -9,7 +9,7 @@
 //!   (bands of `v + 0.15u²`), 4 linear gradients (±u, ±v), 4 hot-spot sets (Gaussian blobs), and
 //!   pure noise (`f = 1`). A fraction `noise_fraction` of genes is noise; the rest are spread
 //!   uniformly over the 13 spatial templates. The first `mt_genes` genes are named `MT-…` (pattern
-//!   `mt`) so that the SPEC §2.1 filter has something to remove.
+//!   `mt`) so that the method §2.1 filter has something to remove.
 //! * Counts: gene mean `m_g` log-normal (median 0.2, log-sd 1.3, clipped to [0.005, 30]); spot size
 //!   factor `L_s` log-normal (log-sd 0.3); `μ_sg = m_g · L_s · (0.1 + f_t(s)) / mean_s(0.1 + f_t)`;
 //!   `y ~ NB(μ, r = 2)` drawn as Poisson(Gamma(r, μ/r)); then each non-zero is dropped (set to 0)
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn array_and_tissue_sizes() {
         let s = spots();
-        // 78 rows × 64 columns of one parity (SPEC §2.2 lattice facts).
+        // 78 rows × 64 columns of one parity (method §2.2 lattice facts).
         assert_eq!(s.len(), 4992);
         let n = s.iter().filter(|s| s.in_tissue).count();
         // Superellipse area 4ab·Γ(5/4)²/Γ(3/2) ≈ 3.708·30·31.2 = 3471 pitch², one spot per

@@ -54,7 +54,7 @@ fn free_layout(
     let ys: Vec<f64> = used.iter().map(|u| u.3).collect();
     let mut col_to_spot = vec![None; n_cols];
     if bin {
-        // A canvas fitted to the tissue (0) bins onto SPEC's 75 as well.
+        // A canvas fitted to the tissue (0) bins onto the method's 75 as well.
         let target = if opts.canvas == 0 { 75 } else { opts.canvas };
         let b: Binning = bin_points(&xs, &ys, opts.bin_size, target)?;
         for (p, u) in used.iter().enumerate() {
@@ -351,7 +351,7 @@ fn to_spot_entries(entries: Vec<super::mtx::Entry>, col_to_spot: &[Option<u32>])
     out
 }
 
-/// Preprocess (SPEC §2.1), rasterise (§2.2) and assemble the image set.
+/// Preprocess (method §2.1), rasterise (§2.2) and assemble the image set.
 fn finish(
     features: &[Feature],
     entries: Vec<SpotEntry>,

@@ -1,4 +1,4 @@
-//! Stacks of generic images (SPEC §2.3): safetensors `[N, C, H, W]` (or `[N, H, W]`) and CSV rows
+//! Stacks of generic images (method §2.3): safetensors `[N, C, H, W]` (or `[N, H, W]`) and CSV rows
 //! `label,pixel…` (values in `[C][H][W]` row-major order). Values are kept as they are (no
 //! rescaling); `--sparsify f` zeroes, per image, a uniformly random set of `round(f·H·W)` pixel
 //! positions in all channels, drawn from the named stream `data.sparsify`. Images are padded
@@ -16,7 +16,7 @@ fn shape_error(path: &Path, msg: String) -> DarlcError {
     DarlcError::format(path, None, format!("wrong image shape: {msg}"))
 }
 
-/// Zero `round(f·H·W)` random pixel positions of every image, all channels (SPEC §2.3).
+/// Zero `round(f·H·W)` random pixel positions of every image, all channels (method §2.3).
 pub fn sparsify(images: &mut Array4<f32>, fraction: f64, seed: u64) {
     let (n, _, h, w) = images.dim();
     let hw = h * w;

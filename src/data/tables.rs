@@ -86,7 +86,7 @@ pub struct VisiumSpot {
 
 /// `tissue_positions.csv` (with header) or `tissue_positions_list.csv` (without), sniffed from
 /// the content: the first line is a header iff its second field is not an integer. Columns:
-/// barcode, in_tissue, array_row, array_col, pxl_row_in_fullres, pxl_col_in_fullres (SPEC §2.1).
+/// barcode, in_tissue, array_row, array_col, pxl_row_in_fullres, pxl_col_in_fullres (method §2.1).
 pub fn read_positions(path: &Path) -> Result<HashMap<String, VisiumSpot>> {
     let first =
         first_line(path)?.ok_or_else(|| DarlcError::format(path, None, "empty positions table"))?;

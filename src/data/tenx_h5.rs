@@ -1,5 +1,5 @@
 //! The 10x Genomics HDF5 count matrix (`filtered_feature_bc_matrix.h5` of Cell Ranger and Space
-//! Ranger), read without the HDF5 C library (SPEC §2.1 input; issue 25).
+//! Ranger), read without the HDF5 C library (method §2.1 input; issue 25).
 //!
 //! Two layouts exist, as scanpy's `read_10x_h5` knows them:
 //!

@@ -1,5 +1,5 @@
 //! Optimal one-to-one assignment (Kuhn–Munkres with potentials, shortest augmenting paths in the
-//! Jonker–Volgenant style), O(n³). Used by ACC (SPEC §12.2) to match predicted to true labels.
+//! Jonker–Volgenant style), O(n³). Used by ACC (method §12.2) to match predicted to true labels.
 //!
 //! A rectangular `r × c` matrix is padded with zeros to `n × n`, `n = max(r, c)`. Every perfect
 //! matching of the padded matrix uses exactly `n − min(r, c)` padding cells, so padding adds the

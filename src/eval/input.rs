@@ -416,7 +416,7 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
 
 /// Load raw images for DBIE/DBIP/SAM: tensor `images` [N, C, H, W] (or [N, H, W]) and optional
 /// `mask` [H, W] (non-zero = tissue). Each image becomes the vector of its tissue pixels over all
-/// channels (SPEC §12.1 CHOICE); all pixels when there is no mask.
+/// channels (method §12.1 CHOICE); all pixels when there is no mask.
 pub fn load_images(path: &Path) -> Result<Matrix> {
     let file = TensorFile::load(path)?;
     let images = file.get("images", path)?.to_f64();

@@ -2,7 +2,7 @@
 //!
 //! Distances for a block of rows against all rows come from one matrix product (ndarray's `dot`,
 //! i.e. matrixmultiply's GEMM): Euclidean `‖a‖² + ‖b‖² − 2a·b` (clamped at 0), cosine
-//! `1 − â·b̂` on L2-normalised rows (denominator `max(‖a‖, 1e-12)`, SPEC §16). Row blocks of fixed
+//! `1 − â·b̂` on L2-normalised rows (denominator `max(‖a‖, 1e-12)`, method §16). Row blocks of fixed
 //! size are processed in parallel and each row's neighbours depend only on that row's distances,
 //! so results are identical on any number of threads. Neighbours are the k smallest distances
 //! excluding the row itself, ties broken by lower index.

@@ -1,4 +1,4 @@
-//! Clustering metrics of SPEC §12: Davies–Bouldin with Euclidean (DBIE) and Pearson (DBIP)
+//! Clustering metrics of method §12: Davies–Bouldin with Euclidean (DBIE) and Pearson (DBIP)
 //! distances, NMI, ARI, ACC and the spectral angle mapper (SAM).
 //!
 //! Labels are `&[usize]` with arbitrary values (they need not be dense or start at 0); any other
@@ -15,8 +15,8 @@
 //!   (close to) zero; here a clustering whose every centroid pair coincides is an error, and zero
 //!   widths give 0 honestly.
 //! * **DBIP** (Song et al. 2022) replaces the distance by `1 − r` with Pearson `r`, and `r := 0`
-//!   for a constant vector (SPEC §16); centroids are still arithmetic means.
-//! * **SAM** is the mean member-to-centroid angle per cluster (not all pairs), SPEC §12.3.
+//!   for a constant vector (method §16); centroids are still arithmetic means.
+//! * **SAM** is the mean member-to-centroid angle per cluster (not all pairs), method §12.3.
 
 use crate::error::{DarlcError, Result};
 use crate::eval::hungarian::{Objective, assign};
@@ -73,7 +73,7 @@ fn is_constant(a: ArrayView1<f64>) -> bool {
 }
 
 /// Pearson correlation of two equally long vectors, clamped to [−1, 1]; `0` if either vector is
-/// constant (SPEC §16 "Pearson with zero variance → 0"). Constancy is tested on the values
+/// constant (method §16 "Pearson with zero variance → 0"). Constancy is tested on the values
 /// themselves, not on a rounded variance.
 pub fn pearson(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
     assert_eq!(a.len(), b.len(), "pearson: vectors of different lengths");
@@ -123,7 +123,7 @@ fn centroids(x: ArrayView2<f64>, codes: &[usize], k: usize) -> (Array2<f64>, Vec
     (c, size)
 }
 
-/// Davies–Bouldin index, SPEC §12.1 Eq. 26, with distance `delta`:
+/// Davies–Bouldin index, method §12.1 Eq. 26, with distance `delta`:
 /// `DB = (1/K') Σ_k max_{l≠k, M_kl>0} (s_k + s_l)/M_kl`.
 ///
 /// Singletons have width 0. Pairs with `M_kl = 0` are skipped; a cluster whose every pair is skipped contributes 0 (it
@@ -149,7 +149,7 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> 
         width[g] += di;
     }
     for (w, &s) in width.iter_mut().zip(&size) {
-        // SPEC §12.1: singletons have s_k = 0 (for DBIP a constant singleton would otherwise get
+        // method §12.1: singletons have s_k = 0 (for DBIP a constant singleton would otherwise get
         // δ(x, x) = 1 − 0 = 1).
         *w = if s == 1 { 0.0 } else { *w / s as f64 };
     }
@@ -192,12 +192,12 @@ pub fn davies_bouldin(x: ArrayView2<f64>, labels: &[usize], delta: Distance) -> 
     Ok(total / k as f64)
 }
 
-/// DBIE: Davies–Bouldin with Euclidean distance (SPEC §12.1).
+/// DBIE: Davies–Bouldin with Euclidean distance (method §12.1).
 pub fn dbie(x: ArrayView2<f64>, labels: &[usize]) -> Result<f64> {
     davies_bouldin(x, labels, Distance::Euclidean)
 }
 
-/// DBIP: Davies–Bouldin with Pearson distance `1 − r` (SPEC §12.1, [Song]).
+/// DBIP: Davies–Bouldin with Pearson distance `1 − r` (method §12.1, [Song]).
 pub fn dbip(x: ArrayView2<f64>, labels: &[usize]) -> Result<f64> {
     davies_bouldin(x, labels, Distance::Pearson)
 }
@@ -243,7 +243,7 @@ fn entropy(counts: &[u64], n: f64) -> f64 {
         .sum::<f64>()
 }
 
-/// Normalised mutual information, SPEC §12.2, arithmetic normalisation:
+/// Normalised mutual information, method §12.2, arithmetic normalisation:
 /// `NMI = I / ((H(y) + H(ŷ))/2)`; 1 if both labelings have a single class, 0 if exactly one
 /// entropy is 0. `I` is clamped at 0 from below (rounding), as scikit-learn does.
 pub fn nmi(truth: &[usize], pred: &[usize]) -> Result<f64> {
@@ -272,7 +272,7 @@ fn mutual_info(t: &Contingency) -> f64 {
 
 /// Homogeneity `I / H(y)` and completeness `I / H(ŷ)` (Rosenberg & Hirschberg 2007, as
 /// scikit-learn's `homogeneity_completeness_v_measure`; each is 1 when its entropy is 0). Not in
-/// SPEC §12: NMI above is their harmonic mean, and they tell apart the two ways it falls.
+/// method §12: NMI above is their harmonic mean, and they tell apart the two ways it falls.
 /// Homogeneity is 1 when every cluster holds a single true class; completeness is 1 when every
 /// class lies in a single cluster. With K far above the number of classes (the ST default
 /// K = N/30 on a section of a few patterns) pure clusters still lose completeness, and NMI with
@@ -292,7 +292,7 @@ fn comb2(x: u64) -> f64 {
     (x as u128 * x.saturating_sub(1) as u128 / 2) as f64
 }
 
-/// Adjusted Rand index (Hubert & Arabie), SPEC §12.2; 1 when the denominator is 0.
+/// Adjusted Rand index (Hubert & Arabie), method §12.2; 1 when the denominator is 0.
 pub fn ari(truth: &[usize], pred: &[usize]) -> Result<f64> {
     let t = Contingency::new("ARI", truth, pred)?;
     let sij: f64 = t.cells.values().map(|&c| comb2(c)).sum();
@@ -307,7 +307,7 @@ pub fn ari(truth: &[usize], pred: &[usize]) -> Result<f64> {
     Ok((sij - expected) / den)
 }
 
-/// Clustering accuracy, SPEC §12.2: the best one-to-one map between predicted and true labels
+/// Clustering accuracy, method §12.2: the best one-to-one map between predicted and true labels
 /// (Hungarian algorithm on the contingency matrix, padded with zeros), `Σ n_{u,perm(u)} / N`.
 pub fn acc(truth: &[usize], pred: &[usize]) -> Result<f64> {
     let t = Contingency::new("ACC", truth, pred)?;
@@ -320,7 +320,7 @@ pub fn acc(truth: &[usize], pred: &[usize]) -> Result<f64> {
 }
 
 /// Spectral angle `θ(a, b) = arccos(clamp(a·b/(‖a‖‖b‖), −1, 1))`, `π/2` if either vector is
-/// zero (SPEC §12.3).
+/// zero (method §12.3).
 pub fn spectral_angle(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
     let na = a.dot(&a).sqrt();
     let nb = b.dot(&b).sqrt();
@@ -342,7 +342,7 @@ pub struct ClusterSam {
     pub high_quality: bool,
 }
 
-/// SAM scores of a clustering (SPEC §12.3).
+/// SAM scores of a clustering (method §12.3).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SamReport {
     /// One entry per non-empty cluster, in increasing label order.
@@ -353,7 +353,7 @@ pub struct SamReport {
     pub median: f64,
 }
 
-/// SAM per cluster and the high/medium quality split at the median (SPEC §12.3).
+/// SAM per cluster and the high/medium quality split at the median (method §12.3).
 pub fn sam(x: ArrayView2<f64>, labels: &[usize]) -> Result<SamReport> {
     check_lengths("SAM", x.nrows(), labels.len())?;
     let (codes, values) = dense_labels(labels);
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn dbip_constant_singleton_has_zero_width() {
-        // Cluster 0: a constant image alone (s0 = 0 by SPEC §12.1, although δ(x, x) = 1 − 0).
+        // Cluster 0: a constant image alone (s0 = 0 by method §12.1, although δ(x, x) = 1 − 0).
         // Cluster 1: (1,2,3) and (3,2,1): centroid (2,2,2) constant → r := 0, s1 = 1.
         // M = 1 − r(const, const) = 1. DB = ((0+1)/1 + (1+0)/1)/2 = 1.
         let x = array![[4.0, 4.0, 4.0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0]];
@@ -545,7 +545,7 @@ mod tests {
 
     #[test]
     fn nmi_ari_edge_cases() {
-        // Both single class → 1 (SPEC §12.2); exactly one single class → 0.
+        // Both single class → 1 (method §12.2); exactly one single class → 0.
         assert_eq!(nmi(&[1, 1, 1], &[4, 4, 4]).unwrap(), 1.0);
         assert_eq!(nmi(&[1, 1, 1], &[0, 1, 2]).unwrap(), 0.0);
         assert_eq!(nmi(&[0, 1, 2], &[1, 1, 1]).unwrap(), 0.0);

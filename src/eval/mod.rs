@@ -1,10 +1,10 @@
-//! Judging results: metrics, Hungarian matching, Leiden, downstream probes (SPEC §12).
+//! Judging results: metrics, Hungarian matching, Leiden, downstream probes (method §12).
 //!
-//! * [`metrics`]: DBIE, DBIP, NMI, ARI, ACC, SAM (SPEC §12.1–12.3).
+//! * [`metrics`]: DBIE, DBIP, NMI, ARI, ACC, SAM (method §12.1–12.3).
 //! * [`hungarian`]: optimal assignment, used by ACC.
 //! * [`knn`] + [`leiden`]: community detection on embeddings (Traag et al. 2019).
 //! * [`families`]: the gene-family benchmark ([P] §4.3.2).
-//! * [`moran`] + [`quality`]: Moran's I, and whether a denoiser raises it (SPEC §3.5, §15).
+//! * [`moran`] + [`quality`]: Moran's I, and whether a denoiser raises it (method §3.5, §15).
 //! * [`input`], [`report`], [`cli`]: `darlc eval` and `darlc leiden`.
 
 pub mod families;

@@ -4,7 +4,7 @@
 //! # Definition
 //!
 //! For a signal `x ∈ Rⁿ` on a [`Graph`] with binary weights `w_ij = 1` iff `j ∈ N(i)` and
-//! `j ≠ i` (self-loops excluded, so the SPEC §3.2 neighbourhoods are used without their
+//! `j ≠ i` (self-loops excluded, so the method §3.2 neighbourhoods are used without their
 //! self-loops):
 //!
 //! ```text

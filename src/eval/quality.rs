@@ -1,7 +1,7 @@
 //! Does a denoiser make images more spatially coherent? (issue 4, item 6.)
 //!
 //! Compares Moran's I ([`crate::eval::moran`]) of every channel (gene) before and after
-//! smoothing (GAT, SPEC §3.5, or GKS, SPEC §15) on the spatial graph of the section.
+//! smoothing (GAT, method §3.5, or GKS, method §15) on the spatial graph of the section.
 
 use crate::augment::graph::Graph;
 use crate::augment::smooth::{Smoothed, section_graph};
@@ -74,7 +74,7 @@ pub fn smoothing_gain<T: Float>(
 
 /// Median of a non-empty list of finite values (mean of the two middle values for even length).
 /// Moran's I of every gene of `set`'s section raw vs smoothed (`sm.features`, as
-/// [`crate::augment::smooth::smooth_image_set`] returns them) on the section's SPEC §3.2 graph;
+/// [`crate::augment::smooth::smooth_image_set`] returns them) on the section's method §3.2 graph;
 /// `None` for image stacks (no section, no node features).
 pub fn section_smoothing_gain(set: &ImageSet, sm: &Smoothed) -> Result<Option<SmoothingReport>> {
     match (&set.section, &sm.features) {

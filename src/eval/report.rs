@@ -1,4 +1,4 @@
-//! The `darlc eval` table: every SPEC §12 metric for one labeling, computed on named rows.
+//! The `darlc eval` table: every method §12 metric for one labeling, computed on named rows.
 
 use crate::error::{DarlcError, Result};
 use crate::eval::families::FamilyReport;
@@ -15,7 +15,7 @@ pub struct NamedClusterSam {
     pub cluster: String,
     pub size: usize,
     pub sam: f64,
-    /// "high" (`SAM_k ≤ median`) or "medium" (SPEC §12.3).
+    /// "high" (`SAM_k ≤ median`) or "medium" (method §12.3).
     pub quality: &'static str,
 }
 
@@ -25,7 +25,7 @@ pub struct NamedClusterSam {
 pub struct EvalReport {
     pub items: usize,
     pub clusters: usize,
-    /// `"images"` (SPEC §12.1 CHOICE) or `"embeddings"` (no images given).
+    /// `"images"` (method §12.1 CHOICE) or `"embeddings"` (no images given).
     pub dbi_data: String,
     /// File and content the data metrics (DBIE, DBIP, SAM) were computed on.
     pub dbi_source: String,
@@ -34,7 +34,7 @@ pub struct EvalReport {
     pub nmi: Option<f64>,
     pub ari: Option<f64>,
     pub acc: Option<f64>,
-    /// Homogeneity and completeness (not in SPEC §12; NMI is their harmonic mean): whether the
+    /// Homogeneity and completeness (not in method §12; NMI is their harmonic mean): whether the
     /// clusters are pure, and whether each class stays in one cluster. With K far above the
     /// number of classes, NMI falls with completeness even when every cluster is pure.
     pub homogeneity: Option<f64>,
@@ -53,7 +53,7 @@ pub struct LabelTable<'a> {
     pub path: &'a Path,
 }
 
-/// Score `labels` (SPEC §12). Data metrics use `images` when given, else `embeddings`; truth
+/// Score `labels` (method §12). Data metrics use `images` when given, else `embeddings`; truth
 /// metrics need `truth`. Every labelled id must be present in the data and in the truth table;
 /// a missing id is an error naming the file and the id.
 pub fn evaluate(

@@ -1,5 +1,5 @@
 //! Cholesky factorisation of small symmetric positive-definite matrices (d ≤ ~64) with the jitter
-//! rule of SPEC §16, triangular solves and log-determinants. Plain f64 numerics for the EM; the
+//! rule of method §16, triangular solves and log-determinants. Plain f64 numerics for the EM; the
 //! differentiable versions live on the autodiff tape.
 
 use crate::error::{DarlcError, Result};
@@ -16,7 +16,7 @@ pub struct CholeskyFactor {
 }
 
 impl CholeskyFactor {
-    /// Whether the factorisation needed jitter (to be recorded in fixtures, SPEC §16).
+    /// Whether the factorisation needed jitter (to be recorded in fixtures, method §16).
     pub fn jitter_used(&self) -> bool {
         self.jitter > 0.0
     }
@@ -54,7 +54,7 @@ pub fn symmetrise(a: ArrayView2<f64>) -> Array2<f64> {
     Array2::from_shape_fn((d, d), |(i, j)| 0.5 * (a[[i, j]] + a[[j, i]]))
 }
 
-/// Cholesky with jitter (SPEC §16): symmetrise `sigma`, factorise; on failure retry with
+/// Cholesky with jitter (method §16): symmetrise `sigma`, factorise; on failure retry with
 /// `Σ + εI`, `ε = 1e-10·tr(Σ)/d`, multiplying ε by 10 after each failure, at most 8 retries; then
 /// a `Numerical` error naming `what` (e.g. "SMM component 7").
 pub fn cholesky_jitter(sigma: ArrayView2<f64>, what: &str) -> Result<CholeskyFactor> {
@@ -119,12 +119,12 @@ pub fn back_solve_t(l: ArrayView2<f64>, mut b: ArrayViewMut1<f64>) {
     }
 }
 
-/// `ln|Σ| = 2 Σ_j ln L_jj` (SPEC §6.1).
+/// `ln|Σ| = 2 Σ_j ln L_jj` (method §6.1).
 pub fn log_det(l: ArrayView2<f64>) -> f64 {
     2.0 * (0..l.nrows()).map(|j| l[[j, j]].ln()).sum::<f64>()
 }
 
-/// Mahalanobis form `xᵀ Σ⁻¹ x = ‖L⁻¹x‖²` (never forming `Σ⁻¹`, SPEC §16).
+/// Mahalanobis form `xᵀ Σ⁻¹ x = ‖L⁻¹x‖²` (never forming `Σ⁻¹`, method §16).
 pub fn mahalanobis(l: ArrayView2<f64>, x: ArrayView1<f64>) -> f64 {
     let mut y = x.to_owned();
     forward_solve(l, y.view_mut());

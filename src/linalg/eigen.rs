@@ -1,7 +1,7 @@
 //! Eigen-solvers for symmetric matrices and operators (plain f64, no tape): cyclic Jacobi for
 //! small dense matrices, Lanczos with full re-orthogonalisation for large sparse operators, and
 //! Sturm-sequence bisection on the tridiagonal matrix. Used by the cluster-number inference
-//! (`module2::k_infer`, SPEC §10) and the randomized PCA ([`super::pca`]). The accuracy and cost
+//! (`module2::k_infer`, method §10) and the randomized PCA ([`super::pca`]). The accuracy and cost
 //! of the Lanczos path on the K-inference graphs are measured in `module2::k_infer`'s doc.
 //!
 //! Every parallel loop runs over fixed chunks and combines in a fixed order, so the results are

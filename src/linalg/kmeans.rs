@@ -1,4 +1,4 @@
-//! k-means++ seeding and Lloyd iterations for the SMM initialisation (SPEC §6.5 step 1, [KM++]).
+//! k-means++ seeding and Lloyd iterations for the SMM initialisation (method §6.5 step 1, [KM++]).
 //!
 //! Deterministic: all randomness comes from the caller's named stream, distances are computed from
 //! differences (never the `‖a‖² + ‖b‖² − 2a·b` expansion), argmins break ties by the lower index,
@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 /// Rows per task in the parallel assignment step (fixed, so results never depend on threads).
 const CHUNK: usize = 256;
-/// Lloyd iteration cap (SPEC §6.5).
+/// Lloyd iteration cap (method §6.5).
 pub const LLOYD_MAX_ITER: usize = 300;
 
 /// The result of k-means++ + Lloyd.
@@ -35,7 +35,7 @@ pub struct KMeansResult {
     pub reseeds: Vec<(usize, usize, usize)>,
 }
 
-/// k-means++ seeding (SPEC §6.5): the first centre uniform over rows, each next centre one draw
+/// k-means++ seeding (method §6.5): the first centre uniform over rows, each next centre one draw
 /// with probability ∝ squared distance to the nearest chosen centre. Returns the picked rows.
 ///
 /// A draw is `u = U[0,1)·Σ D²`, the pick the first row whose running sum of `D²` exceeds `u`
@@ -291,7 +291,7 @@ fn nearest_in_rows_body(
     best
 }
 
-/// k-means++ then Lloyd until no assignment changes or 300 passes (SPEC §6.5).
+/// k-means++ then Lloyd until no assignment changes or 300 passes (method §6.5).
 ///
 /// After each assignment pass the centres become the means of their clusters; an empty cluster is
 /// re-seeded (in ascending cluster order) with the row farthest from its current centre (ties →

@@ -1,7 +1,7 @@
 //! Generic linear algebra and numerics, plain f64 and no tape, on which Module II and the
 //! baselines are built; nothing here knows about images or clusters of genes:
 //!
-//! * [`special`] — `lnΓ`, ψ, ψ₁, `ln x − ψ(x)` (SPEC §16);
+//! * [`special`] — `lnΓ`, ψ, ψ₁, `ln x − ψ(x)` (method §16);
 //! * [`cholesky`] — small SPD factorisations with the jitter rule, triangular solves (§16);
 //! * [`eigen`] — cyclic Jacobi, Lanczos with full re-orthogonalisation, Sturm bisection;
 //! * [`sparse`] — compressed sparse rows;

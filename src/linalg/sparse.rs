@@ -1,4 +1,4 @@
-//! A minimal compressed-sparse-row matrix for the similarity graphs of SPEC §7 and §10.
+//! A minimal compressed-sparse-row matrix for the similarity graphs of method §7 and §10.
 
 use ndarray::Array2;
 

@@ -1,7 +1,7 @@
-//! Special functions for the Student's t mixture (SPEC §16 "Numerical care"): `lnΓ`, digamma ψ,
+//! Special functions for the Student's t mixture (method §16 "Numerical care"): `lnΓ`, digamma ψ,
 //! trigamma ψ₁ and the cancellation-free `ln x − ψ(x)` used by the ν equation (§6.8).
 
-/// `ln Γ(x)` for `x > 0` (SPEC §6.1, §16). Delegates to statrs' Lanczos approximation
+/// `ln Γ(x)` for `x > 0` (method §6.1, §16). Delegates to statrs' Lanczos approximation
 /// (g = 10.900511, 13 terms). Measured accuracy (tests below): error ≤ 1e-14·max(1, |lnΓ(x)|),
 /// i.e. 1e-14 relative wherever |lnΓ| ≥ 1 and 1e-14 absolute near its zeros at 1 and 2 (at
 /// x = 1.5 the relative error is 1.7e-14 because lnΓ(1.5) = −0.12).
@@ -9,7 +9,7 @@ pub fn ln_gamma(x: f64) -> f64 {
     statrs::function::gamma::ln_gamma(x)
 }
 
-/// Digamma `ψ(x)`, `x > 0`, exactly as SPEC §16: the recurrence `ψ(x) = ψ(x+1) − 1/x` until
+/// Digamma `ψ(x)`, `x > 0`, exactly as method §16: the recurrence `ψ(x) = ψ(x+1) − 1/x` until
 /// `x ≥ 10`, then the asymptotic series to the `x⁻¹⁰` term.
 pub fn digamma(x: f64) -> f64 {
     let mut x = x;
@@ -21,7 +21,7 @@ pub fn digamma(x: f64) -> f64 {
     x.ln() - asymptotic_ln_minus_digamma(x) + shift
 }
 
-/// Trigamma `ψ₁(x)`, `x > 0` (SPEC §16): `ψ₁(x) = ψ₁(x+1) + 1/x²` until `x ≥ 10`, then the
+/// Trigamma `ψ₁(x)`, `x > 0` (method §16): `ψ₁(x) = ψ₁(x+1) + 1/x²` until `x ≥ 10`, then the
 /// asymptotic series to the `x⁻⁹` term.
 pub fn trigamma(x: f64) -> f64 {
     let mut x = x;
@@ -39,7 +39,7 @@ pub fn trigamma(x: f64) -> f64 {
         - 1.0 / (30.0 * x9)
 }
 
-/// The series of SPEC §16 for `ln x − ψ(x)`, valid for `x ≥ 10`.
+/// The series of method §16 for `ln x − ψ(x)`, valid for `x ≥ 10`.
 fn asymptotic_ln_minus_digamma(x: f64) -> f64 {
     let x2 = x * x;
     let x4 = x2 * x2;
@@ -51,7 +51,7 @@ fn asymptotic_ln_minus_digamma(x: f64) -> f64 {
         + 1.0 / (132.0 * x10)
 }
 
-/// `ln x − ψ(x)` for `x > 0` (SPEC §6.8, §16): the asymptotic series for `x ≥ 10` (no
+/// `ln x − ψ(x)` for `x > 0` (method §6.8, §16): the asymptotic series for `x ≥ 10` (no
 /// cancellation), `ln x − ψ(x)` directly below (where the difference is ≥ 0.05 and cancellation
 /// is harmless).
 pub fn ln_minus_digamma(x: f64) -> f64 {
@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn digamma_and_trigamma_known_values() {
-        // SPEC §16 truncates the ψ series after x⁻¹⁰ at x ≥ 10: the first omitted term is
+        // method §16 truncates the ψ series after x⁻¹⁰ at x ≥ 10: the first omitted term is
         // 691/(32760·x¹²) = 2.1e-14 at x = 10, so the specified ψ is accurate to ≈ 2e-14 absolute
         // (plus rounding); the tolerance 3e-14 below is that bound, not a fudge.
         // ψ(1) = −γ (Euler–Mascheroni), ψ(1/2) = −γ − 2 ln 2, ψ(10) = H₉ − γ (closed forms).

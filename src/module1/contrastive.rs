@@ -1,13 +1,13 @@
-//! The contrastive branch (SPEC §4.3, Eq. 9–10): symmetric 2B-view NT-Xent between the online
+//! The contrastive branch (method §4.3, Eq. 9–10): symmetric 2B-view NT-Xent between the online
 //! vectors `c` (raw images) and the target vectors `c̃` (smoothed images, stop-gradient).
 
 use crate::autodiff::{Tape, Var};
 use crate::float::Float;
 use ndarray::{ArrayD, IxDyn};
 
-/// NT-Xent temperature τ (SPEC §4.3).
+/// NT-Xent temperature τ (method §4.3).
 pub const TAU: f64 = 0.5;
-/// L2-normalisation floor (SPEC §16).
+/// L2-normalisation floor (method §16).
 pub const NORM_EPS: f64 = 1e-12;
 /// Additive mask for the excluded `n = m` terms (its `exp` underflows to exactly 0).
 const DIAG_MASK: f64 = -1e30;

@@ -1,4 +1,4 @@
-//! The MIM branch (SPEC §4.2, Eq. 6–7): MAE masking with realised visible-index lists, the decoder
+//! The MIM branch (method §4.2, Eq. 6–7): MAE masking with realised visible-index lists, the decoder
 //! input `u` in closed form, the residual MLP decoder `g_d` and the masked reconstruction loss.
 
 use super::vit::{ParamVars, linear, pv};
@@ -7,10 +7,10 @@ use crate::float::Float;
 use ndarray::{Array2, ArrayD, IxDyn};
 use rand::Rng;
 
-/// LeakyReLU slope of the decoder (SPEC §4.2).
+/// LeakyReLU slope of the decoder (method §4.2).
 pub const LRELU_SLOPE: f64 = 0.01;
 
-/// `n_keep = L − round(ρ·L)` in integer arithmetic (SPEC §4.2, §16): `ρ` is read as a decimal with
+/// `n_keep = L − round(ρ·L)` in integer arithmetic (method §4.2, §16): `ρ` is read as a decimal with
 /// six digits (`ρ·10⁶` rounded to an integer), the product is exact and is rounded half away from
 /// zero. `n_keep(225, 0.8) = 45` (floating `int(225·0.2)` would give 44).
 pub fn n_keep(l: usize, rho: f64) -> usize {
@@ -19,7 +19,7 @@ pub fn n_keep(l: usize, rho: f64) -> usize {
     l - (masked as usize).min(l)
 }
 
-/// The visible set of one image from its uniforms `u` (SPEC §4.2): indices of the `n_keep`
+/// The visible set of one image from its uniforms `u` (method §4.2): indices of the `n_keep`
 /// smallest `u_l`, ties to the lower index (stable sort), returned in ascending index order.
 pub fn visible_from_u(u: &[f64], n_keep: usize) -> Vec<usize> {
     let mut ids: Vec<usize> = (0..u.len()).collect();
@@ -39,7 +39,7 @@ pub fn draw_visible<R: Rng>(rng: &mut R, b: usize, l: usize, n_keep: usize) -> V
         .collect()
 }
 
-/// Decoder input (SPEC §4.2): `u = (1/L)[Σ_{l∈V} E^V[l] + |M|·m_tok + Σ_l PE_dec[l]]` for
+/// Decoder input (method §4.2): `u = (1/L)[Σ_{l∈V} E^V[l] + |M|·m_tok + Σ_l PE_dec[l]]` for
 /// `e_vis: [B, n_keep, D]`, `m_tok: [D]`, `pe_sum = Σ_l PE[l]: [D]` (a constant), `l` tokens.
 pub fn decoder_input<T: Float>(
     t: &mut Tape<T>,
@@ -71,7 +71,7 @@ fn lin<T: Float>(t: &mut Tape<T>, v: &ParamVars, name: &str, x: Var) -> Var {
     )
 }
 
-/// The residual MLP decoder `g_d` (SPEC §4.2, Eq. 6), `u: [B, D] → ŷ: [B, C·H·W]`:
+/// The residual MLP decoder `g_d` (method §4.2, Eq. 6), `u: [B, D] → ŷ: [B, C·H·W]`:
 /// `a = lin3(LReLU(ln2(lin2(LReLU(ln1(lin1 u)))))`, `v = a + short(u)`,
 /// `ŷ = lin5(LReLU(ln4(lin4 v)))`.
 pub fn decoder<T: Float>(t: &mut Tape<T>, v: &ParamVars, u: Var) -> Var {
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn n_keep_in_integers() {
-        // SPEC §4.2: 225 − round(180) = 45; tiny config 4 − round(2) = 2; 10 − round(2.5) = 7
+        // method §4.2: 225 − round(180) = 45; tiny config 4 − round(2) = 2; 10 − round(2.5) = 7
         // (half away from zero: 2.5 → 3).
         assert_eq!(n_keep(225, 0.8), 45);
         assert_eq!(n_keep(4, 0.5), 2);

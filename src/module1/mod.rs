@@ -1,4 +1,4 @@
-//! Module I: ViT masked image modelling + contrastive learning + uncertainty weighting (SPEC §4).
+//! Module I: ViT masked image modelling + contrastive learning + uncertainty weighting (method §4).
 //!
 //! * [`vit`]: patchify, sin-cos positions, the pre-LN ViT encoder and mean pooling (§4.1).
 //! * [`mim`]: masking, decoder input, residual MLP decoder, `L_MIM` (§4.2).

@@ -1,10 +1,10 @@
-//! The whole Module I (SPEC §4): online/masked encoder θ, MIM decoder (m_tok, g_d), online head
+//! The whole Module I (method §4): online/masked encoder θ, MIM decoder (m_tok, g_d), online head
 //! φ_o, UWL σ₁/σ₂, and the EMA target encoder ξ with head φ_t; one training step (forward, loss,
 //! backward, Adam, EMA) and the representation `h = f_o(x)`.
 //!
 //! Parameters live in a name → tensor map with the dotted names of the PyTorch peer's
 //! `state_dict_spec` (`vit.block0.attn.W_q`, `dec.lin1.W`, `target.vit.W_pe`, …); weights are
-//! stored `[d_in, d_out]` (SPEC §0).
+//! stored `[d_in, d_out]` (method §0).
 
 use super::contrastive::{TAU, nt_xent};
 use super::mim::{decoder, decoder_input, mim_loss, mim_weights, n_keep};
@@ -20,7 +20,7 @@ use crate::rng;
 use ndarray::{Array2, ArrayD, ArrayView4, Axis, IxDyn};
 use rand::Rng;
 
-/// Architecture of Module I (defaults: SPEC §4 / §14; [`Config::tiny`]: SPEC §18).
+/// Architecture of Module I (defaults: method §4 / §14; [`Config::tiny`]: method §18).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     pub channels: usize,
@@ -37,14 +37,14 @@ pub struct Config {
     pub mask_ratio: f64,
     pub tau: f64,
     pub momentum: f64,
-    /// SPEC §15 `w/o CLR`: train on `L_MIM` alone (σ₂ unused). Not serialised when false, so the
+    /// method §15 `w/o CLR`: train on `L_MIM` alone (σ₂ unused). Not serialised when false, so the
     /// golden fixtures' configuration is unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_clr: bool,
 }
 
 impl Config {
-    /// The paper-size model for `C×H×W` images (SPEC §4.1–4.3): p 5, D 64, 4 heads, 4 blocks.
+    /// The paper-size model for `C×H×W` images (method §4.1–4.3): p 5, D 64, 4 heads, 4 blocks.
     pub fn paper(channels: usize, height: usize, width: usize) -> Config {
         Config {
             channels,
@@ -88,7 +88,7 @@ impl Config {
             ..Config::paper(channels, height, width)
         }
     }
-    /// The tiny configuration of SPEC §18 (10×10, p 5, D 8, 2 heads, 2 blocks, D-6-8-10-12-100,
+    /// The tiny configuration of method §18 (10×10, p 5, D 8, 2 heads, 2 blocks, D-6-8-10-12-100,
     /// d_c 4, ρ 0.5).
     pub fn tiny() -> Config {
         Config {
@@ -112,7 +112,7 @@ impl Config {
     pub fn tokens(&self) -> usize {
         (self.height / self.patch) * (self.width / self.patch)
     }
-    /// Visible tokens per image (SPEC §4.2).
+    /// Visible tokens per image (method §4.2).
     pub fn n_keep(&self) -> usize {
         n_keep(self.tokens(), self.mask_ratio)
     }
@@ -129,7 +129,7 @@ impl Config {
             return Err(DarlcError::param(
                 "patch",
                 format!(
-                    "image {}×{} is not a multiple of the patch size {} (pad the images, SPEC §2.2)",
+                    "image {}×{} is not a multiple of the patch size {} (pad the images, method §2.2)",
                     self.height, self.width, self.patch
                 ),
             ));
@@ -173,7 +173,7 @@ impl Config {
                 "patch",
                 format!(
                     "a patch of {p} cuts the {h}×{w} images into {l} token(s), and masking \
-                     ρ = {r} of them leaves none visible (SPEC §4.2); choose a smaller \
+                     ρ = {r} of them leaves none visible (method §4.2); choose a smaller \
                      patch (`--patch`, `module1.patch`) or a lower mask_ratio",
                     p = self.patch,
                     h = self.height,
@@ -247,7 +247,7 @@ fn encoder_shapes(
 }
 
 /// Is `name` part of the EMA-tracked online set (θ = `vit.*`, φ_o = `g_o.*`)? Its target twin is
-/// `target.vit.*` / `target.g_t.*` (SPEC §4.3).
+/// `target.vit.*` / `target.g_t.*` (method §4.3).
 pub fn target_name(name: &str) -> Option<String> {
     if name.starts_with("vit.") {
         Some(format!("target.{name}"))
@@ -259,14 +259,14 @@ pub fn target_name(name: &str) -> Option<String> {
 /// Module I's parameters: trainable (`vit.*`, `dec.*`, `g_o.*`, `uwl.*`) in one [`ParamStore`]
 /// and the EMA targets (`target.vit.*`, `target.g_t.*`) in another, plus the fixed positional table.
 ///
-/// The joint phase (SPEC §9) registers further trainable tensors (`proj.*`, `smm.*`) in the same
+/// The joint phase (method §9) registers further trainable tensors (`proj.*`, `smm.*`) in the same
 /// `store`, so one optimiser state covers every parameter; [`ModuleI::ssl_ids`] are Module I's own.
 #[derive(Clone, Debug)]
 pub struct ModuleI<T: Float> {
     pub cfg: Config,
     pub store: ParamStore<T>,
     pub target: ParamStore<T>,
-    /// `PE [L, D]` (fixed, not trained; SPEC §4.1).
+    /// `PE [L, D]` (fixed, not trained; method §4.1).
     pub pe: Array2<T>,
     /// Module I's trainable parameters (θ, θ_dec, φ_o, σ₁, σ₂) in [`Config::trainable_shapes`] order.
     ssl_ids: Vec<ParamId>,
@@ -302,7 +302,7 @@ fn to_t<T: Float>(a: &ArrayD<f64>) -> ArrayD<T> {
 }
 
 impl<T: Float> ModuleI<T> {
-    /// Fresh parameters (SPEC §4.1 init, MAE conventions): Linear weights Xavier-uniform, biases 0,
+    /// Fresh parameters (method §4.1 init, MAE conventions): Linear weights Xavier-uniform, biases 0,
     /// LN γ = 1, β = 0, `m_tok ~ N(0, 0.02²)`, σ₁ = σ₂ = 1; the target is an exact copy.
     /// Draws come from the stream `"module1.init"` in [`Config::trainable_shapes`] order.
     pub fn new(cfg: Config, seed: u64) -> Result<Self> {
@@ -353,7 +353,7 @@ impl<T: Float> ModuleI<T> {
     /// The value of the trainable parameter `name` (online store).
     ///
     /// # Panics
-    /// If no parameter has this name (names are fixed by the code, SPEC §18).
+    /// If no parameter has this name (names are fixed by the code, method §18).
     pub fn param(&self, name: &str) -> &ArrayD<T> {
         let id = self
             .store
@@ -384,7 +384,7 @@ impl<T: Float> ModuleI<T> {
         t.constant(self.pe.clone().into_dyn())
     }
 
-    /// Record the full SSL forward of one batch (SPEC §4.5) on a fresh tape; see [`ssl_forward`].
+    /// Record the full SSL forward of one batch (method §4.5) on a fresh tape; see [`ssl_forward`].
     pub fn forward_step(
         &self,
         x: ArrayView4<T>,
@@ -431,7 +431,7 @@ impl<T: Float> ModuleI<T> {
         t.value(c).clone()
     }
 
-    /// `h = f_o(x)` (mean-pooled online encoder on unmasked images, SPEC §4.1), `[B, D]`,
+    /// `h = f_o(x)` (mean-pooled online encoder on unmasked images, method §4.1), `[B, D]`,
     /// computed in chunks of `chunk` images (results do not depend on `chunk`).
     pub fn embed(&self, x: ArrayView4<T>, chunk: usize) -> Array2<T> {
         let n = x.dim().0;
@@ -457,7 +457,7 @@ impl<T: Float> ModuleI<T> {
         out
     }
 
-    /// One warm-up step (SPEC §4.5): forward, backward, Adam on Module I's parameters
+    /// One warm-up step (method §4.5): forward, backward, Adam on Module I's parameters
     /// ([`Self::ssl_ids`]), then EMA. Errors if σ² falls below 1e-12 or a loss is not finite.
     pub fn train_step(
         &mut self,
@@ -523,7 +523,7 @@ pub fn names_of<T: Float>(store: &ParamStore<T>, bound: &Bound) -> ParamVars {
         .collect()
 }
 
-/// The SSL forward of one batch on `t` (SPEC §4.5): masked encoder + decoder → `L_MIM` (Eq. 7),
+/// The SSL forward of one batch on `t` (method §4.5): masked encoder + decoder → `L_MIM` (Eq. 7),
 /// online encoder + `g_o` on `x` → `c`, NT-Xent against the constant target vectors `c_t` → `L_CL`
 /// (Eq. 10), Eq. 11 → `L_SSL`. `vars` holds every trainable parameter by name; `visible` are the
 /// realised visible sets. Returns `(L_SSL, L_MIM, L_CL)`.
@@ -541,7 +541,7 @@ pub fn ssl_forward<T: Float>(
 }
 
 /// The nodes of one SSL forward, including the online representation `h` that the batch-level
-/// clustering loss of the joint phase reuses (SPEC §9.2).
+/// clustering loss of the joint phase reuses (method §9.2).
 #[derive(Clone, Copy, Debug)]
 pub struct SslNodes {
     pub l_ssl: Var,
@@ -551,7 +551,7 @@ pub struct SslNodes {
     pub h: Var,
 }
 
-/// [`ssl_forward`], also returning `h`. With [`Config::no_clr`] (SPEC §15 `w/o CLR`) `L_CL` is
+/// [`ssl_forward`], also returning `h`. With [`Config::no_clr`] (method §15 `w/o CLR`) `L_CL` is
 /// still computed for the log but `L_SSL = L_MIM/(2σ₁²) + ln(1+σ₁²)`.
 pub fn ssl_forward_h<T: Float>(
     t: &mut Tape<T>,
@@ -586,9 +586,9 @@ pub fn ssl_forward_h<T: Float>(
     }
 }
 
-/// The two encoder passes of one batch that share `T⁰` (SPEC §4.1–4.2): the masked encoder +
+/// The two encoder passes of one batch that share `T⁰` (method §4.1–4.2): the masked encoder +
 /// decoder → `L_MIM` (Eq. 7) and the unmasked online encoder → `h` `[B, D]`. Used by the warm-up
-/// step and by the epoch-level loss of the joint phase (SPEC §8.5–8.6).
+/// step and by the epoch-level loss of the joint phase (method §8.5–8.6).
 pub fn mim_and_h<T: Float>(
     t: &mut Tape<T>,
     vars: &ParamVars,

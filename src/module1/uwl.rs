@@ -1,10 +1,10 @@
-//! Uncertainty-weighted SSL loss (SPEC §4.4, Eq. 11).
+//! Uncertainty-weighted SSL loss (method §4.4, Eq. 11).
 
 use crate::autodiff::{Tape, Var};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 
-/// Smallest admissible `σ²` (SPEC §16: no clamp; below this is a divergence error).
+/// Smallest admissible `σ²` (method §16: no clamp; below this is a divergence error).
 pub const SIGMA2_MIN: f64 = 1e-12;
 
 /// `L_SSL = L_MIM/(2σ₁²) + L_CL/(2σ₂²) + ln(1 + σ₁²) + ln(1 + σ₂²)` (Eq. 11), all 0-d nodes.
@@ -14,7 +14,7 @@ pub fn uwl<T: Float>(t: &mut Tape<T>, l_mim: Var, l_cl: Var, sigma1: Var, sigma2
     t.add(a, b)
 }
 
-/// SPEC §15 `w/o CLR`: `L_SSL = L_MIM/(2σ₁²) + ln(1 + σ₁²)`.
+/// method §15 `w/o CLR`: `L_SSL = L_MIM/(2σ₁²) + ln(1 + σ₁²)`.
 pub fn uwl_mim_only<T: Float>(t: &mut Tape<T>, l_mim: Var, sigma1: Var) -> Var {
     uwl_term(t, l_mim, sigma1)
 }
@@ -28,14 +28,14 @@ fn uwl_term<T: Float>(t: &mut Tape<T>, l: Var, sigma: Var) -> Var {
     t.add(a, r)
 }
 
-/// Error if `σ₁²` or `σ₂²` is below 1e-12 or not finite (SPEC §16).
+/// Error if `σ₁²` or `σ₂²` is below 1e-12 or not finite (method §16).
 pub fn check_sigmas(sigma1: f64, sigma2: f64) -> Result<()> {
     for (name, s) in [("uwl.sigma1", sigma1), ("uwl.sigma2", sigma2)] {
         let s2 = s * s;
         if s2.is_nan() || s2 < SIGMA2_MIN || !s2.is_finite() {
             return Err(DarlcError::Numerical(format!(
                 "{name}² = {s2:e} fell below {SIGMA2_MIN:e} (or is not finite): the uncertainty \
-                 weighting diverged (SPEC §16); lower the learning rate or check the inputs"
+                 weighting diverged (method §16); lower the learning rate or check the inputs"
             )));
         }
     }

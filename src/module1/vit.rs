@@ -1,4 +1,4 @@
-//! The ViT encoder of Module I (SPEC §4.1): patchify, fixed 2-D sin-cos positions, pre-LN blocks
+//! The ViT encoder of Module I (method §4.1): patchify, fixed 2-D sin-cos positions, pre-LN blocks
 //! with multi-head self-attention and an exact-GELU MLP, final LayerNorm and mean pooling.
 //!
 //! Every function builds on a [`Tape`]; parameters are looked up by their dotted names (e.g.
@@ -14,7 +14,7 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView4, IxDyn};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// LayerNorm epsilon everywhere in Module I (SPEC §4.1, §4.2).
+/// LayerNorm epsilon everywhere in Module I (method §4.1, §4.2).
 pub const LN_EPS: f64 = 1e-5;
 
 /// Tape leaves by parameter name.
@@ -28,7 +28,7 @@ pub fn pv(vars: &ParamVars, name: &str) -> Var {
     }
 }
 
-/// Patch vectors `[B, L, P]` of images `[B, C, H, W]` (SPEC §4.1 "Patchify"):
+/// Patch vectors `[B, L, P]` of images `[B, C, H, W]` (method §4.1 "Patchify"):
 /// `patch_l(x)[(i·p + j)·C + c] = x[c, a·p + i, b·p + j]`, `l = a·gw + b`.
 /// `H` and `W` must be multiples of `p` (checked by the caller's config).
 pub fn patchify<T: Float>(x: ArrayView4<T>, p: usize) -> Array3<T> {
@@ -71,7 +71,7 @@ pub fn patchify<T: Float>(x: ArrayView4<T>, p: usize) -> Array3<T> {
     out
 }
 
-/// The fixed 2-D sin-cos table `PE [L, D]` (SPEC §4.1): `ω_k = 10000^{−k/(D/4)}`,
+/// The fixed 2-D sin-cos table `PE [L, D]` (method §4.1): `ω_k = 10000^{−k/(D/4)}`,
 /// `PE[l] = [sin(b·ω), cos(b·ω), sin(a·ω), cos(a·ω)]` for `l = a·gw + b`. Needs `D % 4 = 0`.
 pub fn sincos_pe(d: usize, gh: usize, gw: usize) -> Array2<f64> {
     assert!(d.is_multiple_of(4), "sin-cos positions need D % 4 = 0");
@@ -92,12 +92,12 @@ pub fn sincos_pe(d: usize, gh: usize, gw: usize) -> Array2<f64> {
     pe
 }
 
-/// `x W + b` (SPEC §0 row-vector convention), `x: [.., d_in]`.
+/// `x W + b` (method §0 row-vector convention), `x: [.., d_in]`.
 pub fn linear<T: Float>(t: &mut Tape<T>, x: Var, w: Var, b: Var) -> Var {
     t.linear(x, w, b)
 }
 
-/// `T⁰ = patch·W_pe + b_pe + PE` for `patches: [B, L, P]`, `pe: [L, D]` (SPEC §4.1 "Embedding").
+/// `T⁰ = patch·W_pe + b_pe + PE` for `patches: [B, L, P]`, `pe: [L, D]` (method §4.1 "Embedding").
 pub fn embed<T: Float>(t: &mut Tape<T>, v: &ParamVars, prefix: &str, patches: Var, pe: Var) -> Var {
     let w = pv(v, &format!("{prefix}.W_pe"));
     let b = pv(v, &format!("{prefix}.b_pe"));
@@ -105,7 +105,7 @@ pub fn embed<T: Float>(t: &mut Tape<T>, v: &ParamVars, prefix: &str, patches: Va
     t.add(y, pe)
 }
 
-/// `MHSA(Y) = [A_1 V_1 | … ] W_o + b_o` with `Q, K, V = Y W_{q,k,v} + b_{q,k,v}` (SPEC §4.1), for
+/// `MHSA(Y) = [A_1 V_1 | … ] W_o + b_o` with `Q, K, V = Y W_{q,k,v} + b_{q,k,v}` (method §4.1), for
 /// `y: [B, L, D]`, plus `residual` when given (the block's `T + MHSA(LN₁(T))`, added by the output
 /// projection's op in the same pass). The three projections run as one GEMM on
 /// `[W_q | W_k | W_v]`.
@@ -135,7 +135,7 @@ pub fn mhsa<T: Float>(
     t.linear_plus(o, w_o, b_o, residual)
 }
 
-/// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, SPEC §4.1), plus `residual` when given
+/// `MLP(Y) = GELU(Y W_1 + b_1) W_2 + b_2` (exact GELU, method §4.1), plus `residual` when given
 /// (the block's `U + MLP(LN₂(U))`). The first layer and its GELU are one op, as are the second
 /// layer and the residual.
 pub fn mlp<T: Float>(
@@ -157,7 +157,7 @@ pub fn layer_norm<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var) -> 
     t.layer_norm(x, g, b, LN_EPS)
 }
 
-/// One pre-LN block (SPEC §4.1): `U = T + MHSA(LN₁(T))`, `T ← U + MLP(LN₂(U))`.
+/// One pre-LN block (method §4.1): `U = T + MHSA(LN₁(T))`, `T ← U + MLP(LN₂(U))`.
 pub fn block<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var, heads: usize) -> Var {
     let y = layer_norm(t, v, &format!("{p}.ln1"), x);
     let u = mhsa(t, v, &format!("{p}.attn"), y, heads, Some(x));
@@ -165,7 +165,7 @@ pub fn block<T: Float>(t: &mut Tape<T>, v: &ParamVars, p: &str, x: Var, heads: u
     mlp(t, v, &format!("{p}.mlp"), y, Some(u))
 }
 
-/// Register LayerNorm `{p}.gamma` (ones) and `{p}.beta` (zeros) of width `d` (SPEC §4.1 init).
+/// Register LayerNorm `{p}.gamma` (ones) and `{p}.beta` (zeros) of width `d` (method §4.1 init).
 pub fn add_layer_norm_params<T: Float>(store: &mut ParamStore<T>, p: &str, d: usize) {
     store.add(
         &format!("{p}.gamma"),
@@ -188,7 +188,7 @@ fn add_affine_params<T: Float>(
 }
 
 /// Register the parameters of [`mhsa`] `{p}.W_q, b_q, W_k, b_k, W_v, b_v, W_o, b_o` (each `W`
-/// Xavier-uniform `D×D`, drawn in that order; biases zero; SPEC §4.1 init).
+/// Xavier-uniform `D×D`, drawn in that order; biases zero; method §4.1 init).
 pub fn add_mhsa_params<T: Float>(store: &mut ParamStore<T>, p: &str, d: usize, rng: &mut Stream) {
     for s in ["q", "k", "v", "o"] {
         add_affine_params(store, p, s, (d, d), rng);
@@ -196,7 +196,7 @@ pub fn add_mhsa_params<T: Float>(store: &mut ParamStore<T>, p: &str, d: usize, r
 }
 
 /// Register the parameters of [`mlp`] `{p}.W_1, b_1` (`d → hidden`) and `{p}.W_2, b_2`
-/// (`hidden → d`), Xavier-uniform weights drawn `W_1` then `W_2`, zero biases (SPEC §4.1 init).
+/// (`hidden → d`), Xavier-uniform weights drawn `W_1` then `W_2`, zero biases (method §4.1 init).
 pub fn add_mlp_params<T: Float>(
     store: &mut ParamStore<T>,
     p: &str,
@@ -225,7 +225,7 @@ pub fn add_block_params<T: Float>(
     add_mlp_params(store, &format!("{p}.mlp"), d, mlp_ratio * d, rng);
 }
 
-/// The blocks and the final LayerNorm on tokens `[B, L', D]`: `E = LN_f(blocks(T))` (SPEC §4.1).
+/// The blocks and the final LayerNorm on tokens `[B, L', D]`: `E = LN_f(blocks(T))` (method §4.1).
 pub fn encode<T: Float>(
     t: &mut Tape<T>,
     v: &ParamVars,
@@ -241,12 +241,12 @@ pub fn encode<T: Float>(
     layer_norm(t, v, &format!("{prefix}.ln_f"), x)
 }
 
-/// Mean pooling over tokens: `h = (1/L) Σ_l E[l]`, `[B, L, D] → [B, D]` (SPEC §4.1).
+/// Mean pooling over tokens: `h = (1/L) Σ_l E[l]`, `[B, L, D] → [B, D]` (method §4.1).
 pub fn mean_pool<T: Float>(t: &mut Tape<T>, e: Var) -> Var {
     t.mean_axis(e, 1, false)
 }
 
-/// Tokens `[B, n_keep, D]` of `t0: [B, L, D]` at each image's visible indices (SPEC §4.2
+/// Tokens `[B, n_keep, D]` of `t0: [B, L, D]` at each image's visible indices (method §4.2
 /// "Masked encoder": positions are added before tokens are dropped).
 pub fn gather_tokens<T: Float>(t: &mut Tape<T>, t0: Var, visible: &[Vec<usize>]) -> Var {
     let s = t.shape(t0).to_vec();
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn patchify_one_channel_fast_path_follows_the_formula() {
         // C = 1 with contiguous input takes the row-copy path; a strided view (every other
-        // image) takes the general loop. Both against the SPEC §4.1 formula directly.
+        // image) takes the general loop. Both against the method §4.1 formula directly.
         let x = Array4::from_shape_fn((4, 1, 6, 4), |(n, _, i, j)| (n * 100 + i * 10 + j) as f64);
         let strided = x.slice(ndarray::s![..;2, .., .., ..]);
         for (v, picked) in [(x.view(), vec![0, 1, 2, 3]), (strided, vec![0, 2])] {
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn patchify_follows_the_spec_index_formula() {
-        // C = 3, 4×6 image, p = 2: check every element against the SPEC §4.1 formula directly.
+        // C = 3, 4×6 image, p = 2: check every element against the method §4.1 formula directly.
         let x = Array4::from_shape_fn((2, 3, 4, 6), |(n, c, i, j)| {
             (n * 1000 + c * 100 + i * 10 + j) as f64
         });

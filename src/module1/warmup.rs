@@ -1,4 +1,4 @@
-//! Warm-up training of Module I (SPEC §4.5): Adam, consecutive batches of a fresh per-epoch
+//! Warm-up training of Module I (method §4.5): Adam, consecutive batches of a fresh per-epoch
 //! permutation, a fresh mask per batch, EMA after every step; a progress bar and a JSON-lines log.
 
 use super::mim::draw_visible;
@@ -13,7 +13,7 @@ use rand::Rng;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Options of the warm-up (defaults: SPEC §4.5).
+/// Options of the warm-up (defaults: method §4.5).
 #[derive(Clone, Debug)]
 pub struct WarmupOptions {
     pub epochs: usize,
@@ -81,7 +81,7 @@ pub fn permutation<R: Rng>(r: &mut R, n: usize) -> Vec<usize> {
 }
 
 /// Batches of an epoch: consecutive slices of `perm` of size `batch`; a final batch of size 1 is
-/// dropped (SPEC §4.5), smaller ones are kept.
+/// dropped (method §4.5), smaller ones are kept.
 pub fn batches(perm: &[usize], batch: usize) -> Vec<&[usize]> {
     perm.chunks(batch.max(1)).filter(|c| c.len() >= 2).collect()
 }

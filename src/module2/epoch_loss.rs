@@ -1,5 +1,5 @@
-//! The clustering part of the epoch-level loss (SPEC §8, Eq. 16–20) and its exact gradient with
-//! respect to all N embeddings — pass 1 of the two-pass full-data gradient of SPEC §8.6.
+//! The clustering part of the epoch-level loss (method §8, Eq. 16–20) and its exact gradient with
+//! respect to all N embeddings — pass 1 of the two-pass full-data gradient of method §8.6.
 //!
 //! ```text
 //! L_E − L_MIM = L_Lap + L_LH + L_size
@@ -27,7 +27,7 @@ use serde::Serialize;
 /// Rows per parallel work item (fixed, so results do not depend on the thread count).
 const CHUNK: usize = 64;
 
-/// Which terms of Eq. 16 are on (the `w/o L_LH` and `w/o L_size` ablations of SPEC §15 turn one
+/// Which terms of Eq. 16 are on (the `w/o L_LH` and `w/o L_size` ablations of method §15 turn one
 /// off; the Laplacian term is always on, with weight `λ_e`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Terms {
@@ -53,7 +53,7 @@ pub struct EpochTerms {
     pub l_size: f64,
 }
 
-/// `λ_e = λ₀ (1 − e/E_j)` (SPEC §8.2).
+/// `λ_e = λ₀ (1 − e/E_j)` (method §8.2).
 pub fn lambda_at(lambda0: f64, epoch: usize, epochs: usize) -> f64 {
     lambda0 * (1.0 - epoch as f64 / epochs.max(1) as f64)
 }
@@ -74,7 +74,7 @@ fn size_bounds(k: usize) -> (f64, f64) {
 }
 
 /// `G = ∂(L_Lap + L_LH + L_size)/∂Z` `[N, d]` and the term values, for embeddings `z` under the
-/// fitted mixture `smm` (constants) and the seeding Laplacian `lap` (SPEC §8.6 pass 1).
+/// fitted mixture `smm` (constants) and the seeding Laplacian `lap` (method §8.6 pass 1).
 pub fn clustering_gradient(
     smm: &Smm,
     z: ArrayView2<f64>,
@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn lambda_decays_linearly_to_zero() {
-        // λ₀ = 0.5, E_j = 4: 0.5, 0.375, 0.25, 0.125 (SPEC §8.2).
+        // λ₀ = 0.5, E_j = 4: 0.5, 0.375, 0.25, 0.125 (method §8.2).
         let v: Vec<f64> = (0..4).map(|e| lambda_at(0.5, e, 4)).collect();
         assert_eq!(v, vec![0.5, 0.375, 0.25, 0.125]);
     }

@@ -1,4 +1,4 @@
-//! The joint phase of DARLC (SPEC §1 steps 5–7): self-paced training of the embeddings and the
+//! The joint phase of DARLC (method §1 steps 5–7): self-paced training of the embeddings and the
 //! Student's t mixture, "dual advancement" of representation learning and clustering.
 //!
 //! ```text
@@ -43,7 +43,7 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView4, Axis, IxDyn, s};
 use serde::Serialize;
 use std::time::Instant;
 
-/// Settings of the joint phase (defaults: SPEC §14; see [`crate::config::ModuleIIConfig`]).
+/// Settings of the joint phase (defaults: method §14; see [`crate::config::ModuleIIConfig`]).
 #[derive(Clone, Debug)]
 pub struct JointOptions {
     /// Clustering-space dimension `d` (32).
@@ -64,7 +64,7 @@ pub struct JointOptions {
     pub em_iters_epoch: usize,
     pub em_iters_final: usize,
     pub em_tol: f64,
-    /// SMM prior α and κ0 (§6.2) and the initial ν (§6.5): 2, 0.01 and 3 in SPEC §14.
+    /// SMM prior α and κ0 (§6.2) and the initial ν (§6.5): 2, 0.01 and 3 in method §14.
     pub alpha: f64,
     pub kappa0: f64,
     pub nu_init: f64,
@@ -78,7 +78,7 @@ pub struct JointOptions {
 }
 
 impl JointOptions {
-    /// SPEC §14 defaults for K components: the paper preset's `module2` section
+    /// method §14 defaults for K components: the paper preset's `module2` section
     /// ([`JointOptions::from_config`] of [`Config::default`]).
     pub fn new(k: usize, seed: u64) -> Self {
         let c = Config {
@@ -308,7 +308,7 @@ fn tri_masks<T: Float>(d: usize) -> (ArrayD<T>, ArrayD<T>) {
     (eye, lower)
 }
 
-/// `L = L_off ⊙ strict_lower + diag(exp η)` for `η: [K, d]`, `L_off: [K, d, d]` (SPEC §9.3: the
+/// `L = L_off ⊙ strict_lower + diag(exp η)` for `η: [K, d]`, `L_off: [K, d, d]` (method §9.3: the
 /// Cholesky factor with a log-parameterised positive diagonal; entries of `L_off` on or above the
 /// diagonal are ignored and get zero gradient).
 pub fn cholesky_from_params<T: Float>(t: &mut Tape<T>, eta: Var, l_off: Var) -> Var {
@@ -328,7 +328,7 @@ fn to_f64<T: Float>(a: ArrayView2<T>) -> Array2<f64> {
 }
 
 impl<T: Float> Joint<T> {
-    /// Start of the joint phase (SPEC §1 step 5, §5 calibration, §6.5): add the projection head
+    /// Start of the joint phase (method §1 step 5, §5 calibration, §6.5): add the projection head
     /// (stream `proj.init`) and the mixture parameters to `m1`'s store, calibrate BN on all `x`,
     /// fit the SMM on `Z⁰` (k-means++ from stream `kmeans++`, EM capped at `em_iters_init`).
     pub fn start(
@@ -498,7 +498,7 @@ impl<T: Float> Joint<T> {
         }
     }
 
-    /// The exact epoch-level gradient (SPEC §8.6) of
+    /// The exact epoch-level gradient (method §8.6) of
     /// `L_E = L_Lap + L_LH + L_SIZE + L_MIM` with respect to [`Self::epoch_ids`], given all
     /// embeddings `z` (eval mode, the same values the chunks recompute), the Laplacian, `λ_e`, and
     /// one visible set per image for `L_MIM`:
@@ -555,7 +555,7 @@ impl<T: Float> Joint<T> {
         Ok((acc, terms, l_mim))
     }
 
-    /// The batch-level loss `L_B = L_KL + L_SSL` (SPEC §9.2) on one mini-batch (train-mode BN, so
+    /// The batch-level loss `L_B = L_KL + L_SSL` (method §9.2) on one mini-batch (train-mode BN, so
     /// the BN running statistics are updated) and its gradient with respect to
     /// [`Self::batch_ids`] (same order). `ln_p` are the batch rows of the frozen target
     /// distribution.
@@ -595,7 +595,7 @@ impl<T: Float> Joint<T> {
         Ok((gs, losses))
     }
 
-    /// One batch-level step (SPEC §9.2, §9.4): [`Self::batch_gradient`], Adam_B on
+    /// One batch-level step (method §9.2, §9.4): [`Self::batch_gradient`], Adam_B on
     /// [`Self::batch_ids`], the σ divergence check (§16), then EMA.
     pub fn batch_step(
         &mut self,
@@ -614,7 +614,7 @@ impl<T: Float> Joint<T> {
         Ok(losses)
     }
 
-    /// One epoch-level step (SPEC §8.6 step 3): [`Self::epoch_gradient`], Adam_E on
+    /// One epoch-level step (method §8.6 step 3): [`Self::epoch_gradient`], Adam_E on
     /// [`Self::epoch_ids`], then EMA.
     pub fn epoch_step(
         &mut self,
@@ -632,7 +632,7 @@ impl<T: Float> Joint<T> {
         Ok((terms, l_mim))
     }
 
-    /// Joint epochs 0…E_j−1 (SPEC §1 step 6) on raw images `x`, their smoothed twins `x_s` and
+    /// Joint epochs 0…E_j−1 (method §1 step 6) on raw images `x`, their smoothed twins `x_s` and
     /// the seeding Laplacian. `on_epoch` receives each epoch's record as soon as it is complete,
     /// with the labels of that epoch's EM (for monitoring only).
     pub fn train(
@@ -800,7 +800,7 @@ impl<T: Float> Joint<T> {
         Ok(logs)
     }
 
-    /// Final fit (SPEC §1 step 7): `Z` of all images, EM warm-started from the trained Θ to
+    /// Final fit (method §1 step 7): `Z` of all images, EM warm-started from the trained Θ to
     /// convergence or `em_iters_final`. Returns `(h, z, report)`; `self.smm` becomes `Θ̂`.
     pub fn finish(&mut self, x: ArrayView4<T>) -> Result<(Array2<f64>, Array2<f64>, EmReport)> {
         let (h, z) = self.embed(x);
@@ -833,7 +833,7 @@ mod tests {
     use ndarray::Array4;
 
     fn tiny() -> (Joint<f64>, Array4<f64>) {
-        // 12 deterministic 10×10 images with zeros (the tiny configuration of SPEC §18).
+        // 12 deterministic 10×10 images with zeros (the tiny configuration of method §18).
         let x = Array4::from_shape_fn((12, 1, 10, 10), |(i, _, a, b)| {
             ((i * 7 + a * 3 + b) % 5) as f64 * 0.3
         });

@@ -1,5 +1,5 @@
 //! Cluster-number inference by the eigengap of the normalised Laplacian of the enhanced
-//! similarity `A + A·A` (SPEC §10, Eq. 23–25, \[scDML\], \[vLux\]).
+//! similarity `A + A·A` (method §10, Eq. 23–25, \[scDML\], \[vLux\]).
 //!
 //! Never forms a dense N×N matrix for large N. The graph is split into connected components
 //! (the spectrum of `L_norm` is the union of the components' spectra; an isolated node
@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 /// Components up to this size use the dense Jacobi solver.
 pub const DENSE_MAX: usize = 256;
-/// Largest K considered (SPEC §10: `K_max = min(N − 1, 1000)`).
+/// Largest K considered (method §10: `K_max = min(N − 1, 1000)`).
 pub const K_MAX_CAP: usize = 1000;
 /// Rows per parallel task.
 const CHUNK: usize = 512;
@@ -264,7 +264,7 @@ pub fn eigengap(eigenvalues: &[f64], k_min: usize, k_max: usize) -> Option<usize
     best.map(|(k, _)| k)
 }
 
-/// Cluster-number inference of SPEC §10 from the seeding similarity `S` (§7): `K̂` by the
+/// Cluster-number inference of method §10 from the seeding similarity `S` (§7): `K̂` by the
 /// eigengap of `L_norm` of `S̃ = A + A²` in the window `[2, min(N − 1, 1000)]`. `rng` (e.g.
 /// `rng::stream(seed, "k_infer.lanczos")`) supplies the Lanczos start vectors.
 pub fn infer_k(s: &Csr, rng: &mut Stream) -> Result<KInference> {

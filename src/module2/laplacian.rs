@@ -1,4 +1,4 @@
-//! The symmetric normalised Laplacian `L_sym = I₊ − D^{−1/2} S D^{−1/2}` of SPEC §7 as a sparse
+//! The symmetric normalised Laplacian `L_sym = I₊ − D^{−1/2} S D^{−1/2}` of method §7 as a sparse
 //! operator, for the Laplacian regulariser (Eq. 17) and the eigengap (§10, Eq. 24).
 
 use crate::error::{DarlcError, Result};
@@ -22,7 +22,7 @@ pub struct LaplacianSym {
 }
 
 impl LaplacianSym {
-    /// Wrap a square, non-negative similarity (SPEC §7).
+    /// Wrap a square, non-negative similarity (method §7).
     pub fn new(s: Csr) -> Result<Self> {
         if s.n_rows != s.n_cols {
             return Err(DarlcError::Data(format!(

@@ -1,4 +1,4 @@
-//! Module II: projection head, Student's t mixture MAP-EM, self-paced losses (SPEC §5–§11).
+//! Module II: projection head, Student's t mixture MAP-EM, self-paced losses (method §5–§11).
 //!
 //! Non-differentiable numerics (plain f64, no tape), on the generic solvers of [`crate::linalg`]:
 //!

@@ -1,10 +1,10 @@
-//! The projection head `g_p` (SPEC Eq. 12, §5):
+//! The projection head `g_p` (method Eq. 12, §5):
 //! `z = SELU(BN(h W_p1 + b_p1)) W_p2 + b_p2`, `D → 32 → 32`.
 //!
 //! Parameters are named `proj.lin1.{W,b}`, `proj.bn.{gamma,beta}` (+ buffers
 //! `proj.bn.running_{mean,var}`), `proj.lin2.{W,b}`. BatchNorm runs in train mode in batch-level
 //! steps and in eval mode for every full-dataset pass; at the start of the joint phase its running
-//! statistics are calibrated exactly on the whole dataset (SPEC §5, CHOICE 24).
+//! statistics are calibrated exactly on the whole dataset (method §5, CHOICE 24).
 
 use crate::autodiff::{Tape, Var};
 use crate::error::Result;
@@ -67,7 +67,7 @@ impl<T: Float> ProjectionHead<T> {
     }
 
     /// Set the BN running statistics to the exact mean and unbiased variance of the BN input
-    /// over the whole dataset `h_all: [N, D]` (SPEC §5 calibration).
+    /// over the whole dataset `h_all: [N, D]` (method §5 calibration).
     pub fn calibrate(&mut self, store: &ParamStore<T>, h_all: ArrayView2<T>) -> Result<()> {
         let mut t = Tape::no_grad();
         let p = store.bind(&mut t);

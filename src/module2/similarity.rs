@@ -1,4 +1,4 @@
-//! The seeding similarity of SPEC §7: Pearson correlation of (smoothed, tissue-restricted) image
+//! The seeding similarity of method §7: Pearson correlation of (smoothed, tissue-restricted) image
 //! vectors, kNN sparsification with k = 15, symmetrised, negatives dropped.
 //!
 //! Built for N ≈ 18,000 rows of ≈ 4,000 pixels without ever holding an N×N matrix: rows are
@@ -14,7 +14,7 @@ use crate::linalg::sparse::Csr;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-/// Neighbourhood size of the seeding graph (SPEC §7, Scanpy's default).
+/// Neighbourhood size of the seeding graph (method §7, Scanpy's default).
 pub const KNN_K: usize = 15;
 /// Rows per GEMM block.
 const BLOCK: usize = 384;
@@ -100,7 +100,7 @@ fn standardised_block<T: Float>(
 }
 
 /// For every row i, its `k` nearest rows `j ≠ i` by Pearson correlation, best first
-/// (`(r_ij, j)`, larger r first, ties → lower j) — SPEC §7 steps 1–3. `y` is `[N, n_pix]`.
+/// (`(r_ij, j)`, larger r first, ties → lower j) — method §7 steps 1–3. `y` is `[N, n_pix]`.
 pub fn pearson_knn<T: Float>(y: ArrayView2<T>, k: usize) -> Result<Vec<Vec<(f64, usize)>>> {
     pearson_knn_blocked(y, k, BLOCK)
 }
@@ -214,7 +214,7 @@ fn block_pair<T: Float>(
     out
 }
 
-/// The seeding similarity `S` of SPEC §7 as a symmetric CSR matrix: `S_ij = max(0, r_ij)` if
+/// The seeding similarity `S` of method §7 as a symmetric CSR matrix: `S_ij = max(0, r_ij)` if
 /// `j ∈ kNN(i)` or `i ∈ kNN(j)`, else 0, `S_ii = 0`. Entries that would be 0 (non-positive r)
 /// are not stored.
 pub fn seeding_similarity<T: Float>(y: ArrayView2<T>, k: usize) -> Result<Csr> {

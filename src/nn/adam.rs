@@ -1,4 +1,4 @@
-//! Adam with PyTorch semantics (SPEC §4.5, §3.4, §9.4).
+//! Adam with PyTorch semantics (method §4.5, §3.4, §9.4).
 //!
 //! For each parameter `θ` with gradient `g`, at its own step count `t` (starting at 1):
 //!
@@ -9,10 +9,10 @@
 //! θ ← θ − lr · (m / (1 − β₁ᵗ)) / (sqrt(v / (1 − β₂ᵗ)) + ε)
 //! ```
 //!
-//! `ε` is outside the square root (SPEC §16). Moments start at zero. Like PyTorch, the step count
-//! is kept per parameter, so [`Adam::reset_state`] (SPEC §9.4: the moments of `μ, L` are reset every
+//! `ε` is outside the square root (method §16). Moments start at zero. Like PyTorch, the step count
+//! is kept per parameter, so [`Adam::reset_state`] (method §9.4: the moments of `μ, L` are reset every
 //! epoch) restarts the bias correction of those parameters only. Gradient clipping, when used,
-//! happens before the step and therefore before the weight decay is added (SPEC §3.4).
+//! happens before the step and therefore before the weight decay is added (method §3.4).
 //!
 //! Rounding: the bias corrections `1 − βᵗ` are computed in f64 and rounded to `T`; the rest is
 //! computed in `T` in the order written above. PyTorch rearranges the last line as
@@ -47,7 +47,7 @@ pub struct Adam<T: Float> {
 }
 
 impl<T: Float> Adam<T> {
-    /// Adam with learning rate `lr`, `β = (0.9, 0.999)`, `ε = 1e-8`, no weight decay (SPEC §4.5).
+    /// Adam with learning rate `lr`, `β = (0.9, 0.999)`, `ε = 1e-8`, no weight decay (method §4.5).
     pub fn new(lr: f64) -> Self {
         Adam {
             lr,
@@ -59,7 +59,7 @@ impl<T: Float> Adam<T> {
         }
     }
 
-    /// The same optimiser with coupled weight decay `wd` (SPEC §3.4: 1e-4 for the GAT).
+    /// The same optimiser with coupled weight decay `wd` (method §3.4: 1e-4 for the GAT).
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
         self
@@ -88,7 +88,7 @@ impl<T: Float> Adam<T> {
         self.state[id.0] = Some(state);
     }
 
-    /// Forget the moments and step counts of `ids` (SPEC §9.4).
+    /// Forget the moments and step counts of `ids` (method §9.4).
     pub fn reset_state(&mut self, ids: &[ParamId]) {
         for id in ids {
             if let Some(s) = self.state.get_mut(id.0) {

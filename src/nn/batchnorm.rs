@@ -1,12 +1,12 @@
-//! BatchNorm over the rows of `[n, c]` with running statistics (SPEC §5; `eps = 1e-5`,
+//! BatchNorm over the rows of `[n, c]` with running statistics (method §5; `eps = 1e-5`,
 //! momentum 0.1, affine `γ = 1, β = 0` at init).
 //!
 //! * Train mode ([`BatchNorm1d::forward_train`]): batch mean and **biased** variance normalise;
 //!   the running statistics move by `r ← 0.9 r + 0.1 s` with the **unbiased** batch variance
-//!   `σ²_B · n/(n−1)` (SPEC §5, §16).
+//!   `σ²_B · n/(n−1)` (method §5, §16).
 //! * Eval mode ([`BatchNorm1d::forward_eval`]): `γ (x − rm)/sqrt(rv + eps) + β`, the running
 //!   statistics being constants of the tape.
-//! * Calibration ([`BatchNorm1d::calibrate`], SPEC §5 CHOICE): running statistics set to the
+//! * Calibration ([`BatchNorm1d::calibrate`], method §5 CHOICE): running statistics set to the
 //!   exact full-dataset mean and unbiased variance.
 //!
 //! # Buffers in files
@@ -62,7 +62,7 @@ impl<T: Float> BatchNorm1d<T> {
     }
 
     /// Train mode on `x: [n, c]`: normalise with the batch statistics and update the running
-    /// statistics (SPEC §5). Errors on a batch of fewer than 2 rows (the unbiased variance is
+    /// statistics (method §5). Errors on a batch of fewer than 2 rows (the unbiased variance is
     /// undefined; PyTorch refuses too).
     pub fn forward_train(&mut self, t: &mut Tape<T>, p: &Bound, x: Var) -> Result<Var> {
         let n = t.shape(x)[0];
@@ -127,7 +127,7 @@ impl<T: Float> BatchNorm1d<T> {
         t.add(scaled, p.var(self.beta))
     }
 
-    /// SPEC §5 CHOICE (calibration): set `rm`, `rv` to the exact mean and unbiased variance of
+    /// method §5 CHOICE (calibration): set `rm`, `rv` to the exact mean and unbiased variance of
     /// the full BN input `[N, c]` (two passes, f64 accumulation in row order, rounded to `T`).
     pub fn calibrate(&mut self, full_input: ArrayView2<T>) -> Result<()> {
         let (n, c) = full_input.dim();

@@ -1,10 +1,10 @@
-//! Global gradient-norm clipping with PyTorch `clip_grad_norm_` semantics (SPEC §3.4).
+//! Global gradient-norm clipping with PyTorch `clip_grad_norm_` semantics (method §3.4).
 
 use crate::float::Float;
 use ndarray::ArrayD;
 
 /// Clip a list of gradients by their global L2 norm: `‖g‖ = sqrt(Σ_tensors Σ_elements g²)`,
-/// `c = max_norm / (‖g‖ + 1e-6)`, and every gradient is multiplied by `c` if `c < 1` (SPEC §3.4
+/// `c = max_norm / (‖g‖ + 1e-6)`, and every gradient is multiplied by `c` if `c < 1` (method §3.4
 /// step 2, before the coupled weight decay). Returns the norm before clipping.
 ///
 /// The sum of squares is accumulated in f64, sequentially in tensor order then element order

@@ -1,11 +1,11 @@
-//! The exponential moving average of the target networks (SPEC §4.3, Eq. 8).
+//! The exponential moving average of the target networks (method §4.3, Eq. 8).
 
 use super::params::{ParamId, ParamStore};
 use crate::float::Float;
 use ndarray::{ArrayD, Zip};
 
 /// `ξ ← m ξ + (1 − m) θ` for each pair `(target_ids[i], online_ids[i])`, target and online
-/// parameters in two stores (SPEC Eq. 8; a target store is typically made with
+/// parameters in two stores (method Eq. 8; a target store is typically made with
 /// [`ParamStore::copy_subset`]).
 ///
 /// `m` and `1 − m` are formed in f64 and rounded to `T`. The limits are exact: `m = 0` copies `θ`

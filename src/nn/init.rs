@@ -1,4 +1,4 @@
-//! Weight initialisers (SPEC §4.1 "Init", §3.4 "Init"), drawing from a named stream
+//! Weight initialisers (method §4.1 "Init", §3.4 "Init"), drawing from a named stream
 //! ([`crate::rng::stream`]).
 //!
 //! Every draw is made in f64 and then rounded to `T`, so an f32 and an f64 model built from the
@@ -12,7 +12,7 @@ use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng;
 
 /// Xavier/Glorot uniform: `U(−a, a)`, `a = sqrt(6 / (fan_in + fan_out))` (gain 1, the MAE
-/// convention for Linear weights, SPEC §4.1).
+/// convention for Linear weights, method §4.1).
 pub fn xavier_uniform<T: Float>(
     shape: &[usize],
     fan_in: usize,
@@ -24,7 +24,7 @@ pub fn xavier_uniform<T: Float>(
 }
 
 /// Xavier/Glorot normal: `N(0, std²)`, `std = gain · sqrt(2 / (fan_in + fan_out))` (the GAT's
-/// `W1, W2` with gain 1.414, SPEC §3.4).
+/// `W1, W2` with gain 1.414, method §3.4).
 pub fn xavier_normal<T: Float>(
     shape: &[usize],
     fan_in: usize,
@@ -36,7 +36,7 @@ pub fn xavier_normal<T: Float>(
     normal(shape, std, rng)
 }
 
-/// `N(0, std²)` (the mask token, `std = 0.02`, SPEC §4.2; GAT attention vectors, SPEC §3.4).
+/// `N(0, std²)` (the mask token, `std = 0.02`, method §4.2; GAT attention vectors, method §3.4).
 pub fn normal<T: Float>(shape: &[usize], std: f64, rng: &mut Stream) -> ArrayD<T> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || {
         let z: f64 = StandardNormal.sample(rng);

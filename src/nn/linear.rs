@@ -1,4 +1,4 @@
-//! The linear layer `Y = X W + b` (SPEC §0 row-vector convention, `W ∈ R^{d_in × d_out}`).
+//! The linear layer `Y = X W + b` (method §0 row-vector convention, `W ∈ R^{d_in × d_out}`).
 
 use super::init;
 use super::params::{Bound, ParamId, ParamStore};
@@ -18,7 +18,7 @@ pub struct Linear {
 
 impl Linear {
     /// Register `prefix.W` (Xavier-uniform) and, if `bias`, `prefix.b` (zeros) — the MAE
-    /// initialisation of SPEC §4.1.
+    /// initialisation of method §4.1.
     pub fn new<T: Float>(
         store: &mut ParamStore<T>,
         prefix: &str,

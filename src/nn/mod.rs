@@ -1,4 +1,4 @@
-//! Layers built on the tape and training utilities (SPEC §4.1, §4.3, §4.5, §5, §18).
+//! Layers built on the tape and training utilities (method §4.1, §4.3, §4.5, §5, §18).
 //!
 //! * [`params`]: the parameter store with dotted names, tape binding, safetensors save/load.
 //! * [`init`]: Xavier and normal initialisers from named streams.

@@ -1,4 +1,4 @@
-//! The parameter store: every trainable tensor of a model under a dotted name (SPEC §18:
+//! The parameter store: every trainable tensor of a model under a dotted name (method §18:
 //! `vit.block0.attn.W_q`, `gat.W1`, `smm.mu`, …), in insertion order, addressed by [`ParamId`].
 //!
 //! A training step binds the store to a fresh tape ([`ParamStore::bind`]), runs the forward pass on
@@ -9,8 +9,8 @@
 //! # Files
 //!
 //! [`ParamStore::save`] writes one safetensors file with one tensor per parameter, named by its
-//! dotted name, in the store's precision (`F32` or `F64`), shapes as in the SPEC (row-vector
-//! convention: a Linear weight is `[d_in, d_out]`, SPEC §0). Non-trainable buffers (BatchNorm
+//! dotted name, in the store's precision (`F32` or `F64`), shapes as in docs/method.md (row-vector
+//! convention: a Linear weight is `[d_in, d_out]`, method §0). Non-trainable buffers (BatchNorm
 //! running statistics) can be written into the same file with [`ParamStore::to_tensor_file_with`].
 //! numpy or PyTorch read it by name with the `safetensors` package alone:
 //!
@@ -33,7 +33,7 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ParamId(pub usize);
 
-/// Named trainable tensors in insertion order (SPEC §18 dotted names).
+/// Named trainable tensors in insertion order (method §18 dotted names).
 #[derive(Clone, Debug, Default)]
 pub struct ParamStore<T: Float> {
     names: Vec<String>,
@@ -93,7 +93,7 @@ impl<T: Float> ParamStore<T> {
     /// Register a parameter under a dotted name.
     ///
     /// # Panics
-    /// On a duplicate or empty name: names are fixed by the model's code (SPEC §18), so a clash is
+    /// On a duplicate or empty name: names are fixed by the model's code (method §18), so a clash is
     /// a programming error, not a user error.
     pub fn add(&mut self, name: &str, value: ArrayD<T>) -> ParamId {
         assert!(!name.is_empty(), "ParamStore::add: empty parameter name");
@@ -155,7 +155,7 @@ impl<T: Float> ParamStore<T> {
     }
 
     /// A new store holding copies of `ids` (in that order, so new id `i` ↔ `ids[i]`), named
-    /// `prefix.name` when a prefix is given (e.g. the EMA target `target.vit.*` of SPEC §4.3,
+    /// `prefix.name` when a prefix is given (e.g. the EMA target `target.vit.*` of method §4.3,
     /// initialised as exact copies of the online weights).
     pub fn copy_subset(&self, ids: &[ParamId], prefix: Option<&str>) -> ParamStore<T> {
         let mut out = ParamStore::new();
@@ -208,7 +208,7 @@ impl<T: Float> ParamStore<T> {
     }
 
     /// Every parameter as a constant leaf: for forward passes that must not produce parameter
-    /// gradients on a recording tape (the EMA target encoder of SPEC §4.3).
+    /// gradients on a recording tape (the EMA target encoder of method §4.3).
     pub fn bind_frozen(&self, t: &mut Tape<T>) -> Bound {
         Bound {
             vars: self.values.iter().map(|v| t.constant(v.clone())).collect(),

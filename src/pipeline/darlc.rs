@@ -1,4 +1,4 @@
-//! The DARLC method inside `darlc run` (SPEC §1, Algorithm 1):
+//! The DARLC method inside `darlc run` (method §1, Algorithm 1):
 //!
 //! 1. smoothing: the GAT autoencoder (§3) or GKS (§15) → positive views `x̃`;
 //! 2. seeding similarity `S` on the smoothed tissue vectors (§7) → `L_sym`; K by the eigengap
@@ -48,7 +48,7 @@ impl Log<'_> {
 
 /// A warning when the final fit puts every image in fewer than half of the K components, or in one
 /// component at any K ≥ 2 (one of two is exactly half; osmFISH's 33 genes ended so without a
-/// word, issue 23): the mixture merged components (SPEC §6.2 notes that the default NIW scale
+/// word, issue 23): the mixture merged components (method §6.2 notes that the default NIW scale
 /// prior drives ν to 1, and one Adam_E step per epoch at lr 1e-3 moves every weight by about lr;
 /// both merge components on our simulated sections). The result is still a valid fit, so this is
 /// a warning, not an error; `darlc run` prints it with the other [`super::guardrails`].
@@ -289,7 +289,7 @@ pub fn run_darlc(
         ck.stop_if_asked("similarity", 0, "the seeding similarity")?;
         similarity = Some((lap, k));
     }
-    // The positive views' per-image scaling (`smoothing.view_scale`, not in SPEC), after the
+    // The positive views' per-image scaling (`smoothing.view_scale`, not in the method), after the
     // similarity so that `S` and K do not depend on it.
     let mut xs = xs;
     crate::data::scale_images(&mut xs, c.smoothing.view_scale);
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn smm_prior_keys_reach_the_joint_phase() {
-        // Defaults: SPEC §6.2 / §6.5 (α 2, κ0 0.01, ν 3), as the fit used before the keys were
+        // Defaults: method §6.2 / §6.5 (α 2, κ0 0.01, ν 3), as the fit used before the keys were
         // honoured (issue 24).
         let o = JointOptions::from_config(&Config::default(), 100, 5, false);
         assert_eq!((o.alpha, o.kappa0, o.nu_init), (2.0, 0.01, 3.0));

@@ -44,7 +44,7 @@ pub fn small_section_warning(n: usize) -> Option<String> {
 }
 
 /// Warm-up with fewer optimiser steps than the EMA target's time constant `1 / (1 − momentum)`
-/// (1,000 steps at SPEC's 0.999), or a joint phase with fewer than [`MIN_JOINT_STEPS`] batch
+/// (1,000 steps at the method's 0.999), or a joint phase with fewer than [`MIN_JOINT_STEPS`] batch
 /// steps. Phases that do not run (0 epochs, or the `w/o SMM` ablation's joint phase) do not warn.
 pub fn few_steps_warnings(s: &Schedule, c: &Config) -> Vec<String> {
     let mut w = Vec::new();
@@ -141,7 +141,7 @@ pub fn explain_k(rule: crate::config::Clusters, k: usize, n: usize) -> Option<St
     match rule {
         crate::config::Clusters::St => Some(format!(
             "clusters: K = {k} = round(N/30) for N = {n} images, the paper's default for spatial \
-             transcriptomics (about 30 genes per cluster, at least 2; SPEC §10), not a property of \
+             transcriptomics (about 30 genes per cluster, at least 2; method §10), not a property of \
              this section: choose another with --clusters K, or --clusters auto for the eigengap"
         )),
         crate::config::Clusters::Fixed(_) => Some(format!("clusters: K = {k} (given)")),

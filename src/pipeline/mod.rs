@@ -1,4 +1,4 @@
-//! `darlc run`: Algorithm 1 of the paper (SPEC §1) as one readable function, plus the baselines.
+//! `darlc run`: Algorithm 1 of the paper (method §1) as one readable function, plus the baselines.
 //!
 //! images → (smoothing → warm-up → joint training → final fit) or a baseline → outputs.
 
@@ -94,7 +94,7 @@ pub enum Until {
     /// The whole method: clusters, metrics and every output.
     #[default]
     Clusters,
-    /// DARLC up to the end of the Module I warm-up (`darlc embed`, SPEC §4.5): the images, the
+    /// DARLC up to the end of the Module I warm-up (`darlc embed`, method §4.5): the images, the
     /// representations `h` (`embeddings.safetensors`, `embeddings.csv`), the trained Module I
     /// (`model.safetensors`), `log.jsonl` and `run.json`; no similarity, K, mixture or metrics.
     WarmUp,
@@ -293,7 +293,7 @@ fn run_in(
     let n = set.images.dim().0;
     check_data(&set, cfg, truth.as_ref())?;
     // The methods see `model_set`, which differs from `set` only under a per-image scaling
-    // (`image_scale`, not in SPEC); metrics and outputs use the images as loaded.
+    // (`image_scale`, not in the method); metrics and outputs use the images as loaded.
     let scaled = (c.image_scale != ImageScale::None).then(|| {
         let mut s = set.clone();
         data::scale_images(&mut s.images, c.image_scale);
@@ -442,18 +442,18 @@ fn run_in(
     Ok(result)
 }
 
-/// K by the eigengap of the enhanced seeding similarity (SPEC §10) on the given vectors.
+/// K by the eigengap of the enhanced seeding similarity (method §10) on the given vectors.
 fn infer_clusters(x: &Array2<f64>, knn: usize, seed: u64) -> Result<usize> {
     let s = crate::module2::similarity::seeding_similarity(x.view(), knn)?;
     eigengap_k(&s, seed)
 }
 
-/// K by the eigengap of the seeding similarity `s` (SPEC §10; stream `k_infer.lanczos`), the one
+/// K by the eigengap of the seeding similarity `s` (method §10; stream `k_infer.lanczos`), the one
 /// place both the baselines and DARLC (on its smoothed images) infer K.
 pub(crate) fn eigengap_k(s: &crate::linalg::sparse::Csr, seed: u64) -> Result<usize> {
     let mut r = crate::rng::stream(seed, "k_infer.lanczos");
     let inf = crate::module2::k_infer::infer_k(s, &mut r)?;
-    eprintln!("clusters: K = {} by the eigengap (SPEC §10)", inf.k_hat);
+    eprintln!("clusters: K = {} by the eigengap (method §10)", inf.k_hat);
     Ok(inf.k_hat)
 }
 

@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use std::path::Path;
 
 /// The image set cut to the bounding box of its tissue mask (plus a 1-pixel margin where the
-/// canvas has one). Nothing a metric uses is lost (SPEC §12.1 works on tissue pixels), and a
+/// canvas has one). Nothing a metric uses is lost (method §12.1 works on tissue pixels), and a
 /// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spot table keeps canvas
 /// coordinates; `crop` in the images file's metadata gives the offset.
 ///
@@ -113,7 +113,7 @@ pub fn write_embeddings(
     tf.save(path)
 }
 
-/// SPEC §12 metrics of a clustering on the raw tissue-pixel vectors `x`, with truth when known.
+/// method §12 metrics of a clustering on the raw tissue-pixel vectors `x`, with truth when known.
 pub fn metrics(
     set: &ImageSet,
     x: Array2<f64>,

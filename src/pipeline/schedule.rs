@@ -1,8 +1,8 @@
-//! The training schedule in optimiser steps (issue 23; SPEC §20): a phase given a target number
+//! The training schedule in optimiser steps (issue 23; method §20): a phase given a target number
 //! of steps runs the fewest whole epochs that reach it, at a batch B chosen from N when the
 //! configuration says `"auto"`.
 //!
-//! The paper counts epochs at B = 256 (SPEC §14): 50 warm-up epochs are about 2,900 optimiser
+//! The paper counts epochs at B = 256 (method §14): 50 warm-up epochs are about 2,900 optimiser
 //! steps on 15,000 genes but 100 on 500, too few for the EMA target (momentum 0.999, time constant
 //! 1,000 steps) to leave its random start, so the contrastive loss stays at chance on a small
 //! section. Counting steps gives every section from a few hundred to tens of thousands of genes a
@@ -59,7 +59,7 @@ fn epochs_for(target: usize, steps_per_epoch: usize, min_epochs: usize) -> usize
 /// * joint epochs = `⌈joint_steps / steps_per_epoch(N, B)⌉`, at least 1 for a positive target,
 ///   when `module2.joint_steps` is set, else `module2.joint_epochs`.
 ///
-/// Both phases share B (the joint phase's batch steps use the warm-up's batch, SPEC §9.4).
+/// Both phases share B (the joint phase's batch steps use the warm-up's batch, method §9.4).
 pub fn resolve(n: usize, c: &Config) -> Schedule {
     let batch = c.module1.batch.size_for(n);
     let spe = steps_per_epoch(n, batch);
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn paper_preset_passes_through_unchanged() {
-        // SPEC §14: 50 + 50 epochs at B = 256 whatever N is; `apply` changes nothing.
+        // method §14: 50 + 50 epochs at B = 256 whatever N is; `apply` changes nothing.
         let c = Config::preset("paper").unwrap();
         for n in [2, 287, 488, 16_110] {
             let s = resolve(n, &c);

@@ -1,4 +1,4 @@
-//! Fused multi-head scaled dot-product attention (SPEC §4.1 `MHSA`, §17 point 11).
+//! Fused multi-head scaled dot-product attention (method §4.1 `MHSA`, §17 point 11).
 //!
 //! Input is the packed projection `qkv: [B, L, 3D]` (columns `[Q | K | V]`, each split into `n_h`
 //! heads of width `d_h = D/n_h`); output is the head-merged `[A_1 V_1 | … | A_{n_h} V_{n_h}]` of shape

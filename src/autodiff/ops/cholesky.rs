@@ -1,4 +1,4 @@
-//! Cholesky-based pieces of the Student-t density (SPEC §6.1, §16, §17 point 8): the lower
+//! Cholesky-based pieces of the Student-t density (method §6.1, §16, §17 point 8): the lower
 //! triangular solve `L X = B` and `ln|Σ| = 2 Σ_j ln L_jj`, both batched over components.
 //! The Mahalanobis distance `δ = ‖L⁻¹(z − μ)‖²` is composed from these on the tape.
 

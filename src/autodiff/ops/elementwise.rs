@@ -1,17 +1,17 @@
-//! Elementwise functions (SPEC §17 point 2) and broadcasting binary arithmetic (point 1).
+//! Elementwise functions (method §17 point 2) and broadcasting binary arithmetic (point 1).
 //!
 //! Each [`Unary`] knows its value `f(x)` and its derivative `f'(x)` (given `x` and `y = f(x)`),
 //! written next to each other. ELU and SELU use `expm1` for `x ≤ 0` and GELU is the exact
-//! `½x(1 + erf(x/√2))` (SPEC §16 "Smooth functions near their kinks").
+//! `½x(1 + erf(x/√2))` (method §16 "Smooth functions near their kinks").
 
 use super::fast32::op_gelu;
 use super::par;
 use crate::float::Float;
 use ndarray::{ArrayD, Axis, IxDyn};
 
-/// SELU scale λ (SPEC §5).
+/// SELU scale λ (method §5).
 pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
-/// SELU α (SPEC §5).
+/// SELU α (method §5).
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 
 /// An elementwise function of one tensor.

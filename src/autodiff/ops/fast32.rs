@@ -1,4 +1,4 @@
-//! f32-only fast kernels (the speed path of SPEC §17; the f64 oracle never runs them).
+//! f32-only fast kernels (the speed path of method §17; the f64 oracle never runs them).
 //!
 //! * [`exp`]: a branch-free `eˣ` (Cody–Waite range reduction `x = n ln2 + r`, a degree-6
 //!   polynomial for `eʳ`, `2ⁿ` built from the exponent bits), written so that loops over it
@@ -289,7 +289,7 @@ simd_fn! {
 // ------------------------------------------------------------------------------------ LayerNorm
 
 simd_fn! {
-    /// LayerNorm forward over the rows of `x: [rows, w]` (SPEC §4.1, biased variance):
+    /// LayerNorm forward over the rows of `x: [rows, w]` (method §4.1, biased variance):
     /// `x̂ = (x − x̄)·rstd`, `rstd = 1/sqrt(var + eps)`, `y = γ ⊙ x̂ + β`; means and variances
     /// are fixed-lane sums.
     pub fn layer_norm_rows(

@@ -1,4 +1,4 @@
-//! The affine layer `Y = X W + b` as one op (SPEC §0 row-vector convention): the bias is added row
+//! The affine layer `Y = X W + b` as one op (method §0 row-vector convention): the bias is added row
 //! by row right after the GEMM, and its gradient is a column sum over fixed row chunks combined in
 //! chunk order, so results are bit-identical on any number of threads.
 //!
@@ -7,7 +7,7 @@
 //! ([`op_linear`]: weights packed once per call, activations read in place, bias added in the
 //! register tile), over fixed chunks of [`op_linear::FAST_ROWS`] rows; f64 never goes there.
 //!
-//! Two fused forms serve the ViT block (SPEC §4.1): [`linear`] with a residual `r` (`x W + b + r`:
+//! Two fused forms serve the ViT block (method §4.1): [`linear`] with a residual `r` (`x W + b + r`:
 //! the output projection plus `T`, the second MLP layer plus `U`) and [`linear_gelu`]
 //! (`GELU(x W + b)`, the first MLP layer). On the fast path each 256-row chunk gets its residual or
 //! GELU right after its GEMM, while it is still in cache, instead of in a later pass over the whole

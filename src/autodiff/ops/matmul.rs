@@ -1,4 +1,4 @@
-//! Matrix products (SPEC §17 point 1): plain and batched, forward and backward, through
+//! Matrix products (method §17 point 1): plain and batched, forward and backward, through
 //! matrixmultiply's sgemm/dgemm.
 //!
 //! Parallelism never changes a result: the output is cut into row or column blocks (each element is

@@ -1,6 +1,6 @@
-//! Normalisations: LayerNorm (SPEC §4.1, §17 point 5), BatchNorm in train mode (SPEC §5, §17
+//! Normalisations: LayerNorm (method §4.1, §17 point 5), BatchNorm in train mode (method §5, §17
 //! point 6; eval mode is an affine map of constants, built from elementary ops) and L2 row
-//! normalisation (SPEC §4.3, §17 point 7).
+//! normalisation (method §4.3, §17 point 7).
 //!
 //! In f32 on an AVX2/AVX-512 CPU, LayerNorm runs the vectorised rows of [`super::fast32`]
 //! instead ([`op_norm`]; f64 never goes there).

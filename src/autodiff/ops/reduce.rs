@@ -1,4 +1,4 @@
-//! Sums and means over an axis or over everything (SPEC §17 point 1). Sums run in index order
+//! Sums and means over an axis or over everything (method §17 point 1). Sums run in index order
 //! (ndarray's `sum_axis` / sequential iteration), so they are deterministic.
 
 use crate::float::Float;

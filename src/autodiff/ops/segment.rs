@@ -1,4 +1,4 @@
-//! The fused "segment weighted sum" of message passing (SPEC §3.3 Eq. 1, §17 point 1 "edge
+//! The fused "segment weighted sum" of message passing (method §3.3 Eq. 1, §17 point 1 "edge
 //! aggregation"): for CSR segments (one per destination node `v`, edges `e ∈ seg(v)`, each edge
 //! reading source row `src[e]`)
 //!

@@ -1,4 +1,4 @@
-//! Layout ops (SPEC §17 point 1): reshape, permute, concatenate, slice, row gather (token selection
+//! Layout ops (method §17 point 1): reshape, permute, concatenate, slice, row gather (token selection
 //! and unshuffle) and its adjoint, scatter-add (edge aggregation).
 
 use crate::float::Float;

@@ -1,5 +1,5 @@
-//! Softmax family over the last axis (SPEC §17 point 3) and the segment (edge) softmax over graph
-//! neighbourhoods (point 4). Every sum of exponentials subtracts the maximum first (SPEC §16).
+//! Softmax family over the last axis (method §17 point 3) and the segment (edge) softmax over graph
+//! neighbourhoods (point 4). Every sum of exponentials subtracts the maximum first (method §16).
 
 use super::par;
 use crate::float::Float;
@@ -126,7 +126,7 @@ pub fn logsumexp_backward<T: Float>(g: &ArrayD<T>, x: &ArrayD<T>, y: &ArrayD<T>)
     ArrayD::from_shape_vec(x.raw_dim(), out).expect("shape")
 }
 
-/// Segment softmax (SPEC Eq. 3): `x` is `[E]` or `[E, h]` edge scores grouped into consecutive
+/// Segment softmax (method Eq. 3): `x` is `[E]` or `[E, h]` edge scores grouped into consecutive
 /// segments `offsets[v]..offsets[v+1]` (one per destination node, CSR order); each segment (and
 /// each column) is normalised on its own.
 pub fn segment_softmax<T: Float>(x: &ArrayD<T>, offsets: &[usize]) -> ArrayD<T> {

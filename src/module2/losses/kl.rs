@@ -1,11 +1,11 @@
-//! The self-training pair of the batch-level phase: the target distribution `P` (SPEC Eq. 22),
+//! The self-training pair of the batch-level phase: the target distribution `P` (method Eq. 22),
 //! frozen for an epoch, and `L_KL(P ‖ Q)` (Eq. 21).
 
 use crate::autodiff::{Tape, Var};
 use crate::float::Float;
 use ndarray::{Array1, Array2, ArrayView2};
 
-/// Target distribution in log space (SPEC Eq. 22): `ln p_ij = 2 ln q_ij − ln f_j − LSE_j'(…)`,
+/// Target distribution in log space (method Eq. 22): `ln p_ij = 2 ln q_ij − ln f_j − LSE_j'(…)`,
 /// `ln f_j = LSE_i ln q_ij`. Rows sum to 1. Not differentiated (frozen for an epoch).
 pub fn target_log_distribution(ln_q: ArrayView2<f64>) -> Array2<f64> {
     let (n, k) = ln_q.dim();
@@ -26,7 +26,7 @@ pub fn target_log_distribution(ln_q: ArrayView2<f64>) -> Array2<f64> {
     out
 }
 
-/// `L_KL = (1/B) Σ_i Σ_j p_ij (ln p_ij − ln q_ij)` with `0·ln 0 = 0` (SPEC Eq. 21, `batchmean`).
+/// `L_KL = (1/B) Σ_i Σ_j p_ij (ln p_ij − ln q_ij)` with `0·ln 0 = 0` (method Eq. 21, `batchmean`).
 /// `ln_p` is a constant `[B, K]`; `ln_q` is on the tape.
 pub fn kl_loss<T: Float>(t: &mut Tape<T>, ln_p: ArrayView2<f64>, ln_q: Var) -> Var {
     let b = ln_p.nrows() as f64;

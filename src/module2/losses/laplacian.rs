@@ -1,4 +1,4 @@
-//! `L_Lap`, the graph Laplacian regulariser of the embeddings on the seeding similarity (SPEC §8.2,
+//! `L_Lap`, the graph Laplacian regulariser of the embeddings on the seeding similarity (method §8.2,
 //! Eq. 17).
 
 use crate::autodiff::{Tape, Var};
@@ -7,7 +7,7 @@ use crate::linalg::sparse::Csr;
 use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
 
-/// `L_Lap = (λ/N) tr(Zᵀ L_sym Z) = (λ/(2N)) Σ_ij S_ij ‖z_i/√d_i − z_j/√d_j‖²` (SPEC Eq. 17),
+/// `L_Lap = (λ/N) tr(Zᵀ L_sym Z) = (λ/(2N)) Σ_ij S_ij ‖z_i/√d_i − z_j/√d_j‖²` (method Eq. 17),
 /// summed over the stored (symmetric) entries of `S`; isolated nodes contribute nothing.
 pub fn laplacian_loss<T: Float>(t: &mut Tape<T>, z: Var, s: &Csr, lambda: f64) -> Var {
     let n = t.shape(z)[0];

@@ -1,4 +1,4 @@
-//! The Student-t mixture log density on the tape (SPEC Eq. 13, evaluated via Cholesky as in §6.1)
+//! The Student-t mixture log density on the tape (method Eq. 13, evaluated via Cholesky as in §6.1)
 //! and the log responsibilities (§6.6): the terms every clustering loss is built from.
 
 use crate::autodiff::{Tape, Var, composite};
@@ -7,7 +7,7 @@ use crate::linalg::special::ln_gamma;
 use ndarray::{ArrayD, IxDyn};
 
 /// Per-component constants of the mixture: `ln π_k` and `ν_k` (`f64::INFINITY` = Gaussian
-/// component, the SMM→GMM ablation of SPEC §15).
+/// component, the SMM→GMM ablation of method §15).
 #[derive(Clone, Debug)]
 pub struct MixtureConsts {
     pub ln_pi: Vec<f64>,
@@ -15,7 +15,7 @@ pub struct MixtureConsts {
 }
 
 /// `ln ρ_ik = ln π_k + ln St(z_i | μ_k, Σ_k = L_k L_kᵀ, ν_k)` for `z: [N, d]`, `μ: [K, d]`,
-/// `L: [K, d, d]` lower triangular; result `[N, K]` (SPEC Eq. 13, evaluated via Cholesky as in
+/// `L: [K, d, d]` lower triangular; result `[N, K]` (method Eq. 13, evaluated via Cholesky as in
 /// §6.1: `δ = ‖L⁻¹(z − μ)‖²`, `ln|Σ| = 2 Σ ln L_jj`, `ln(1 + δ/ν)` by `log1p`).
 pub fn log_rho<T: Float>(t: &mut Tape<T>, z: Var, mu: Var, l: Var, c: &MixtureConsts) -> Var {
     let d = t.shape(z)[1] as f64;
@@ -63,7 +63,7 @@ pub fn log_rho<T: Float>(t: &mut Tape<T>, z: Var, mu: Var, l: Var, c: &MixtureCo
     t.add(s, kc)
 }
 
-/// `ln q_ik = ln ρ_ik − LSE_k ln ρ_ik` (SPEC §6.6), never the log of a clamped probability.
+/// `ln q_ik = ln ρ_ik − LSE_k ln ρ_ik` (method §6.6), never the log of a clamped probability.
 pub fn log_responsibilities<T: Float>(t: &mut Tape<T>, log_rho: Var) -> Var {
     t.log_softmax(log_rho)
 }

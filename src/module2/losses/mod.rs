@@ -1,13 +1,13 @@
 //! The differentiable clustering losses of Module II on the tape, one place per loss of the paper:
 //!
-//! * [`mixture`] — the Student-t mixture log density `ln ρ` (SPEC Eq. 13) and the log
+//! * [`mixture`] — the Student-t mixture log density `ln ρ` (method Eq. 13) and the log
 //!   responsibilities `ln q` (§6.6), from which the losses below are built;
 //! * [`lh`] — `L_LH`, the negative log-likelihood under the fitted mixture (Eq. 18);
 //! * [`size`] — `L_size`, the cluster-size hinge, and its threshold `τ = 0.2/K` (Eq. 19–20);
 //! * [`laplacian`] — `L_Lap`, the graph Laplacian regulariser (Eq. 17);
 //! * [`kl`] — the target distribution `P` (Eq. 22) and `L_KL` (Eq. 21).
 //!
-//! Constants under gradient (SPEC §17): `π̂`, `ν̂` (from EM), the similarity graph, `λ_e`, `P`.
+//! Constants under gradient (method §17): `π̂`, `ν̂` (from EM), the similarity graph, `λ_e`, `P`.
 
 pub mod kl;
 pub mod laplacian;

@@ -1,7 +1,7 @@
-//! The E-step of the mixture (SPEC §6.1, §6.6): per-component constants of the log density, the
+//! The E-step of the mixture (method §6.1, §6.6): per-component constants of the log density, the
 //! Mahalanobis distances by the tiled δ kernel (bit-identical to a row-by-row forward
 //! substitution on every instruction set), log-domain responsibilities, the scale weights `w`, and
-//! the per-row gradient `g_ik` of `ln St(z|θ_k)` (SPEC §11).
+//! the per-row gradient `g_ik` of `ln St(z|θ_k)` (method §11).
 
 use super::Smm;
 use crate::error::{DarlcError, Result};
@@ -214,7 +214,7 @@ impl Smm {
 }
 
 impl Smm {
-    /// `g_ik = w_ik Σ_k⁻¹ (z_i − μ_k)` for one row `z` (SPEC §11; `∂ ln St(z|θ_k)/∂z = −g_ik`),
+    /// `g_ik = w_ik Σ_k⁻¹ (z_i − μ_k)` for one row `z` (method §11; `∂ ln St(z|θ_k)/∂z = −g_ik`),
     /// `[K, d]`, via two triangular solves per component (`w ≡ 1` when Gaussian).
     pub fn g_row(&self, z: ArrayView1<f64>) -> Array2<f64> {
         let (k, d) = (self.k(), self.d());

@@ -1,4 +1,4 @@
-//! Student's t mixture model and its MAP-ECM fit (SPEC §6, Eq. 13–15), plain f64 numerics.
+//! Student's t mixture model and its MAP-ECM fit (method §6, Eq. 13–15), plain f64 numerics.
 //!
 //! The EM is non-differentiable (its outputs are constants for all gradients, §6.9). Every
 //! parallel loop works on fixed row chunks (E-step) or on independent components (M-step, ν-step)
@@ -108,7 +108,7 @@ pub struct SmmConfig {
 }
 
 impl SmmConfig {
-    /// Defaults of SPEC §14 for `k` components.
+    /// Defaults of method §14 for `k` components.
     pub fn new(k: usize) -> Self {
         SmmConfig {
             k,
@@ -316,7 +316,7 @@ impl Smm {
 }
 
 impl Smm {
-    /// Store Θ in a tensor file under the SPEC §18 names `smm.pi [K]`, `smm.mu [K,d]`,
+    /// Store Θ in a tensor file under the method §18 names `smm.pi [K]`, `smm.mu [K,d]`,
     /// `smm.sigma [K,d,d]`, `smm.chol [K,d,d]`, `smm.nu [K]` (f64; +∞ for Gaussian components)
     /// and metadata `smm.gaussian`, `smm.jitter_used` ("true"/"false").
     pub fn insert_into(&self, tf: &mut TensorFile) {

@@ -1,5 +1,5 @@
-//! The MAP M-step of the mixture (SPEC §6.7), division-free and parallel over components, and the
-//! hard initial M-step from a partition (SPEC §6.5 step 2).
+//! The MAP M-step of the mixture (method §6.7), division-free and parallel over components, and the
+//! hard initial M-step from a partition (method §6.5 step 2).
 
 use super::{NU_INIT, NU_MAX, NU_MIN, Smm, SmmPrior, component_major};
 use crate::error::{DarlcError, Result};

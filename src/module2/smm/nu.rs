@@ -1,4 +1,4 @@
-//! The ν CM-step of the mixture (SPEC §6.8): per component, the root of `f_k(ν)` by bisection on
+//! The ν CM-step of the mixture (method §6.8): per component, the root of `f_k(ν)` by bisection on
 //! `ln ν` within `[NU_MIN, NU_MAX]`.
 
 use super::{EStep, NU_MAX, NU_MIN, Smm, component_major};

@@ -1,11 +1,11 @@
-//! The NIW–Dirichlet prior of the mixture and its inverse-Wishart scale choice (SPEC §6.2).
+//! The NIW–Dirichlet prior of the mixture and its inverse-Wishart scale choice (method §6.2).
 
 use super::check_finite;
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
 use ndarray::{Array1, Array2, ArrayView2};
 
-/// NIW–Dirichlet prior hyperparameters (SPEC §6.2), fixed once computed.
+/// NIW–Dirichlet prior hyperparameters (method §6.2), fixed once computed.
 #[derive(Debug, Clone)]
 pub struct SmmPrior {
     /// Dirichlet concentration α (same for every component).
@@ -20,11 +20,11 @@ pub struct SmmPrior {
     pub s0: Array2<f64>,
 }
 
-/// Which IW scale S0 to use (SPEC §6.2): defined with the config key `module2.scale_prior`.
+/// Which IW scale S0 to use (method §6.2): defined with the config key `module2.scale_prior`.
 pub use crate::config::ScalePrior;
 
 impl SmmPrior {
-    /// The default prior of SPEC §6.2 from the initial embeddings `Z⁰ [N, d]` and `K`:
+    /// The default prior of method §6.2 from the initial embeddings `Z⁰ [N, d]` and `K`:
     /// `m0 = mean(Z⁰)`, `κ0 = 0.01`, `ν0 = d + 2`, `S0 = diag(s₁², …, s_d²)/K^{2/d}` (biased
     /// per-dimension variances), `α = 2`.
     pub fn default_from(z: ArrayView2<f64>, k: usize) -> Result<Self> {

@@ -1,4 +1,4 @@
-//! Fused f32 multi-head attention for head widths 16 and 32 (SPEC §4.1 `MHSA` core), one image
+//! Fused f32 multi-head attention for head widths 16 and 32 (method §4.1 `MHSA` core), one image
 //! per call, in the manner of FlashAttention: for a block of [`ROWS`] query rows of one head, the
 //! scores `S = Q Kᵀ/√d_h`, their exponentials and the weighted sum `A V` stay in a scratch row
 //! block that fits in L1, and the `[L, L]` probabilities are never stored.

@@ -41,7 +41,7 @@ fn f32_data<T: Float, S: ndarray::Data<Elem = T>, D: ndarray::Dimension>(
 /// What a fast row chunk does right after its GEMM, while the chunk is still in cache.
 #[derive(Default)]
 struct Epilogue<'a> {
-    /// `c += r` (a residual connection, SPEC §4.1 `U = T + MHSA(·)`, `T' = U + MLP(·)`).
+    /// `c += r` (a residual connection, method §4.1 `U = T + MHSA(·)`, `T' = U + MLP(·)`).
     residual: Option<&'a [f32]>,
     /// `gelu_out = GELU(c)` (the MLP's hidden activation), `c` itself kept as the pre-activation.
     gelu_out: Option<&'a mut [f32]>,
