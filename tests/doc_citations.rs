@@ -7,8 +7,11 @@
 //! must find their tag `(Eq. N)` in the document. The test fails naming the file, the line and the
 //! missing section.
 
+mod source_tree;
+
+use source_tree::rust_files;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The prefixes a citation starts with. Built from parts so that this file cites nothing itself.
 fn prefixes() -> [String; 2] {
@@ -150,21 +153,6 @@ fn unresolved(method: &str, files: &[(String, String)]) -> Vec<String> {
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
 }
 
 /// `(path relative to the crate, text)` of every `.rs` file under `src/` and `tests/`.

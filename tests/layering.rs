@@ -6,8 +6,11 @@
 //! pointer for the reader, not a dependency. A module's own unit tests count: they are compiled
 //! into the module. `main.rs` imports the library as `darlc::…` and sits on the top floor.
 
+mod source_tree;
+
+use source_tree::rust_files;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The floors, from the ground up. A module may import any module on its own floor or a lower one.
 ///
@@ -53,21 +56,6 @@ const FLOORS: &[(&str, u32)] = &[
     ("fixtures", 12),
     ("cli", 13),
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
 
 /// The top-level module a file of `src/` belongs to (`src/a/b.rs` and `src/a.rs` → `a`).
 fn module_of(rel: &Path) -> String {

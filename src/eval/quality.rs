@@ -6,6 +6,7 @@
 use crate::augment::graph::Graph;
 use crate::augment::smooth::{Smoothed, section_graph};
 use crate::data::ImageSet;
+use crate::data::preprocess::median;
 use crate::error::{DarlcError, Result};
 use crate::eval::moran::moran_i_columns;
 use crate::float::Float;
@@ -60,8 +61,10 @@ pub fn smoothing_gain<T: Float>(
         ));
     }
     let raised = pairs.iter().filter(|(a, b)| b > a).count();
-    let median_raw = median(pairs.iter().map(|p| p.0).collect());
-    let median_smoothed = median(pairs.iter().map(|p| p.1).collect());
+    // `pairs` is not empty (checked above), so each median exists.
+    let median_of = |mut v: Vec<f64>| median(&mut v).unwrap_or(f64::NAN);
+    let median_raw = median_of(pairs.iter().map(|p| p.0).collect());
+    let median_smoothed = median_of(pairs.iter().map(|p| p.1).collect());
     Ok(SmoothingReport {
         n_compared: pairs.len(),
         fraction_raised: raised as f64 / pairs.len() as f64,
@@ -90,28 +93,12 @@ pub fn section_smoothing_gain(set: &ImageSet, sm: &Smoothed) -> Result<Option<Sm
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::augment::gks::GksKernel;
     use ndarray::{Array2, array};
     use rand::Rng;
-
-    #[test]
-    fn median_rule() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
 
     #[test]
     fn smoothing_noise_raises_morans_i() {
