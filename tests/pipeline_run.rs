@@ -67,7 +67,7 @@ fn baselines_write_every_output_and_a_complete_marker() {
         );
         assert!(m["dbie"].as_f64().unwrap() > 0.0);
         let csv = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
-        assert!(csv.starts_with("gene,cluster,confidence\n"));
+        assert!(csv.starts_with("gene_id,symbol,cluster,confidence\n"));
         assert_eq!(csv.lines().count(), 288);
         // `darlc eval` scores the finished run folder with the simulator's truth file and agrees
         // with the run's own metrics.

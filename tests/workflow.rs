@@ -123,9 +123,9 @@ fn cluster_sizes(p: &Path) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     let text = std::fs::read_to_string(p).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("gene,cluster,confidence"));
+    assert_eq!(lines.next(), Some("gene_id,symbol,cluster,confidence"));
     for l in lines {
-        let c = l.split(',').nth(1).unwrap().to_string();
+        let c = l.split(',').nth(2).unwrap().to_string();
         *m.entry(c).or_insert(0) += 1;
     }
     m

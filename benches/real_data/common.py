@@ -110,8 +110,8 @@ class Run:
         g = pd.read_csv(os.path.join(folder, "genes.csv"), keep_default_na=False, dtype=str)
         self.gene_ids = list(g["gene_id"])
         self.symbols = list(g["symbol"])
-        c = pd.read_csv(os.path.join(folder, "clusters.csv"), keep_default_na=False, dtype={"gene": str})
-        assert list(c["gene"]) == self.gene_ids, "clusters.csv and genes.csv disagree"
+        c = pd.read_csv(os.path.join(folder, "clusters.csv"), keep_default_na=False, dtype={"gene_id": str})
+        assert list(c["gene_id"]) == self.gene_ids, "clusters.csv and genes.csv disagree"
         self.labels = c["cluster"].to_numpy(int)
         p = os.path.join(folder, "embeddings.safetensors")
         self.emb = read_safetensors(p)[0] if os.path.exists(p) else {}

@@ -12,9 +12,11 @@
 //! A name is looked up first among the ids, then among the symbols (when a `genes.csv` gives them
 //! and the symbol is unique), so labels may use either.
 //!
-//! **CSV embeddings**: a header, the id in the first column, then the vector. **Label tables**:
-//! CSV with a header, id in the first column, label in the second (further columns ignored), as
-//! `clusters.csv` writes it. Gzip files are decompressed (recognised by their magic bytes).
+//! **CSV embeddings**: a header, the id in the first column, then the vector; a second column
+//! headed `symbol` (as `embeddings.csv` writes it) gives the symbols. **Label tables**: CSV with a
+//! header, id in the first column, the label in the column headed `cluster` when there is one (as
+//! `clusters.csv` writes it: `gene_id,symbol,cluster,confidence`), else in the second (further
+//! columns ignored). Gzip files are decompressed (recognised by their magic bytes).
 
 use crate::error::{DarlcError, Result};
 use crate::io::{TensorData, TensorFile};
@@ -42,20 +44,35 @@ fn csv_err(path: &Path, e: csv::Error) -> DarlcError {
     DarlcError::format(path, line, format!("cannot read CSV: {e}"))
 }
 
-/// Read a CSV with a header: first column id, second column value. Errors on a short row, an
+/// Read a CSV with a header: first column id; the value in the column headed `cluster` when the
+/// header has one after the first (`clusters.csv`), else in the second. Errors on a short row, an
 /// empty id or a duplicated id (naming the file and line).
 pub fn read_two_column_csv(path: &Path) -> Result<Vec<(String, String)>> {
     let mut rd = csv_reader(path)?;
+    let header = rd.headers().map_err(|e| csv_err(path, e))?.clone();
+    let value_col = header
+        .iter()
+        .skip(1)
+        .position(|h| h == "cluster")
+        .map_or(1, |c| c + 1);
     let mut out = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for rec in rd.records() {
         let rec = rec.map_err(|e| csv_err(path, e))?;
         let line = rec.position().map(|p| p.line() as usize);
-        if rec.len() < 2 {
+        if rec.len() <= value_col.max(1) {
             return Err(DarlcError::format(
                 path,
                 line,
-                "expected at least 2 columns (id, label)",
+                if value_col == 1 {
+                    "expected at least 2 columns (id, label)".to_string()
+                } else {
+                    format!(
+                        "expected at least {} columns (the header has `cluster` in column {})",
+                        value_col + 1,
+                        value_col + 1
+                    )
+                },
             ));
         }
         let id = rec[0].to_string();
@@ -69,7 +86,7 @@ pub fn read_two_column_csv(path: &Path) -> Result<Vec<(String, String)>> {
                 format!("id `{id}` appears twice (first on line {first})"),
             ));
         }
-        out.push((id, rec[1].to_string()));
+        out.push((id, rec[value_col].to_string()));
     }
     Ok(out)
 }
@@ -352,9 +369,14 @@ pub fn load_embeddings(
     })
 }
 
-/// CSV matrix: header, id in the first column, then numbers.
+/// CSV matrix: header, id in the first column, then numbers; a second column headed `symbol`
+/// (`embeddings.csv`) holds the symbols.
 pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
     let mut rd = csv_reader(path)?;
+    let header = rd.headers().map_err(|e| csv_err(path, e))?.clone();
+    let has_symbol = header.get(1) == Some("symbol");
+    let first_value = if has_symbol { 2 } else { 1 };
+    let mut symbols = Vec::new();
     let mut ids = Vec::new();
     let mut values = Vec::new();
     let mut width: Option<usize> = None;
@@ -362,7 +384,7 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
     for rec in rd.records() {
         let rec = rec.map_err(|e| csv_err(path, e))?;
         let line = rec.position().map(|p| p.line() as usize);
-        let d = rec.len().saturating_sub(1);
+        let d = rec.len().saturating_sub(first_value);
         if d == 0 {
             return Err(DarlcError::format(
                 path,
@@ -385,7 +407,10 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
             ));
         }
         ids.push(rec[0].to_string());
-        for (c, f) in rec.iter().enumerate().skip(1) {
+        if has_symbol {
+            symbols.push(rec[1].to_string());
+        }
+        for (c, f) in rec.iter().enumerate().skip(first_value) {
             let v: f64 = f.parse().map_err(|_| {
                 DarlcError::format(
                     path,
@@ -407,7 +432,7 @@ pub fn load_csv_matrix(path: &Path) -> Result<Matrix> {
     let x = Array2::from_shape_vec((n, width.unwrap_or(0)), values)
         .map_err(|e| DarlcError::format(path, None, e.to_string()))?;
     Ok(Matrix {
-        ids: IdTable::new(ids, None, path)?,
+        ids: IdTable::new(ids, has_symbol.then_some(symbols), path)?,
         x,
         path: path.to_path_buf(),
         what: "CSV".into(),
@@ -547,6 +572,36 @@ mod tests {
         std::fs::write(&c, "id,a\nx,1\ny,oops\n").unwrap();
         let e = load_csv_matrix(&c).unwrap_err().to_string();
         assert!(e.contains("m.csv:3") && e.contains("oops"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn clusters_csv_label_and_embeddings_csv_symbol_columns() {
+        let d = dir("cols");
+        // clusters.csv: the label is the `cluster` column, not the symbol beside the id.
+        let c = d.join("clusters.csv");
+        std::fs::write(
+            &c,
+            "gene_id,symbol,cluster,confidence\nE1,Foo,3,0.9\nE2,Bar,0,0.8\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_two_column_csv(&c).unwrap(),
+            vec![("E1".into(), "3".into()), ("E2".into(), "0".into())]
+        );
+        // A row too short for the `cluster` column names it.
+        std::fs::write(&c, "gene_id,symbol,cluster\nE1,Foo\n").unwrap();
+        let e = read_two_column_csv(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("clusters.csv:2") && e.contains("column 3"),
+            "{e}"
+        );
+        // embeddings.csv: `symbol` is not a coordinate; it makes the symbols known.
+        let m = d.join("embeddings.csv");
+        std::fs::write(&m, "gene_id,symbol,z0,z1\nE1,Foo,1,2\nE2,Bar,3,4\n").unwrap();
+        let x = load_csv_matrix(&m).unwrap();
+        assert_eq!(x.x, ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(x.ids.lookup("Bar"), Some(1));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -8,7 +8,10 @@ pub mod guardrails;
 pub mod modules;
 pub mod outdir;
 pub mod outputs;
+pub mod pictures;
+pub mod report_html;
 pub mod schedule;
+pub mod summary;
 
 use crate::baselines::{self, Clustering};
 use crate::config::{CheckedConfig, ImageScale, Method};
@@ -414,7 +417,11 @@ fn run_in(
     // the run's peak memory on 15,000 genes).
     drop(scaled);
     let image_shape = set.images.dim().into();
-    let written = write_all(set, x, &result, &extras, truth.as_ref(), out)?;
+    let (mut written, cards) = write_all(set, x, &result, &extras, truth.as_ref(), out)?;
+    let report_html = out.join("report.html");
+    if cards.is_some() {
+        written.push(report_html.clone());
+    }
     phases.push(Phase::ended("outputs", t2));
     let rj = RunJson {
         complete: true,
@@ -438,6 +445,16 @@ fn run_in(
             })
             .collect(),
     };
+    if let Some(cards) = &cards {
+        // Written from the files the run wrote (and run.json's content), just before run.json.
+        let t3 = Instant::now();
+        write_report_html(&report_html, &rj, cards, out)?;
+        eprintln!(
+            "report: {} ({:.1} s)",
+            report_html.display(),
+            t3.elapsed().as_secs_f64()
+        );
+    }
     io::write_json(&out.join("run.json"), &rj)?;
     result.phases = phases;
     Ok(result)
@@ -633,6 +650,42 @@ fn truth_rows(set: &ImageSet, truth: Option<&Truth>) -> Option<(Vec<(String, Str
     })
 }
 
+/// `report.html` ([`report_html`]) from `run.json`'s content and the files in `out`.
+fn write_report_html(
+    path: &Path,
+    rj: &RunJson,
+    cards: &report_html::Cards,
+    out: &Path,
+) -> Result<()> {
+    let run = serde_json::to_value(rj).map_err(|e| DarlcError::Data(format!("run.json: {e}")))?;
+    let read_json = |name: &str| -> Result<Option<serde_json::Value>> {
+        let p = out.join(name);
+        if !p.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| DarlcError::io(&p, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| DarlcError::format(&p, Some(e.line()), e.to_string()))
+    };
+    let data = read_json("report.json")?.unwrap_or_default();
+    let metrics = read_json("metrics.json")?;
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap_or_default();
+    let page = report_html::render(&report_html::Page {
+        run: &run,
+        data: &data,
+        metrics: metrics.as_ref(),
+        log: &log,
+        cards: &cards.cards,
+        ids: &cards.ids,
+        symbols: &cards.symbols,
+        confidence: &cards.confidence,
+    });
+    io::atomic_write(path, page.as_bytes())
+}
+
+/// Everything a run writes but `run.json`; returns the files and, when there are clusters, what
+/// `report.html` shows of them.
 fn write_all(
     set: ImageSet,
     x: Array2<f64>,
@@ -640,7 +693,7 @@ fn write_all(
     extras: &Extras,
     truth: Option<&Truth>,
     out: &Path,
-) -> Result<Vec<PathBuf>> {
+) -> Result<(Vec<PathBuf>, Option<report_html::Cards>)> {
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
     let (cropped, _offset) = outputs::crop_to_tissue(set);
     let set = &cropped;
@@ -651,7 +704,7 @@ fn write_all(
         .and_then(|c| c.responsibilities.as_ref());
     if let Some(cl) = &r.clustering {
         let p = out.join("clusters.csv");
-        outputs::write_clusters_csv(&p, &set.ids, cl)?;
+        outputs::write_clusters_csv(&p, &set.ids, &set.symbols, cl)?;
         files.push(p);
     }
     if r.h.is_some() || r.z.is_some() || responsibilities.is_some() {
@@ -663,6 +716,7 @@ fn write_all(
             outputs::write_embeddings_csv(
                 &p,
                 &set.ids,
+                &set.symbols,
                 e.view(),
                 if r.z.is_some() { "z" } else { "h" },
             )?;
@@ -687,7 +741,7 @@ fn write_all(
     }
     // Stopped after the warm-up: no clusters to score or draw.
     let Some(clustering) = &r.clustering else {
-        return Ok(files);
+        return Ok((files, None));
     };
     let truth = truth_rows(set, truth);
     let truth = truth
@@ -698,8 +752,51 @@ fn write_all(
     io::write_json(&p, &report)?;
     files.push(p);
     eprint!("{}", crate::eval::report::format_table(&report));
-    let p = out.join("clusters.png");
-    outputs::write_clusters_png(&p, set, clustering)?;
+    let modules = summary::modules(clustering, Some(&report));
+    let p = out.join("modules.csv");
+    summary::write_modules_csv(&p, &modules, &set.ids, &set.symbols, &clustering.confidence)?;
     files.push(p);
-    Ok(files)
+    // The pictures: per cluster its member montage and (sections) its module map, each made
+    // once for the paged pictures and the report's cards.
+    let montages: Vec<_> = modules
+        .iter()
+        .map(|m| pictures::montage(set, m, pictures::MEMBERS_SHOWN))
+        .collect();
+    files.extend(pictures::write_pages(
+        out,
+        "clusters",
+        &pictures::clusters_pages(&modules, &montages),
+    )?);
+    let maps = match &set.section {
+        Some(sec) => {
+            let k = clustering.labels.iter().copied().max().map_or(0, |m| m + 1);
+            let scores = modules::module_scores(sec.expr.view(), &clustering.labels, k)?;
+            let maps: Vec<_> = modules
+                .iter()
+                .map(|m| pictures::module_map(set, scores.column(m.cluster), None))
+                .collect();
+            files.extend(pictures::write_pages(
+                out,
+                "modules",
+                &pictures::modules_pages(set, &modules, &maps),
+            )?);
+            Some(maps)
+        }
+        None => None,
+    };
+    let mut cards = Vec::with_capacity(modules.len());
+    for (i, m) in modules.into_iter().enumerate() {
+        cards.push(report_html::Card {
+            module: m,
+            map_png: maps.as_ref().map(|v| v[i].to_png()).transpose()?,
+            montage_png: montages[i].0.to_png()?,
+        });
+    }
+    let cards = report_html::Cards {
+        cards,
+        ids: set.ids.clone(),
+        symbols: set.symbols.clone(),
+        confidence: clustering.confidence.clone(),
+    };
+    Ok((files, Some(cards)))
 }

@@ -7,14 +7,16 @@ use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::eval::input::{IdTable, Matrix};
 use crate::eval::report::{EvalReport, LabelTable, evaluate};
-use crate::io::{TensorFile, atomic_write, picture};
-use ndarray::{Array2, ArrayView2, Axis};
+use crate::io::{TensorFile, atomic_write};
+use ndarray::{Array2, ArrayView2};
 use std::path::Path;
 
 /// The image set cut to the bounding box of its tissue mask (plus a 1-pixel margin where the
 /// canvas has one). Nothing a metric uses is lost (method §12.1 works on tissue pixels), and a
-/// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spot table keeps canvas
-/// coordinates; `crop` in the images file's metadata gives the offset.
+/// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spots' pixels move with the
+/// crop, so `spots.csv`'s `pixel_row`, `pixel_col` index the stored images (each spot's pixel
+/// holds its value in every image); the returned offset `[row, col]` is where the crop starts on
+/// the canvas.
 ///
 /// Takes the set by value so that only the cropped images are copied (the run's output phase
 /// holds its peak memory here).
@@ -40,19 +42,32 @@ pub fn crop_to_tissue(mut set: ImageSet) -> (ImageSet, [usize; 2]) {
             .slice(ndarray::s![.., .., r0..r1, c0..c1])
             .to_owned();
         set.mask = set.mask.slice(ndarray::s![r0..r1, c0..c1]).to_owned();
+        // Every spot is a tissue pixel (the mask is the spots' pixels), so it lies in the box.
+        if let Some(sec) = &mut set.section {
+            for p in &mut sec.pixel {
+                *p = (p.0 - r0, p.1 - c0);
+            }
+        }
     }
     (set, [r0, c0])
 }
 
-/// `clusters.csv`: `gene,cluster,confidence` (gene = the image id), one row per image in input order.
-pub fn write_clusters_csv(path: &Path, ids: &[String], c: &Clustering) -> Result<()> {
+/// `clusters.csv`: `gene_id,symbol,cluster,confidence` (gene_id = the image id, symbol = the
+/// gene symbol, or the id again where the input has none), one row per image in input order.
+pub fn write_clusters_csv(
+    path: &Path,
+    ids: &[String],
+    symbols: &[String],
+    c: &Clustering,
+) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| DarlcError::Data(format!("{}: {e}", path.display()));
-    w.write_record(["gene", "cluster", "confidence"])
+    w.write_record(["gene_id", "symbol", "cluster", "confidence"])
         .map_err(err)?;
     for (i, id) in ids.iter().enumerate() {
         w.write_record([
             id.as_str(),
+            symbols[i].as_str(),
             &c.labels[i].to_string(),
             &format!("{:.6}", c.confidence[i]),
         ])
@@ -64,20 +79,21 @@ pub fn write_clusters_csv(path: &Path, ids: &[String], c: &Clustering) -> Result
     atomic_write(path, &bytes)
 }
 
-/// `embeddings.csv`: `gene,<prefix>0,<prefix>1,…` for one embedding matrix.
+/// `embeddings.csv`: `gene_id,symbol,<prefix>0,<prefix>1,…` for one embedding matrix.
 pub fn write_embeddings_csv(
     path: &Path,
     ids: &[String],
+    symbols: &[String],
     x: ArrayView2<f64>,
     prefix: &str,
 ) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| DarlcError::Data(format!("{}: {e}", path.display()));
-    let mut hdr = vec!["gene".to_string()];
+    let mut hdr = vec!["gene_id".to_string(), "symbol".to_string()];
     hdr.extend((0..x.ncols()).map(|j| format!("{prefix}{j}")));
     w.write_record(&hdr).map_err(err)?;
     for (i, id) in ids.iter().enumerate() {
-        let mut rec = vec![id.clone()];
+        let mut rec = vec![id.clone(), symbols[i].clone()];
         rec.extend(x.row(i).iter().map(|v| format!("{v:.8e}")));
         w.write_record(&rec).map_err(err)?;
     }
@@ -145,44 +161,4 @@ pub fn metrics(
     };
     let truth_table = truth.map(|(rows, path)| LabelTable { rows, path });
     evaluate(&labels, truth_table.as_ref(), None, Some(&images))
-}
-
-/// `clusters.png`: one row per cluster (the 16 largest, largest first): its mean pattern, then up
-/// to 5 members with the highest confidence (the paper's Fig. 3 layout).
-pub fn write_clusters_png(path: &Path, set: &ImageSet, c: &Clustering) -> Result<()> {
-    let k = c.labels.iter().copied().max().map_or(0, |m| m + 1);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
-    for (i, &l) in c.labels.iter().enumerate() {
-        members[l].push(i);
-    }
-    let mut order: Vec<usize> = (0..k).filter(|&j| !members[j].is_empty()).collect();
-    order.sort_by(|&a, &b| members[b].len().cmp(&members[a].len()).then(a.cmp(&b)));
-    order.truncate(16);
-    let img = |i: usize| {
-        set.images
-            .index_axis(Axis(0), i)
-            .index_axis(Axis(0), 0)
-            .to_owned()
-    };
-    let mut cells: Vec<Vec<Option<ndarray::Array2<f32>>>> = Vec::new();
-    for &j in &order {
-        let mut m = members[j].clone();
-        let mean = m
-            .iter()
-            .fold(ndarray::Array2::<f32>::zeros(set.mask.dim()), |acc, &i| {
-                acc + img(i)
-            })
-            / m.len() as f32;
-        m.sort_by(|&a, &b| c.confidence[b].total_cmp(&c.confidence[a]).then(a.cmp(&b)));
-        let mut row = vec![Some(mean)];
-        row.extend(m.iter().take(5).map(|&i| Some(img(i))));
-        cells.push(row);
-    }
-    let views: Vec<Vec<Option<ndarray::ArrayView2<f32>>>> = cells
-        .iter()
-        .map(|r| r.iter().map(|c| c.as_ref().map(|a| a.view())).collect())
-        .collect();
-    let (h, w) = set.mask.dim();
-    let scale = (300 / h.max(w).max(1)).clamp(1, 8);
-    picture::write_grid(path, &views, Some(set.mask.view()), scale)
 }
