@@ -12,14 +12,16 @@ mod pipeline_common;
 
 use pipeline_common::darlc;
 
-/// One DARLC run (tiny preset) on the simulated section, shared by the tests of this file.
+/// One DARLC run (tiny preset) on the simulated section, shared by the tests of this file. On a
+/// 75×75 canvas the 72×61 tissue sits at offset (1, 7), so the stored images are cropped at a
+/// non-zero offset (with the tissue-fitted canvas the offset is 0 and the crop bug hid).
 fn run_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let input = pipeline_common::section("outputs");
         let out = pipeline_common::tmp("outputs", "darlc");
         let o = darlc()
-            .args(["run", "--preset", "tiny", "--input"])
+            .args(["run", "--preset", "tiny", "--canvas", "75", "--input"])
             .arg(&input)
             .arg("--out")
             .arg(&out)
