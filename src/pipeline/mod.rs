@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod darlc;
 pub mod guardrails;
+pub mod modules;
 pub mod outdir;
 pub mod outputs;
 pub mod schedule;
