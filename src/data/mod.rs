@@ -62,7 +62,19 @@ pub struct Section {
     /// `(row, col)` of each spot on the image canvas.
     pub pixel: Vec<(usize, usize)>,
     /// Spot ids (barcodes, `XxY` names, `bin_r<row>_c<col>` for bins, `px_<x>_<y>` for MSI).
+    /// Every spot of a section is in the tissue: the readers drop the others (Visium
+    /// `in_tissue` 0, spot-table rows with `in_tissue` 0, MSI pixels with zero TIC).
     pub spot_ids: Vec<String>,
+    /// `(array_row, array_col)` per spot. Visium: the positions table's array position, as Space
+    /// Ranger and scanpy give it. Other inputs: the integer lattice point the spot is placed on,
+    /// `(row, col)` with minima 0 (legacy ST and MSI: rounded `(y, x)`; bins: the bin's row and
+    /// column), i.e. `pixel` without the canvas offset.
+    pub array: Vec<[i64; 2]>,
+    /// Visium only: `(pxl_row_in_fullres, pxl_col_in_fullres)` per spot, the spot centre in pixels
+    /// of the full-resolution tissue image (columns 5–6 of `tissue_positions.csv`); multiply by
+    /// `scalefactors_json.json`'s `tissue_lowres_scalef` for `tissue_lowres_image.png`. `None`
+    /// for other inputs and for positions tables without these columns.
+    pub fullres_pixel: Option<Vec<[f64; 2]>>,
 }
 
 /// The images to cluster, with everything known about them.

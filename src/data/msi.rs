@@ -143,6 +143,8 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<ImageSet> {
                 .iter()
                 .map(|&q| format!("px_{}_{}", xs[q], ys[q]))
                 .collect(),
+            array: yx.iter().map(|&(r, c)| [r, c]).collect(),
+            fullres_pixel: None,
         }),
         report,
     })

@@ -29,6 +29,10 @@ struct Layout {
     col_to_spot: Vec<Option<u32>>,
     /// Lattice position `(y, x)` per spot, minima 0.
     yx: Vec<(i64, i64)>,
+    /// [`Section::array`]: Visium `(array_row, array_col)`, otherwise `yx`.
+    array: Vec<[i64; 2]>,
+    /// [`Section::fullres_pixel`] (Visium).
+    fullres: Option<Vec<[f64; 2]>>,
     coords: Vec<[f64; 2]>,
     /// File and line that defined each spot (for collision errors).
     origin: Vec<(PathBuf, usize)>,
@@ -72,6 +76,8 @@ fn free_layout(
             spot_ids,
             col_to_spot,
             yx: b.bins.clone(),
+            array: b.bins.iter().map(|&(r, c)| [r, c]).collect(),
+            fullres: None,
             coords: b.centroids.clone(),
             origin,
             hint: "",
@@ -92,6 +98,8 @@ fn free_layout(
             kind: kind_lattice,
             lattice: Lattice::Square,
             coords: yx.iter().map(|&(y, x)| [y as f64, x as f64]).collect(),
+            array: yx.iter().map(|&(y, x)| [y, x]).collect(),
+            fullres: None,
             yx,
             spot_ids: used.iter().map(|u| u.1.clone()).collect(),
             col_to_spot,
@@ -124,6 +132,7 @@ fn visium_layout(
     let pos = read_positions(pos_path)?;
     let mut col_to_spot = vec![None; barcodes.len()];
     let (mut rows, mut cols, mut ids, mut origin) = (vec![], vec![], vec![], vec![]);
+    let mut fullres = Some(Vec::new());
     for (j, b) in barcodes.iter().enumerate() {
         let p = pos.get(b).ok_or_else(|| {
             DarlcError::format(
@@ -139,6 +148,11 @@ fn visium_layout(
             col_to_spot[j] = Some(ids.len() as u32);
             rows.push(p.array_row);
             cols.push(p.array_col);
+            // Kept only when every spot of the section has its full-resolution pixel.
+            fullres = fullres.zip(p.fullres).map(|(mut v, px)| {
+                v.push(px);
+                v
+            });
             ids.push(b.clone());
             origin.push((pos_path.to_path_buf(), p.line));
         }
@@ -153,6 +167,8 @@ fn visium_layout(
             .map(|(&r, &c)| [c as f64 / 2.0, r as f64 * s3])
             .collect(),
         yx: hex_lattice(&rows, &cols),
+        array: rows.iter().zip(&cols).map(|(&r, &c)| [r, c]).collect(),
+        fullres,
         spot_ids: ids,
         col_to_spot,
         origin,
@@ -391,6 +407,8 @@ fn finish(
             lattice: layout.lattice,
             pixel: pixels,
             spot_ids: layout.spot_ids,
+            array: layout.array,
+            fullres_pixel: layout.fullres,
         }),
         report,
     })

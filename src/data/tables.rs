@@ -76,11 +76,14 @@ pub fn read_barcodes(path: &Path) -> Result<Vec<String>> {
 }
 
 /// One row of a Visium positions table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VisiumSpot {
     pub in_tissue: bool,
     pub array_row: i64,
     pub array_col: i64,
+    /// `(pxl_row_in_fullres, pxl_col_in_fullres)`: the spot's centre in pixels of the full-resolution
+    /// tissue image (columns 5 and 6); `None` when the table has only the first four columns.
+    pub fullres: Option<[f64; 2]>,
     pub line: usize,
 }
 
@@ -138,6 +141,14 @@ pub fn read_positions(path: &Path) -> Result<HashMap<String, VisiumSpot>> {
                 "array position ({array_row}, {array_col}) out of range 0..=1000000"
             )));
         }
+        let fullres = if rec.len() >= 6 {
+            let px = |i: usize, name: &str| -> Result<f64> {
+                parse_finite(&rec[i]).map_err(|m| err(format!("field {} `{name}`: {m}", i + 1)))
+            };
+            Some([px(4, "pxl_row_in_fullres")?, px(5, "pxl_col_in_fullres")?])
+        } else {
+            None
+        };
         let id = rec[0].trim().to_string();
         if let Some(prev) = out.insert(
             id.clone(),
@@ -145,6 +156,7 @@ pub fn read_positions(path: &Path) -> Result<HashMap<String, VisiumSpot>> {
                 in_tissue,
                 array_row,
                 array_col,
+                fullres,
                 line,
             },
         ) {
@@ -301,5 +313,33 @@ mod tests {
         assert_eq!(parse_xy_name("-1x2"), Some((-1.0, 2.0)));
         assert_eq!(parse_xy_name("AAAC-1"), None);
         assert_eq!(parse_xy_name("cell_1"), None);
+    }
+
+    /// Columns 5 and 6 are kept as the full-resolution pixel position (integers or decimals);
+    /// a four-column table has none, a non-number there is an error at its line.
+    #[test]
+    fn positions_fullres_pixels() {
+        let dir = std::env::temp_dir().join(format!("darlc-pos-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("tissue_positions.csv");
+        std::fs::write(
+            &p,
+            "barcode,in_tissue,array_row,array_col,pxl_row_in_fullres,pxl_col_in_fullres\n\
+             A-1,1,3,5,220,123.5\nB-1,0,4,6,240,150\n",
+        )
+        .unwrap();
+        let pos = read_positions(&p).unwrap();
+        assert_eq!(pos["A-1"].fullres, Some([220.0, 123.5]));
+        assert_eq!((pos["A-1"].array_row, pos["A-1"].array_col), (3, 5));
+        assert_eq!(pos["B-1"].fullres, Some([240.0, 150.0]));
+        std::fs::write(&p, "A-1,1,3,5\n").unwrap();
+        assert_eq!(read_positions(&p).unwrap()["A-1"].fullres, None);
+        std::fs::write(&p, "A-1,1,3,5,220,123\nB-1,1,4,6,x,150\n").unwrap();
+        let e = read_positions(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("tissue_positions.csv:2") && e.contains("pxl_row_in_fullres"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
