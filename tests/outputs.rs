@@ -309,3 +309,34 @@ fn decode_base64(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// On a Space Ranger folder with `spatial/` images (the 10x HDF5 fixture), the module maps are
+/// drawn over the H&E image: its tissue colour shows in `modules.png`.
+#[test]
+fn module_maps_lie_over_the_he_image_where_space_ranger_gives_one() {
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tenx_h5/v3");
+    let out = pipeline_common::tmp("outputs", "he");
+    let o = darlc()
+        .args(["run", "--preset", "tiny", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dec = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(out.join("modules.png")).unwrap(),
+    ));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0u8; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    // The fixture's tissue pink (226, 160, 196), between and around the spots.
+    let pink = buf[..info.buffer_size()]
+        .chunks(3)
+        .filter(|p| p == &[226, 160, 196])
+        .count();
+    assert!(
+        pink > 500,
+        "{pink} tissue-coloured pixels: no H&E under the maps"
+    );
+}

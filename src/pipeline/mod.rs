@@ -66,6 +66,8 @@ pub struct RunResult {
 struct Extras {
     /// Every trained tensor by dotted name (DARLC: `model.safetensors`).
     model: Option<io::TensorFile>,
+    /// Space Ranger's low-resolution H&E image with the spots placed on it, for `modules.png`.
+    he: Option<pictures::HeBackground>,
 }
 
 /// Provenance written to `run.json` (after alevin-fry's `cmd_info`/`meta_info`).
@@ -336,7 +338,18 @@ fn run_in(
     // A baseline's input, kept for the metrics when it is also the images as loaded.
     let mut x_loaded: Option<Array2<f64>> = None;
     let t1 = Instant::now();
-    let mut extras = Extras { model: None };
+    // The H&E image under the module maps, read before training so that a malformed one is
+    // reported now (it only costs the maps their background, not the run).
+    let he = match pictures::he_background(&set) {
+        Ok(he) => he,
+        Err(e) => {
+            let w = format!("warning: {e}; modules.png draws the spots on the lattice instead");
+            eprintln!("{w}");
+            warnings.push(w);
+            None
+        }
+    };
+    let mut extras = Extras { model: None, he };
     let (mut result, k) = match c.method {
         Method::Kmeans => {
             let x_model = x_loaded.insert(tissue(model_set)?);
@@ -773,7 +786,7 @@ fn write_all(
             let scores = modules::module_scores(sec.expr.view(), &clustering.labels, k)?;
             let maps: Vec<_> = modules
                 .iter()
-                .map(|m| pictures::module_map(set, scores.column(m.cluster), None))
+                .map(|m| pictures::module_map(set, scores.column(m.cluster), extras.he.as_ref()))
                 .collect();
             files.extend(pictures::write_pages(
                 out,

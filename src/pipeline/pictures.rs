@@ -241,6 +241,29 @@ impl HeBackground {
     }
 }
 
+/// The folder of Space Ranger's `spatial/` images of `set`: the folder of a positions file it
+/// read that also holds `tissue_lowres_image.png`.
+pub fn spatial_dir(set: &ImageSet) -> Option<PathBuf> {
+    set.report
+        .files
+        .iter()
+        .filter_map(|f| Path::new(f).parent())
+        .find(|d| d.join("tissue_lowres_image.png").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The H&E background of `set`'s module maps: `Ok(None)` without a `spatial/` image folder or
+/// without full-resolution spot pixels (inputs other than Visium).
+pub fn he_background(set: &ImageSet) -> Result<Option<HeBackground>> {
+    let Some(fullres) = set.section.as_ref().and_then(|s| s.fullres_pixel.as_ref()) else {
+        return Ok(None);
+    };
+    match spatial_dir(set) {
+        Some(dir) => HeBackground::load(&dir, fullres),
+        None => Ok(None),
+    }
+}
+
 /// Height of a module map's picture (without title) for a map `map_h` high.
 fn map_block_height(map_h: usize) -> usize {
     map_h + PAD + 10 + 1 + Font::SMALL.line_height()
@@ -386,6 +409,74 @@ mod tests {
         assert_eq!(short(12.345), "12.3");
         assert_eq!(short(1234.5), "1234");
         assert_eq!(short(0.0), "0");
+    }
+
+    #[test]
+    fn he_background_reads_scale_factors_and_names_a_bad_file() {
+        let d = std::env::temp_dir().join(format!("darlc-he-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let fullres = [[100.0, 40.0]];
+        assert!(
+            HeBackground::load(&d, &fullres).unwrap().is_none(),
+            "no images: none"
+        );
+        Canvas::new(60, 50, WHITE)
+            .save_png(&d.join("tissue_lowres_image.png"))
+            .unwrap();
+        let sf = d.join("scalefactors_json.json");
+        std::fs::write(
+            &sf,
+            r#"{"tissue_lowres_scalef": 0.25, "spot_diameter_fullres": 20}"#,
+        )
+        .unwrap();
+        let he = HeBackground::load(&d, &fullres).unwrap().unwrap();
+        assert_eq!((he.spots, he.radius), (vec![[10.0, 25.0]], 2.5));
+        std::fs::write(
+            &sf,
+            r#"{"tissue_lowres_scalef": -1, "spot_diameter_fullres": 20}"#,
+        )
+        .unwrap();
+        let e = HeBackground::load(&d, &fullres).unwrap_err().to_string();
+        assert!(
+            e.contains("scalefactors_json.json") && e.contains("tissue_lowres_scalef"),
+            "{e}"
+        );
+        std::fs::write(&sf, "{").unwrap();
+        let e = HeBackground::load(&d, &fullres).unwrap_err().to_string();
+        assert!(e.contains("scalefactors_json.json"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn clusters_pages_hold_twenty_rows_each() {
+        let modules: Vec<Module> = (0..45)
+            .map(|j| Module {
+                cluster: j,
+                members: vec![j],
+                sam: None,
+                quality: None,
+            })
+            .collect();
+        let montages: Vec<(Canvas, f32)> =
+            (0..45).map(|_| (Canvas::new(50, 40, WHITE), 1.0)).collect();
+        let pages = clusters_pages(&modules, &montages);
+        assert_eq!(pages.len(), 3, "45 clusters: 20 + 20 + 5");
+        assert!(pages[2].height < pages[0].height);
+        let maps: Vec<Canvas> = (0..45).map(|_| Canvas::new(50, 40, WHITE)).collect();
+        let set = ImageSet {
+            images: ndarray::Array4::zeros((45, 1, 2, 2)),
+            mask: Array2::ones((2, 2)),
+            ids: (0..45).map(|i| format!("g{i}")).collect(),
+            symbols: (0..45).map(|i| format!("G{i}")).collect(),
+            labels: None,
+            section: None,
+            report: Default::default(),
+        };
+        assert_eq!(
+            modules_pages(&set, &modules, &maps).len(),
+            2,
+            "24 + 21 maps"
+        );
     }
 
     #[test]
