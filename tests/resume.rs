@@ -149,6 +149,13 @@ fn assert_same_run(reference: &Path, resumed: &Path, what: &str) {
                 log_without_timings(other),
                 "{what}: log.jsonl"
             ),
+            "report.html" => assert!(
+                darlc::pipeline::report_html::without_volatile(&String::from_utf8_lossy(bytes))
+                    == darlc::pipeline::report_html::without_volatile(&String::from_utf8_lossy(
+                        other
+                    )),
+                "{what}: report.html (timings, threads and command excepted)"
+            ),
             "run.json" => assert_eq!(
                 run_json_without_timings(bytes, reference),
                 run_json_without_timings(other, resumed),

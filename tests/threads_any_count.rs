@@ -75,6 +75,9 @@ fn tiny_run_same_bytes_on_1_3_4_7_threads() {
         "model.safetensors",
         "metrics.json",
         "clusters.png",
+        "modules.csv",
+        "modules.png",
+        "report.html",
     ];
     let mut first: Option<Vec<Vec<u8>>> = None;
     for t in [1usize, 3, 4, 7] {
@@ -92,9 +95,18 @@ fn tiny_run_same_bytes_on_1_3_4_7_threads() {
         let rj: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
         assert_eq!(rj["threads"], t, "--threads reaches the pool");
+        // report.html without its volatile parts (command, threads, timings).
         let bytes: Vec<Vec<u8>> = files
             .iter()
-            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .map(|f| {
+                let b = std::fs::read(out.join(f)).unwrap();
+                if *f == "report.html" {
+                    let page = String::from_utf8(b).unwrap();
+                    darlc::pipeline::report_html::without_volatile(&page).into_bytes()
+                } else {
+                    b
+                }
+            })
             .collect();
         match &first {
             None => first = Some(bytes),

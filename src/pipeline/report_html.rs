@@ -44,6 +44,27 @@ pub struct Page<'a> {
     pub confidence: &'a [f64],
 }
 
+/// Around the parts of the page that differ between two runs of the same work: the command (its
+/// `--out`), the thread count and the phase timings. Outside them a resumed run's page is
+/// byte-identical to an uninterrupted run's, as its other files are ([`without_volatile`]).
+pub const VOLATILE_START: &str = "<!-- volatile -->";
+pub const VOLATILE_END: &str = "<!-- /volatile -->";
+
+/// `page` without its volatile parts (for comparing the pages of two runs).
+pub fn without_volatile(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(i) = rest.find(VOLATILE_START) {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(VOLATILE_END) {
+            Some(j) => rest = &rest[i + j + VOLATILE_END.len()..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Genes listed on a card before the rest fold away.
 const GENES_OPEN: usize = 30;
 
@@ -273,7 +294,8 @@ pub fn render(p: &Page) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>darlc report: {input}</title><style>{STYLE}</style></head><body>\n\
-         <h1>darlc report: {input}</h1>\n<p>darlc {} · method <code>{}</code> · seed {} · {} threads</p>\n",
+         <h1>darlc report: {input}</h1>\n<p>darlc {} · method <code>{}</code> · seed {}\
+         {VOLATILE_START} · {} threads{VOLATILE_END}</p>\n",
         cell(run.get("darlc_version")),
         cell(run["config"].get("method")),
         cell(run["config"].get("seed")),
@@ -281,7 +303,11 @@ pub fn render(p: &Page) -> String {
     );
     if let Some(cmd) = run["command"].as_array() {
         let cmd: Vec<String> = cmd.iter().map(|v| cell(Some(v))).collect();
-        let _ = writeln!(h, "<p>command: <code>{}</code></p>", cmd.join(" "));
+        let _ = writeln!(
+            h,
+            "{VOLATILE_START}<p>command: <code>{}</code></p>{VOLATILE_END}",
+            cmd.join(" ")
+        );
     }
 
     // Input.
@@ -349,7 +375,7 @@ pub fn render(p: &Page) -> String {
 
     // Time and memory.
     h.push_str(
-        "<h2 id=\"time\">Time and memory</h2>\n<table><tr><th>phase</th><th>seconds</th>\
+        "<h2 id=\"time\">Time and memory</h2>\n<!-- volatile --><table><tr><th>phase</th><th>seconds</th>\
          <th>peak RSS (MB) at its end</th></tr>\n",
     );
     for ph in run["phases"].as_array().into_iter().flatten() {
@@ -366,7 +392,7 @@ pub fn render(p: &Page) -> String {
         );
     }
     h.push_str(
-        "</table>\n<p>(<code>darlc</code> is the whole method; the phases under it follow.)</p>\n",
+        "</table><!-- /volatile -->\n<p>(<code>darlc</code> is the whole method; the phases under it follow.)</p>\n",
     );
 
     // Loss curves.
@@ -503,6 +529,13 @@ mod tests {
     }
 
     #[test]
+    fn volatile_parts_are_cut() {
+        let page = format!("a{VOLATILE_START}1.2 s{VOLATILE_END}b{VOLATILE_START}x{VOLATILE_END}c");
+        assert_eq!(without_volatile(&page), "abc");
+        assert_eq!(without_volatile("plain"), "plain");
+    }
+
+    #[test]
     fn escape_covers_markup() {
         assert_eq!(
             escape("<a href=\"x\">&'"),
@@ -566,5 +599,8 @@ mod tests {
         assert!(page.contains("K = 2 = round(N / 30)"));
         assert!(page.contains("data:image/png;base64,AQID"));
         assert!(page.contains("<div class=\"warn\">warning: w</div>"));
+        let stable = without_volatile(&page);
+        assert!(!stable.contains("2 threads") && !stable.contains("darlc run"));
+        assert!(!stable.contains(">1.0<") && stable.contains("Time and memory"));
     }
 }
