@@ -6,6 +6,7 @@
 //! the same folder, which is renamed over the final name only when complete, so an interrupted run
 //! never leaves a file that looks finished.
 
+pub mod h5ad;
 pub mod picture;
 pub mod source;
 pub mod tensors;
