@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod darlc;
 pub mod guardrails;
+pub mod h5ad;
 pub mod modules;
 pub mod outdir;
 pub mod outputs;
@@ -414,7 +415,16 @@ fn run_in(
     // the run's peak memory on 15,000 genes).
     drop(scaled);
     let image_shape = set.images.dim().into();
-    let written = write_all(set, x, &result, &extras, truth.as_ref(), out)?;
+    let run_config = resolved.as_ref().unwrap_or(c);
+    let written = write_all(
+        set,
+        x,
+        &result,
+        &extras,
+        truth.as_ref(),
+        (k, run_config),
+        out,
+    )?;
     phases.push(Phase::ended("outputs", t2));
     let rj = RunJson {
         complete: true,
@@ -633,12 +643,15 @@ fn truth_rows(set: &ImageSet, truth: Option<&Truth>) -> Option<(Vec<(String, Str
     })
 }
 
+/// Write every output of a run into the staging folder `out`; `run` is K and the effective
+/// configuration (as in `run.json`), for `darlc.h5ad`.
 fn write_all(
     set: ImageSet,
     x: Array2<f64>,
     r: &RunResult,
     extras: &Extras,
     truth: Option<&Truth>,
+    run: (Option<usize>, &crate::config::Config),
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
@@ -684,6 +697,20 @@ fn write_all(
         if p.exists() {
             files.push(p);
         }
+    }
+    // AnnData for scanpy users (sections only, see `h5ad`).
+    let t = Instant::now();
+    if let Some(a) = h5ad::build(set, r, run.0, run.1)? {
+        let p = out.join("darlc.h5ad");
+        a.write(&p)?;
+        let mb = std::fs::metadata(&p).map_or(0.0, |m| m.len() as f64 / 1e6);
+        eprintln!(
+            "darlc.h5ad: {} spots × {} genes, {mb:.1} MB in {:.2} s",
+            a.obs.index.len(),
+            a.var.index.len(),
+            t.elapsed().as_secs_f64()
+        );
+        files.push(p);
     }
     // Stopped after the warm-up: no clusters to score or draw.
     let Some(clustering) = &r.clustering else {
