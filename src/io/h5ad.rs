@@ -12,7 +12,7 @@
 //! | string column, index, categories | variable-length UTF-8 string dataset | `string-array` 0.2.0 |
 //! | numeric column | int64 / float32 / float64 dataset | `array` 0.2.0 |
 //! | categorical column | group `categories` (string-array), `codes` (int32, −1 = missing), attr `ordered` | `categorical` 0.2.0 |
-//! | `X` | group `data` (float32), `indices`, `indptr` (int64), attr `shape` | `csr_matrix` 0.1.0 |
+//! | `X` | group `data` (float32), `indices` (int32), `indptr` (int64), attr `shape` | `csr_matrix` 0.1.0 |
 //! | `obsm`, `varm`, `uns`, `layers`, `obsp`, `varp` | group of named elements | `dict` 0.1.0 |
 //! | dense matrix | 2-D float32/float64 dataset | `array` 0.2.0 |
 //! | scalar in `uns` | 0-D dataset (a bool is h5py's `enum {FALSE, TRUE}` over int8) | `numeric-scalar` 0.2.0 |
@@ -86,25 +86,30 @@ pub struct Csr {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<f32>,
-    pub indices: Vec<i64>,
+    /// int32, as scipy stores the indices of a matrix with fewer than 2³¹ columns (half the bytes
+    /// of int64 for the largest part of the file).
+    pub indices: Vec<i32>,
     pub indptr: Vec<i64>,
 }
 
 impl Csr {
-    /// The non-zero entries of a dense row-major `rows × cols` matrix, in row-major order.
-    pub fn from_dense(rows: usize, cols: usize, values: &[f32]) -> Csr {
+    /// The non-zero entries of a dense `rows × cols` matrix given row-major (an iterator, so
+    /// that a large matrix is not copied first). Missing values are zeros; extra ones are ignored.
+    pub fn from_row_major(rows: usize, cols: usize, values: impl IntoIterator<Item = f32>) -> Csr {
         let mut c = Csr {
             rows,
             cols,
             data: vec![],
             indices: vec![],
-            indptr: vec![0],
+            indptr: Vec::with_capacity(rows + 1),
         };
-        for r in 0..rows {
-            for (j, &v) in values[r * cols..(r + 1) * cols].iter().enumerate() {
+        c.indptr.push(0);
+        let mut it = values.into_iter();
+        for _ in 0..rows {
+            for (j, v) in it.by_ref().take(cols).enumerate() {
                 if v != 0.0 {
                     c.data.push(v);
-                    c.indices.push(j as i64);
+                    c.indices.push(j as i32);
                 }
             }
             c.indptr.push(c.data.len() as i64);
@@ -400,6 +405,7 @@ impl AnnData {
                 && x.indptr.windows(2).all(|w| w[0] <= w[1])
                 && x.indptr.last() == Some(&(x.data.len() as i64))
                 && x.indices.len() == x.data.len()
+                && n_vars <= i32::MAX as usize
                 && x.indices.iter().all(|&j| j >= 0 && (j as usize) < n_vars);
             if !ok {
                 return bad(format!(
@@ -426,6 +432,23 @@ impl AnnData {
 
     /// The `.h5ad` file's bytes (after [`AnnData::validate`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.builder()?
+            .finish()
+            .map_err(|e| DarlcError::Data(format!("h5ad: HDF5 writer: {e}")))
+    }
+
+    /// Write the file atomically ([`super::atomic_write_with`]), streamed from the HDF5 builder
+    /// (no second copy of the file in memory).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let b = self.builder()?;
+        super::atomic_write_with(path, |w| {
+            b.finish_to(w)
+                .map_err(|e| std::io::Error::other(format!("HDF5 writer: {e}")))
+        })
+    }
+
+    /// The file, laid out (after [`AnnData::validate`]).
+    fn builder(&self) -> Result<FileBuilder> {
         self.validate()?;
         let mut f = FileBuilder::new();
         encoding(&mut f, "anndata", "0.1.0");
@@ -439,7 +462,7 @@ impl AnnData {
                 AttrValue::I64Array(vec![x.rows as i64, x.cols as i64]),
             );
             g.create_dataset("data").with_f32_data(&x.data);
-            g.create_dataset("indices").with_i64_data(&x.indices);
+            g.create_dataset("indices").with_i32_data(&x.indices);
             g.create_dataset("indptr").with_i64_data(&x.indptr);
             f.add_group(g.finish());
         }
@@ -454,14 +477,7 @@ impl AnnData {
             value(&mut g, k, v)?;
         }
         f.add_group(g.finish());
-        f.finish()
-            .map_err(|e| DarlcError::Data(format!("h5ad: HDF5 writer: {e}")))
-    }
-
-    /// Write the file atomically ([`super::atomic_write`]).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        super::atomic_write(path, &bytes)
+        Ok(f)
     }
 }
 
@@ -493,7 +509,7 @@ mod tests {
                     ("sym".into(), Column::Str(vec!["A".into(), "Bé".into()])),
                 ],
             },
-            x: Some(Csr::from_dense(3, 2, &[1.0, 0.0, 0.0, 0.0, 0.0, 2.5])),
+            x: Some(Csr::from_row_major(3, 2, [1.0, 0.0, 0.0, 0.0, 0.0, 2.5])),
             obsm: vec![(
                 "m".into(),
                 Dense {
@@ -515,7 +531,7 @@ mod tests {
 
     #[test]
     fn csr_from_dense() {
-        let c = Csr::from_dense(2, 3, &[0.0, 1.0, 0.0, 2.0, 0.0, 3.0]);
+        let c = Csr::from_row_major(2, 3, [0.0, 1.0, 0.0, 2.0, 0.0, 3.0]);
         assert_eq!(c.indptr, vec![0, 1, 3]);
         assert_eq!(c.indices, vec![1, 0, 2]);
         assert_eq!(c.data, vec![1.0, 2.0, 3.0]);
@@ -603,8 +619,13 @@ mod tests {
                 .iter()
                 .all(|n| n != "n")
         );
-        // Same data, same bytes.
+        // Same data, same bytes, streamed to a file too.
         assert_eq!(small().to_bytes().unwrap(), bytes);
+        let dir = std::env::temp_dir().join(format!("darlc-h5ad-{}", std::process::id()));
+        let p = dir.join("a.h5ad");
+        small().write(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), bytes);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

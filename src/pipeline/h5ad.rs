@@ -29,6 +29,8 @@
 //!   same as JSON text), `spatial` (what `obsm["spatial"]` holds).
 //!
 //! Inputs without a section (image stacks, digits) have no spots: no `darlc.h5ad` is written.
+//! `darlc embed` (stopped after the warm-up) writes one without clusters: no `darlc_cluster`,
+//! `darlc_confidence`, module scores or `clusters`, and `varm["darlc_h"]` only.
 
 use super::RunResult;
 use crate::config::Config;
@@ -194,11 +196,10 @@ pub fn build(
     }
     darlc.push(("config_json".into(), Value::Str(config_json.to_string())));
     darlc.push(("spatial".into(), Value::Str(spatial_note.into())));
-    let values: Vec<f32> = s.expr.iter().copied().collect();
     Ok(Some(AnnData {
         obs,
         var,
-        x: Some(Csr::from_dense(n_obs, n_vars, &values)),
+        x: Some(Csr::from_row_major(n_obs, n_vars, s.expr.iter().copied())),
         obsm,
         varm,
         uns: vec![("darlc".into(), Value::Dict(darlc))],
