@@ -73,6 +73,7 @@ fn darlc_tiny_run_is_complete_finite_and_thread_independent() {
         "model.safetensors",
         "metrics.json",
         "clusters.png",
+        "darlc.h5ad",
     ] {
         let (x, y) = (
             std::fs::read(a.join(f)).unwrap(),

@@ -7,6 +7,7 @@
 //! never leaves a file that looks finished.
 
 pub mod canvas;
+pub mod h5ad;
 pub mod picture;
 pub mod source;
 pub mod tensors;

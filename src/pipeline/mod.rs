@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod darlc;
 pub mod guardrails;
+pub mod h5ad;
 pub mod modules;
 pub mod outdir;
 pub mod outputs;
@@ -430,7 +431,16 @@ fn run_in(
     // the run's peak memory on 15,000 genes).
     drop(scaled);
     let image_shape = set.images.dim().into();
-    let (mut written, cards) = write_all(set, x, &result, &extras, truth.as_ref(), out)?;
+    let run_config = resolved.as_ref().unwrap_or(c);
+    let (mut written, cards) = write_all(
+        set,
+        x,
+        &result,
+        &extras,
+        truth.as_ref(),
+        (k, run_config),
+        out,
+    )?;
     let report_html = out.join("report.html");
     if cards.is_some() {
         written.push(report_html.clone());
@@ -697,14 +707,16 @@ fn write_report_html(
     io::atomic_write(path, page.as_bytes())
 }
 
-/// Everything a run writes but `run.json`; returns the files and, when there are clusters, what
-/// `report.html` shows of them.
+/// Everything a run writes but `run.json` into the staging folder `out`; `run` is K and the
+/// effective configuration (as in `run.json`), for `darlc.h5ad`. Returns the files and, when
+/// there are clusters, what `report.html` shows of them.
 fn write_all(
     set: ImageSet,
     x: Array2<f64>,
     r: &RunResult,
     extras: &Extras,
     truth: Option<&Truth>,
+    run: (Option<usize>, &crate::config::Config),
     out: &Path,
 ) -> Result<(Vec<PathBuf>, Option<report_html::Cards>)> {
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
@@ -751,6 +763,20 @@ fn write_all(
         if p.exists() {
             files.push(p);
         }
+    }
+    // AnnData for scanpy users (sections only, see `h5ad`).
+    let t = Instant::now();
+    if let Some(a) = h5ad::build(set, r, run.0, run.1)? {
+        let p = out.join("darlc.h5ad");
+        a.write(&p)?;
+        let mb = std::fs::metadata(&p).map_or(0.0, |m| m.len() as f64 / 1e6);
+        eprintln!(
+            "darlc.h5ad: {} spots × {} genes, {mb:.1} MB in {:.2} s",
+            a.obs.index.len(),
+            a.var.index.len(),
+            t.elapsed().as_secs_f64()
+        );
+        files.push(p);
     }
     // Stopped after the warm-up: no clusters to score or draw.
     let Some(clustering) = &r.clustering else {
