@@ -279,8 +279,9 @@ text-align:left}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric
 .warn{background:#fff4e0;border-left:4px solid #e07b00;padding:6px 10px;margin:6px 0}\
 .curves{display:flex;flex-wrap:wrap;gap:16px}.curves figure{margin:0}\
 .curves figcaption{font-size:12px;max-width:300px}.cards{display:flex;flex-wrap:wrap;gap:16px}\
-.card{border:1px solid #ccc;border-radius:6px;padding:10px;width:min(100%,620px);box-sizing:border-box}\
-.card h3{margin:0 0 6px 0}.card img{max-width:100%;image-rendering:pixelated}\
+.card{border:1px solid #ccc;border-radius:6px;padding:10px;width:100%;box-sizing:border-box}\
+.card h3{margin:0 0 6px 0}.pics{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}\
+.card img{max-width:100%}\
 .genes{font-size:13px;line-height:1.5}.genes span{white-space:nowrap;margin-right:10px}\
 code{background:#f3f3f3;padding:0 3px}";
 
@@ -446,7 +447,7 @@ pub fn render(p: &Page) -> String {
     // Cards.
     let _ = writeln!(
         h,
-        "<h2 id=\"clusters\">Gene modules</h2>\n<p>{} clusters. Per cluster: the module score over \
+        "<h2 id=\"clusters\">Gene modules</h2>\n<p>{} cluster(s). Per cluster: the module score over \
          the tissue (per spot, the mean of the cluster's genes after scaling each gene to its \
          maximum), the mean pattern and the members with the highest confidence on one colour \
          scale, and the genes, highest confidence first.</p>\n<div class=\"cards\">",
@@ -461,7 +462,8 @@ pub fn render(p: &Page) -> String {
         };
         let _ = write!(
             h,
-            "<section class=\"card\" id=\"cluster-{0}\"><h3>cluster {0} · {1} genes · {sam}</h3>\n{2}\n{3}\n<div class=\"genes\">",
+            "<section class=\"card\" id=\"cluster-{0}\"><h3>cluster {0} · {1} genes · {sam}</h3>\n\
+             <div class=\"pics\">{2}\n{3}</div>\n<div class=\"genes\">",
             m.cluster,
             m.size(),
             c.map_png.as_ref().map_or(String::new(), |png| png_img(
