@@ -720,7 +720,7 @@ fn write_all(
     out: &Path,
 ) -> Result<(Vec<PathBuf>, Option<report_html::Cards>)> {
     // The run folder stores the images cropped to the tissue (see `outputs::crop_to_tissue`).
-    let (cropped, _offset) = outputs::crop_to_tissue(set);
+    let cropped = outputs::crop_to_tissue(set);
     let set = &cropped;
     let mut files = data::output::write_outputs(set, out)?;
     let responsibilities = r

@@ -15,12 +15,11 @@ use std::path::Path;
 /// canvas has one). Nothing a metric uses is lost (method §12.1 works on tissue pixels), and a
 /// 16×21 section stored on a 75×75 canvas shrinks twentyfold. The spots' pixels move with the
 /// crop, so `spots.csv`'s `pixel_row`, `pixel_col` index the stored images (each spot's pixel
-/// holds its value in every image); the returned offset `[row, col]` is where the crop starts on
-/// the canvas.
+/// holds its value in every image).
 ///
 /// Takes the set by value so that only the cropped images are copied (the run's output phase
 /// holds its peak memory here).
-pub fn crop_to_tissue(mut set: ImageSet) -> (ImageSet, [usize; 2]) {
+pub fn crop_to_tissue(mut set: ImageSet) -> ImageSet {
     let (h, w) = set.mask.dim();
     let (mut r0, mut r1, mut c0, mut c1) = (h, 0, w, 0);
     for ((i, j), &m) in set.mask.indexed_iter() {
@@ -32,7 +31,7 @@ pub fn crop_to_tissue(mut set: ImageSet) -> (ImageSet, [usize; 2]) {
         }
     }
     if r0 >= r1 {
-        return (set, [0, 0]);
+        return set;
     }
     let (r0, c0) = (r0.saturating_sub(1), c0.saturating_sub(1));
     let (r1, c1) = ((r1 + 1).min(h), (c1 + 1).min(w));
@@ -49,7 +48,7 @@ pub fn crop_to_tissue(mut set: ImageSet) -> (ImageSet, [usize; 2]) {
             }
         }
     }
-    (set, [r0, c0])
+    set
 }
 
 /// `clusters.csv`: `gene_id,symbol,cluster,confidence` (gene_id = the image id, symbol = the
