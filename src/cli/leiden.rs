@@ -7,10 +7,12 @@ use crate::eval::leiden::{LeidenParams, Quality, leiden};
 use std::path::PathBuf;
 
 /// Leiden communities of a kNN graph of embeddings (Traag et al. 2019), written as CSV
-/// `gene,cluster` (the first two columns of `darlc run`'s clusters.csv).
+/// `gene,cluster`, which `darlc eval` reads as it reads `darlc run`'s clusters.csv (id first, the
+/// `cluster` column by name).
 #[derive(clap::Args, Debug)]
 pub struct LeidenArgs {
-    /// Embeddings: safetensors (tensor `z`, else `h`, else the only one) or CSV (id, vector…).
+    /// Embeddings: safetensors (tensor `z`, else `h`, else the only one) or CSV (id, [symbol,]
+    /// vector…).
     #[arg(long, value_name = "FILE")]
     pub embeddings: PathBuf,
     /// Embedding tensor to read from a safetensors file (default: z, else h, else the only one).
