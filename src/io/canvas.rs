@@ -117,9 +117,8 @@ impl Canvas {
         if x < self.width && y < self.height && alpha > 0 {
             let o = (y * self.width + x) * 3;
             let a = alpha as u32;
-            for k in 0..3 {
-                let old = self.rgb[o + k] as u32;
-                self.rgb[o + k] = ((c[k] as u32 * a + old * (255 - a) + 127) / 255) as u8;
+            for (px, &new) in self.rgb[o..o + 3].iter_mut().zip(&c) {
+                *px = ((new as u32 * a + *px as u32 * (255 - a) + 127) / 255) as u8;
             }
         }
     }
