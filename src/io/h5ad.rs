@@ -16,10 +16,12 @@
 //! | `obsm`, `varm`, `uns`, `layers`, `obsp`, `varp` | group of named elements | `dict` 0.1.0 |
 //! | dense matrix | 2-D float32/float64 dataset | `array` 0.2.0 |
 //! | scalar in `uns` | 0-D dataset (a bool is h5py's `enum {FALSE, TRUE}` over int8) | `numeric-scalar` 0.2.0 |
-//! | string in `uns` | 0-D variable-length UTF-8 string | `string` 0.2.0 |
+//! | string in `uns` | 0-D fixed-length UTF-8 string | `string` 0.2.0 |
 //!
-//! Every `encoding-type`/`encoding-version` and `column-order` attribute is a variable-length
-//! UTF-8 string (array), as h5py writes them. Datasets are contiguous and uncompressed: what the
+//! String arrays (`string-array`: names, columns, categories) are variable-length UTF-8 as the
+//! format says; string attributes (`encoding-type`, `_index`, `column-order`…) and scalar strings
+//! in `uns` are fixed-length UTF-8, which anndata decodes too (see [`vstr`]): hdf5-pure spends a
+//! 4 KiB heap collection on each variable-length one. Datasets are contiguous and uncompressed: what the
 //! crate writes byte-for-byte the same on every run, and the X of a section (a few MB) does not
 //! need compression.
 
@@ -189,8 +191,12 @@ pub struct AnnData {
     pub uns: Vec<(String, Value)>,
 }
 
+/// A string attribute: fixed-length UTF-8. hdf5-pure gives every variable-length string
+/// attribute a global-heap collection of its own, at least 4 KiB: 176 attributes made a 20-gene
+/// file 0.8 MB. anndata decodes fixed-length string attributes (its path for files written by
+/// Julia's HDF5.jl), so they cost only their bytes.
 fn vstr(s: &str) -> AttrValue {
-    AttrValue::VarLenString(s.to_string())
+    AttrValue::String(s.to_string())
 }
 
 /// Anything that holds datasets and attributes: the root or a group.
@@ -281,7 +287,7 @@ fn dataframe(n: &mut dyn Node, name: &str, df: &DataFrame) {
     g.set_attr("_index", vstr("_index"));
     g.set_attr(
         "column-order",
-        AttrValue::VarLenStringArray(df.columns.iter().map(|(k, _)| k.clone()).collect()),
+        AttrValue::StringArray(df.columns.iter().map(|(k, _)| k.clone()).collect()),
     );
     strings(&mut g, "_index", &df.index);
     for (k, c) in &df.columns {
@@ -325,11 +331,15 @@ fn value(n: &mut dyn Node, name: &str, v: &Value) -> Result<()> {
             }
             n.add(g.finish());
         }
-        Value::Str(s) => tag(
-            n.dataset(name).with_vlen_strings(&[s]).with_shape(&[]),
-            "string",
-            "0.2.0",
-        ),
+        // Fixed-length too (one heap collection per scalar would cost 4 KiB each); anndata reads
+        // a `string` with h5py's `asstr()`, which decodes either kind.
+        Value::Str(s) => {
+            let d = n
+                .dataset(name)
+                .with_strings(&[s])
+                .map_err(|e| DarlcError::Data(format!("h5ad: string `{name}`: {e}")))?;
+            tag(d.with_shape(&[]), "string", "0.2.0")
+        }
         Value::Int(i) => tag(
             n.dataset(name).with_i64_data(&[*i]).with_shape(&[]),
             "numeric-scalar",
