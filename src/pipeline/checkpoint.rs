@@ -31,6 +31,9 @@ use crate::augment::gat::{GatParams, GatState, PARAM_NAMES};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::io::{TensorData, TensorFile};
+use crate::module1::warmup::WarmupProgress;
+use crate::module2::epoch_loss::EpochTerms;
+use crate::module2::joint::{BatchLosses, JointMidEpoch};
 use crate::module2::smm::{Smm, SmmPrior};
 use crate::nn::adam::{Adam, AdamState};
 use crate::nn::params::{ParamStore, read_float_tensor};
@@ -41,8 +44,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 /// File name of the checkpoint inside the staging folder.
 pub const FILE: &str = "checkpoint.safetensors";
-/// Format tag in the checkpoint's metadata.
-const FORMAT: &str = "darlc-checkpoint-1";
+/// Format tag in the checkpoint's metadata (2: with [`Header::within`]; a checkpoint of format 1,
+/// always at an epoch boundary, is read as one with `within: None`).
+const FORMAT: &str = "darlc-checkpoint-2";
+/// Earlier format tags this darlc reads.
+const OLDER_FORMATS: &[&str] = &["darlc-checkpoint-1"];
 /// Metadata key of the [`Header`].
 const HEADER_KEY: &str = "darlc.checkpoint";
 
@@ -82,16 +88,32 @@ pub fn restore_default_signals() {
 }
 
 /// Why the run should stop now, if it should: a signal received, or `DARLC_STOP_AFTER` naming
-/// this stage and count of completed epochs.
+/// this stage and count of completed epochs (`stage:done`).
 pub fn stop_reason(stage: &str, done: usize) -> Option<(String, i32)> {
+    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}")))
+}
+
+/// [`stop_reason`] inside an epoch: after `done` epochs of `stage` and `batches` optimiser steps of
+/// the next one (`DARLC_STOP_AFTER=stage:done.batches`, e.g. `warm-up:1.3`; in the joint phase
+/// `joint:E.0` is the point after epoch E's epoch-level steps, before its first batch).
+pub fn stop_reason_in_epoch(stage: &str, done: usize, batches: usize) -> Option<(String, i32)> {
+    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}.{batches}")))
+}
+
+/// The signal received, by name, and its number.
+fn signal_received() -> Option<(String, i32)> {
     match SIGNAL.load(Ordering::SeqCst) {
-        0 => {}
-        s if s == libc::SIGINT => return Some(("SIGINT".into(), s)),
-        s if s == libc::SIGTERM => return Some(("SIGTERM".into(), s)),
-        s => return Some((format!("signal {s}"), s)),
+        0 => None,
+        s if s == libc::SIGINT => Some(("SIGINT".into(), s)),
+        s if s == libc::SIGTERM => Some(("SIGTERM".into(), s)),
+        s => Some((format!("signal {s}"), s)),
     }
+}
+
+/// Whether `DARLC_STOP_AFTER` names the point `point()` (acting as a SIGTERM there).
+fn stop_after_asks(point: impl FnOnce() -> String) -> Option<(String, i32)> {
     let want = std::env::var("DARLC_STOP_AFTER").ok()?;
-    (want == format!("{stage}:{done}")).then(|| ("DARLC_STOP_AFTER".into(), libc::SIGTERM))
+    (want == point()).then(|| ("DARLC_STOP_AFTER".into(), libc::SIGTERM))
 }
 
 /// What a checkpoint must agree on with the run that resumes it, and where it stands.
@@ -113,6 +135,11 @@ pub struct Header {
     pub stage: String,
     /// Epochs done in `stage` (GAT: optimiser steps).
     pub done: usize,
+    /// Inside the next epoch: its optimiser steps done (`None`: at an epoch boundary). The
+    /// epoch's running sums and, in the joint phase, the results of its epoch-level steps are
+    /// the `ckpt.mid.*` tensors.
+    #[serde(default)]
+    pub within: Option<usize>,
 }
 
 impl Header {
@@ -205,7 +232,7 @@ impl Checkpoint {
             .ok_or_else(|| {
                 DarlcError::format(&path, None, "not a darlc checkpoint (no readable header)")
             })?;
-        if header.format != FORMAT {
+        if header.format != FORMAT && !OLDER_FORMATS.contains(&header.format.as_str()) {
             return Err(DarlcError::format(
                 &path,
                 None,
@@ -298,7 +325,132 @@ impl Checkpoint {
         self.tensors.insert_i64("ckpt.prev_labels", a);
     }
 
+    /// The running sums of a warm-up epoch stopped inside (its batches are [`Header::within`]).
+    pub fn put_warmup_progress(&mut self, p: &WarmupProgress) {
+        self.put_f64s("ckpt.mid.sums", &[p.l_ssl, p.l_mim, p.l_cl]);
+        self.put_i64s("ckpt.mid.counts", &[p.images as i64]);
+    }
+
+    /// What a joint epoch stopped inside has done besides its batches (see [`JointMidEpoch`]).
+    pub fn put_joint_mid(&mut self, m: &JointMidEpoch) {
+        let s = &m.sum;
+        self.put_f64s("ckpt.mid.sums", &[s.l_kl, s.l_ssl, s.l_mim, s.l_cl]);
+        self.put_i64s(
+            "ckpt.mid.counts",
+            &[
+                m.images as i64,
+                m.em_iters as i64,
+                i64::from(m.em_converged),
+                m.clusters_used as i64,
+            ],
+        );
+        let t = &m.terms;
+        self.put_f64s(
+            "ckpt.mid.epoch",
+            &[
+                t.lambda,
+                t.l_lap,
+                t.l_lh,
+                t.l_size,
+                m.l_mim_epoch,
+                m.l_map,
+                m.labels_changed,
+            ],
+        );
+        self.tensors
+            .insert_float("ckpt.mid.ln_p", m.ln_p.clone().into_dyn());
+    }
+
+    fn put_f64s(&mut self, name: &str, v: &[f64]) {
+        let a = ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).expect("1-D");
+        self.tensors.insert_float(name, a);
+    }
+
+    fn put_i64s(&mut self, name: &str, v: &[i64]) {
+        let a = ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).expect("1-D");
+        self.tensors.insert_i64(name, a);
+    }
+
     // ------------------------------------------------------------------ reading pieces
+
+    /// `name` as exactly `len` f64 values.
+    fn f64s_of_len(&self, dir: &Path, name: &str, len: usize) -> Result<Vec<f64>> {
+        let v: Vec<f64> = self.f64s(dir, name)?.iter().copied().collect();
+        if v.len() != len {
+            return Err(self.corrupt(dir, name, "length"));
+        }
+        Ok(v)
+    }
+
+    /// `name` as exactly `len` non-negative integers.
+    fn counts_of_len(&self, dir: &Path, name: &str, len: usize) -> Result<Vec<usize>> {
+        match self.get(dir, name)? {
+            TensorData::I64(a) if a.len() == len && a.iter().all(|&v| v >= 0) => {
+                Ok(a.iter().map(|&v| v as usize).collect())
+            }
+            other => Err(self.corrupt(dir, name, other.dtype_name())),
+        }
+    }
+
+    /// Where the warm-up stands: at the start of epoch [`Header::done`], or inside it after
+    /// [`Header::within`] batches with the saved running sums.
+    pub fn warmup_progress(&self, dir: &Path) -> Result<WarmupProgress> {
+        let epoch = self.header.done;
+        let Some(batches) = self.header.within else {
+            return Ok(WarmupProgress::at_epoch(epoch));
+        };
+        let s = self.f64s_of_len(dir, "ckpt.mid.sums", 3)?;
+        let c = self.counts_of_len(dir, "ckpt.mid.counts", 1)?;
+        Ok(WarmupProgress {
+            epoch,
+            batches,
+            images: c[0],
+            l_ssl: s[0],
+            l_mim: s[1],
+            l_cl: s[2],
+        })
+    }
+
+    /// The joint epoch stopped inside, if the checkpoint was written inside one (`n` images, `k`
+    /// components: the shape of `ln P`).
+    pub fn joint_mid(&self, dir: &Path, n: usize, k: usize) -> Result<Option<JointMidEpoch>> {
+        let Some(batches) = self.header.within else {
+            return Ok(None);
+        };
+        let s = self.f64s_of_len(dir, "ckpt.mid.sums", 4)?;
+        let c = self.counts_of_len(dir, "ckpt.mid.counts", 4)?;
+        let t = self.f64s_of_len(dir, "ckpt.mid.epoch", 7)?;
+        let ln_p = self
+            .f64s(dir, "ckpt.mid.ln_p")?
+            .into_dimensionality::<ndarray::Ix2>()
+            .ok()
+            .filter(|a| a.dim() == (n, k))
+            .ok_or_else(|| self.corrupt(dir, "ckpt.mid.ln_p", "shape"))?;
+        Ok(Some(JointMidEpoch {
+            batches,
+            sum: BatchLosses {
+                l_b: 0.0,
+                l_kl: s[0],
+                l_ssl: s[1],
+                l_mim: s[2],
+                l_cl: s[3],
+            },
+            images: c[0],
+            em_iters: c[1],
+            em_converged: c[2] != 0,
+            clusters_used: c[3],
+            terms: EpochTerms {
+                lambda: t[0],
+                l_lap: t[1],
+                l_lh: t[2],
+                l_size: t[3],
+            },
+            l_mim_epoch: t[4],
+            l_map: t[5],
+            labels_changed: t[6],
+            ln_p,
+        }))
+    }
 
     fn get(&self, dir: &Path, name: &str) -> Result<&TensorData> {
         self.tensors.get(name, &Self::path(dir))
@@ -475,6 +627,7 @@ pub fn header(
         inputs,
         stage: String::new(),
         done: 0,
+        within: None,
     }
 }
 
