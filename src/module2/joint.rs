@@ -18,7 +18,9 @@
 //! get zero gradient). `π̂, ν̂` stay at their EM values within an epoch.
 //!
 //! Random streams (all from one seed): `proj.init`, `kmeans++`, `joint.mim.epoch{e}` (one mask
-//! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}`.
+//! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}` (one mask
+//! per batch, drawn batch after batch). An epoch can stop after step d or any batch step of e and
+//! continue from there ([`JointMidEpoch`]) with the bits of an uninterrupted run.
 
 use super::epoch_loss::{EpochTerms, Terms, clustering_gradient, lambda_at};
 use super::laplacian::LaplacianSym;

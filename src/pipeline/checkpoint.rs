@@ -1,31 +1,44 @@
 //! Checkpoints of `darlc run` and stopping on SIGTERM/SIGINT (issue 24: no lost work).
 //!
 //! A DARLC run writes `checkpoint.safetensors` into its staging folder (see [`super::outdir`]) at
-//! the end of every block of GAT epochs, every warm-up epoch and every joint epoch, atomically (one
-//! file, renamed into place). It holds everything the rest of the run depends on:
+//! the end of every block of GAT epochs, every warm-up epoch and every joint epoch, and, when
+//! asked to stop, after the optimiser step under way, atomically (one file, renamed into place).
+//! It holds everything the rest of the run depends on:
 //!
-//! * the stage (`smoothing`, `warm-up`, `joint`) and the epochs (GAT: optimiser steps) done in it;
+//! * the stage (`smoothing`, `warm-up`, `joint`), the epochs (GAT: optimiser steps) done in it
+//!   and, for a checkpoint inside an epoch, the steps done in the next one ([`Header::within`]);
 //! * the GAT parameters (and, while the GAT trains, its Adam moments and loss curve);
 //! * Module I's online and EMA-target parameters, the projection head, the trainable mixture and
 //!   the BatchNorm running statistics (under their `model.safetensors` names), each optimiser's
 //!   moments and step counts (`ckpt.adam_*`), the mixture of the last EM and its prior
 //!   (`ckpt.em.*`, `ckpt.prior.*`), the labels of the last EM (`ckpt.prev_labels`);
+//! * inside an epoch (`ckpt.mid.*`): the epoch's running loss sums (in their accumulation order)
+//!   and image count, and in the joint phase the results of the epoch-level steps a–d that the
+//!   epoch's record and its batch steps use (EM iterations, convergence and `ℓ_MAP`, labels
+//!   changed, clusters used, the epoch terms and `L_MIM`, the frozen target `ln P` `[N, K]`);
 //! * `log.jsonl` so far (`ckpt.log`);
 //! * in the metadata (`darlc.checkpoint`, JSON): the command, the effective configuration, the
 //!   loading options and the SHA-256 of every input file, which a resume must match.
 //!
 //! Random-stream positions need no saving: every epoch draws from streams named by the seed and
-//! the epoch index (`warmup.perm.epoch{e}`, `joint.mask.epoch{e}`, …, see [`crate::rng`]), and
-//! checkpoints fall between epochs, so epoch `e` of a resumed run draws what it draws in an
-//! uninterrupted one. With the same parameters, optimiser states and draws, the resumed run
-//! computes the same bits (on any thread count: every reduction has a fixed order).
+//! the epoch index (`warmup.perm.epoch{e}`, `joint.mask.epoch{e}`, …, see [`crate::rng`]), so
+//! epoch `e` of a resumed run draws what it draws in an uninterrupted one; inside an epoch the
+//! permutation is drawn whole again and the masks of the steps already done are drawn and
+//! discarded (the only per-step draws; the joint phase's `joint.mim.epoch{e}` belongs to step c,
+//! which is not redone). With the same parameters, optimiser states, sums and draws, the resumed
+//! run computes the same bits (on any thread count: every reduction has a fixed order).
 //!
 //! Stopping: [`install_signal_handlers`] makes the first SIGTERM or SIGINT only set a flag (and
-//! restores the default action, so a second one kills at once); the training loops look at it at
-//! the end of every epoch, where a checkpoint is written, and the run exits with
-//! [`DarlcError::Interrupted`] saying how to resume. A stop therefore waits for the current epoch
-//! (or GAT step) to finish. The hidden environment variable `DARLC_STOP_AFTER=stage:count`
-//! (e.g. `warm-up:2`) acts as a signal arriving during that epoch, for tests.
+//! restores the default action, so a second one kills at once). The training loops look at it
+//! after every optimiser step (GAT, warm-up and joint batch steps, and the joint epoch-level
+//! step); when it is set they write a checkpoint there and the run exits with
+//! [`DarlcError::Interrupted`] saying how to resume. A stop therefore waits for the current step
+//! only (on the embedded MOB section: a warm-up or joint batch step, or a joint epoch's
+//! embedding, EM and epoch-level gradient over all genes). Other stretches without a step
+//! (views, similarity, the initial and final mixture fits) are finished first. The hidden
+//! environment variable `DARLC_STOP_AFTER` acts as a signal for tests: `stage:count` (e.g.
+//! `warm-up:2`) during that epoch's last step, `stage:count.steps` (e.g. `warm-up:1.3`) after
+//! that many steps of the epoch after `count` (`joint:E.0`: after the joint epoch-level step).
 
 use crate::augment::gat::{GatParams, GatState, PARAM_NAMES};
 use crate::error::{DarlcError, Result};
@@ -60,8 +73,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// Handle SIGTERM and SIGINT by setting a flag that the training loops read at the end of every
-/// epoch (SLURM sends SIGTERM some time before the wall-time kill). `SA_RESETHAND` restores the
+/// Handle SIGTERM and SIGINT by setting a flag that the training loops read after every
+/// optimiser step (SLURM sends SIGTERM some time before the wall-time kill). `SA_RESETHAND` restores the
 /// default action after the first delivery, so a second signal ends the process at once.
 pub fn install_signal_handlers() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
@@ -669,5 +682,8 @@ mod tests {
     fn stop_after_names_stage_and_count() {
         // No signal is pending in the test process and the variable is unset.
         assert!(stop_reason("warm-up", 1).is_none());
+        assert!(stop_reason_in_epoch("warm-up", 1, 3).is_none());
+        // The points a variable names: `stage:count` at epoch ends, `stage:count.steps` inside.
+        assert!(stop_after_asks(|| "warm-up:1.3".into()).is_none());
     }
 }
