@@ -224,7 +224,8 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
     let mut compared = 0;
     // Each stop point, interrupted on one thread count and resumed on the other: at epoch ends
     // (`stage:epochs`) and inside epochs (`stage:epochs.steps`: after the first and the
-    // second-to-last of an epoch's 11 steps, and in the joint phase after the epoch-level step).
+    // second-to-last of an epoch's 11 steps, and in the joint phase after the EM (`E.em`) and
+    // after the epoch-level step (`E.0`)).
     for (i, stop) in [
         "smoothing:2",
         "smoothing:5",
@@ -235,8 +236,10 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
         "warm-up:2.10",
         "warm-up:3",
         "smm-init:0",
+        "joint:0.em",
         "joint:0.0",
         "joint:1",
+        "joint:1.em",
         "joint:1.5",
         "joint:2.10",
         "joint:3",
@@ -275,11 +278,23 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
     // joint phase.
     let out = tmp("twice-inside");
     interrupt(&out, &cfg, "warm-up:1.2", "1");
-    for (stop, threads) in [("warm-up:1.7", "2"), ("joint:2.1", "1")] {
+    for (stop, threads, said) in [
+        (
+            "warm-up:1.7",
+            "2",
+            "after step 7 of 11 of warm-up epoch 2 of 3",
+        ),
+        ("joint:2.em", "1", "after the EM of joint epoch 3 of 3"),
+        (
+            "joint:2.1",
+            "2",
+            "after batch step 1 of 11 of joint epoch 3 of 3",
+        ),
+    ] {
         let o = resume(&out, threads, Some(stop));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(143), "{stop}: {err}");
-        assert!(err.contains("of 11 of"), "{stop}: {err}");
+        assert!(err.contains(said), "{stop}: {err}");
     }
     ok(&resume(&out, "2", None));
     assert_same_run(&reference, &out, "twice inside epochs");
@@ -368,8 +383,9 @@ fn sigterm_checkpoints_and_the_resumed_run_matches_a_second_run_is_locked_out() 
     let reference = tmp("long-reference");
     ok(&run_cmd(&reference, &cfg, "2").output().unwrap());
     let out = tmp("sigterm");
-    // A signal during an epoch's last step stops at the end of that epoch (1 chance in 33): try
-    // again, up to 3 times, to see one land inside an epoch.
+    // A signal during an epoch's last step, or between its log line and its checkpoint, stops at
+    // the end of that epoch (its checkpoint is then the latest point): try again, up to 3 times,
+    // to see one land inside an epoch.
     let mut stopped_inside = false;
     for attempt in 0..3 {
         let _ = std::fs::remove_dir_all(staging(&out));
@@ -385,6 +401,8 @@ fn sigterm_checkpoints_and_the_resumed_run_matches_a_second_run_is_locked_out() 
             assert!(t0.elapsed() < Duration::from_secs(300), "no warm-up epoch");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Past the end of that epoch, into the next.
+        std::thread::sleep(Duration::from_millis(30));
         if attempt == 0 {
             // A second run into the same folder is refused while the first one holds it.
             let o = run_cmd(&out, &cfg, "1").output().unwrap();

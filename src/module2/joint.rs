@@ -19,8 +19,8 @@
 //!
 //! Random streams (all from one seed): `proj.init`, `kmeans++`, `joint.mim.epoch{e}` (one mask
 //! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}` (one mask
-//! per batch, drawn batch after batch). An epoch can stop after step d or any batch step of e and
-//! continue from there ([`JointMidEpoch`]) with the bits of an uninterrupted run.
+//! per batch, drawn batch after batch). An epoch can stop after step b, after d or after any batch
+//! step of e and continue from there ([`JointMidEpoch`]) with the bits of an uninterrupted run.
 
 use super::epoch_loss::{EpochTerms, Terms, clustering_gradient, lambda_at};
 use super::laplacian::LaplacianSym;
@@ -176,6 +176,28 @@ pub struct JointTiming {
     pub batch_steps: f64,
 }
 
+/// The wall time of a joint epoch's steps, lap after lap.
+struct Laps {
+    clock: Instant,
+    timing: JointTiming,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            clock: Instant::now(),
+            timing: JointTiming::default(),
+        }
+    }
+
+    /// Seconds since the last lap.
+    fn lap(&mut self) -> f64 {
+        let s = self.clock.elapsed().as_secs_f64();
+        self.clock = Instant::now();
+        s
+    }
+}
+
 impl JointEpochLog {
     /// One line for a log file: `joint epoch e/E: losses, clusters used, labels changed, seconds`
     /// (the first epoch has no previous labels to compare with).
@@ -228,14 +250,14 @@ pub struct JointState<T: Float> {
     pub mid: Option<JointMidEpoch>,
 }
 
-/// A joint epoch stopped after its epoch-level steps a–d and `batches` of its batch-level steps:
-/// everything the rest of the epoch and its record depend on besides the model and the
-/// optimisers. [`Joint::train_from`] continues from it without redoing a–d (the model has moved
-/// since, so they could not be redone) and gives the epoch's record the bits of an uninterrupted
-/// one.
+/// A joint epoch stopped after its EM (step b), or after its epoch-level steps a–d and `batches`
+/// of its batch-level steps: everything the rest of the epoch and its record depend on besides
+/// the model and the optimisers. [`Joint::train_from`] continues from it without redoing what
+/// was done (the model has moved since, so it could not be redone) and gives the epoch's record
+/// the bits of an uninterrupted one.
 #[derive(Clone, Debug)]
 pub struct JointMidEpoch {
-    /// Batch-level steps done in the epoch (step e).
+    /// Batch-level steps done in the epoch (step e; 0 until `level` is [`EpochLevel::Done`]).
     pub batches: usize,
     /// Running sums of the batch losses, weighted by batch size, in batch order (`l_b` unused),
     /// and the images they saw.
@@ -248,19 +270,42 @@ pub struct JointMidEpoch {
     pub l_map: f64,
     pub labels_changed: f64,
     pub clusters_used: usize,
-    /// Step c's terms and `L_MIM`.
-    pub terms: EpochTerms,
-    pub l_mim_epoch: f64,
-    /// Step d's target distribution `ln P` (Eq. 22), `[N, K]`, frozen for the epoch.
-    pub ln_p: Array2<f64>,
+    /// Where the epoch-level part stands.
+    pub level: EpochLevel,
+}
+
+/// The epoch-level part of a joint epoch stopped inside it.
+#[derive(Clone, Debug)]
+pub enum EpochLevel {
+    /// After step b: the `Z` `[N, d]` of step a that step c differentiates through.
+    AfterEm { z: Array2<f64> },
+    /// After steps c–d: step c's terms and `L_MIM`, step d's target distribution `ln P`
+    /// (Eq. 22), `[N, K]`, frozen for the epoch.
+    Done {
+        terms: EpochTerms,
+        l_mim_epoch: f64,
+        ln_p: Array2<f64>,
+    },
+}
+
+impl EpochLevel {
+    /// Step d's `ln P`, once the epoch-level step is done.
+    pub fn target(&self) -> Result<&Array2<f64>> {
+        match self {
+            EpochLevel::Done { ln_p, .. } => Ok(ln_p),
+            EpochLevel::AfterEm { .. } => Err(DarlcError::Data(
+                "joint batch steps before the epoch-level step".into(),
+            )),
+        }
+    }
 }
 
 /// What [`Joint::train_from`] reports as it goes.
 #[derive(Clone, Copy, Debug)]
 pub enum JointEvent<'a> {
-    /// Inside epoch `state.epoch`, after its epoch-level steps and after every batch-level step
-    /// but the last (the position is `state.mid`; a checkpoint writer uses it only when a stop
-    /// was asked for).
+    /// Inside epoch `state.epoch`, after its EM, after its epoch-level steps and after every
+    /// batch-level step but the last (the position is `state.mid`; a checkpoint writer uses it
+    /// only when a stop was asked for).
     Step,
     /// After an epoch, with its record and the labels of its EM (for monitoring only).
     Epoch(&'a JointEpochLog, &'a [usize]),
@@ -731,21 +776,22 @@ impl<T: Float> Joint<T> {
         for e in state.epoch..e_total {
             let t0 = Instant::now();
             bar.set_prefix(format!("joint {}/{}", e + 1, e_total));
-            let mut timing = JointTiming::default();
-            let mut clock = Instant::now();
-            let mut lap_time = |slot: &mut f64| {
-                *slot = clock.elapsed().as_secs_f64();
-                clock = Instant::now();
-            };
+            let mut laps = Laps::new();
             // a–d, unless a checkpoint taken inside this epoch has their results.
             if state.mid.is_none() {
-                let mid = self.epoch_level_steps(x, lap, e, state, &mut timing, &mut lap_time)?;
-                // e starts with fresh Adam_B moments for μ, η, L_off (§9.4).
-                state.adam_b.reset_state(&smm_param_ids);
+                let mid = self.epoch_em(x, state, &mut laps)?;
                 state.mid = Some(mid);
                 on_event(JointEvent::Step, self, state)?;
             }
             let mut mid = state.mid.take().expect("set above");
+            if let EpochLevel::AfterEm { z } = &mid.level {
+                mid.level = self.epoch_level_step(x, z.view(), lap, e, state, &mut laps)?;
+                // e starts with fresh Adam_B moments for μ, η, L_off (§9.4).
+                state.adam_b.reset_state(&smm_param_ids);
+                state.mid = Some(mid);
+                on_event(JointEvent::Step, self, state)?;
+                mid = state.mid.take().expect("set above");
+            }
             // e: batch-level steps.
             let perm = permutation(
                 &mut rng::stream(self.opts.seed, &format!("joint.perm.epoch{e}")),
@@ -761,7 +807,7 @@ impl<T: Float> Joint<T> {
                 }
                 let xb = x.select(Axis(0), idx);
                 let xsb = x_s.select(Axis(0), idx);
-                let pb = mid.ln_p.select(Axis(0), idx);
+                let pb = mid.level.target()?.select(Axis(0), idx);
                 let b =
                     self.batch_step(&mut state.adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
                 let w = idx.len() as f64;
@@ -785,10 +831,17 @@ impl<T: Float> Joint<T> {
                     mid = state.mid.take().expect("set above");
                 }
             }
-            lap_time(&mut timing.batch_steps);
+            laps.timing.batch_steps = laps.lap();
             let im = mid.images.max(1) as f64;
             let (sigma1, sigma2) = self.m1.sigmas();
-            let terms = mid.terms;
+            let EpochLevel::Done {
+                terms, l_mim_epoch, ..
+            } = mid.level
+            else {
+                return Err(DarlcError::Data(
+                    "joint epoch without its epoch-level step".into(),
+                ));
+            };
             let log = JointEpochLog {
                 phase: "joint",
                 epoch: e,
@@ -796,8 +849,8 @@ impl<T: Float> Joint<T> {
                 em_converged: mid.em_converged,
                 l_map: mid.l_map,
                 terms,
-                l_mim_epoch: mid.l_mim_epoch,
-                l_e: terms.l_lap + terms.l_lh + terms.l_size + mid.l_mim_epoch,
+                l_mim_epoch,
+                l_e: terms.l_lap + terms.l_lh + terms.l_size + l_mim_epoch,
                 l_kl: mid.sum.l_kl / im,
                 l_ssl: mid.sum.l_ssl / im,
                 l_mim: mid.sum.l_mim / im,
@@ -807,7 +860,7 @@ impl<T: Float> Joint<T> {
                 labels_changed: mid.labels_changed,
                 clusters_used: mid.clusters_used,
                 seconds: t0.elapsed().as_secs_f64(),
-                timing,
+                timing: laps.timing,
             };
             if self.opts.progress {
                 let left = eta.after(log.seconds);
@@ -822,25 +875,19 @@ impl<T: Float> Joint<T> {
         Ok(logs)
     }
 
-    /// Steps a–d of joint epoch `e` (see the module docs): `Z`, the warm-started EM (its labels
-    /// become `state.prev_labels`), the epoch-level step with `Adam_E`, and the target
-    /// distribution; their results for the rest of the epoch.
-    fn epoch_level_steps(
+    /// Steps a–b of a joint epoch (see the module docs): `Z`, the EM warm-started from the
+    /// trained Θ (its labels become `state.prev_labels`), `μ, L ← Θ̂`.
+    fn epoch_em(
         &mut self,
         x: ArrayView4<T>,
-        lap: &LaplacianSym,
-        e: usize,
         state: &mut JointState<T>,
-        timing: &mut JointTiming,
-        lap_time: &mut impl FnMut(&mut f64),
+        laps: &mut Laps,
     ) -> Result<JointMidEpoch> {
         let n = x.dim().0;
-        let (l, nk) = (self.m1.cfg.tokens(), self.m1.cfg.n_keep());
-        // a–b: Z (at e = 0 the Z⁰ of `start`: nothing has changed since), EM warm-started
-        // from the trained Θ; reset μ, L to Θ̂.
+        // At e = 0 the Z⁰ of `start`: nothing has changed since.
         let z = self.embed_z(x);
         let z = to_f64(z.view());
-        lap_time(&mut timing.embed);
+        laps.timing.embed = laps.lap();
         let mut warm = self.trained_smm()?;
         let em = warm.em(
             z.view(),
@@ -856,28 +903,7 @@ impl<T: Float> Joint<T> {
             p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
         });
         state.prev_labels = Some(labels);
-        lap_time(&mut timing.em);
-        // c: the epoch-level step.
-        let lambda = lambda_at(self.opts.lambda0, e, self.opts.epochs);
-        let visible = draw_visible(
-            &mut rng::stream(self.opts.seed, &format!("joint.mim.epoch{e}")),
-            n,
-            l,
-            nk,
-        );
-        let (grads, terms, l_mim_epoch) =
-            self.epoch_gradient(x, z.view(), lap, lambda, &visible)?;
-        state
-            .adam_e
-            .step(&mut self.m1.store, &self.epoch_ids, &grads);
-        let m = self.m1.cfg.momentum;
-        self.m1.ema(m);
-        lap_time(&mut timing.epoch_step);
-        // d: the target distribution under Θ̂, frozen for the epoch.
-        let (_, z) = self.embed(x);
-        let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
-        let ln_p = target_log_distribution(ln_q.view());
-        lap_time(&mut timing.target);
+        laps.timing.em = laps.lap();
         Ok(JointMidEpoch {
             batches: 0,
             sum: BatchLosses::default(),
@@ -887,6 +913,44 @@ impl<T: Float> Joint<T> {
             l_map: em.l_map.last().copied().unwrap_or(f64::NAN),
             labels_changed: changed,
             clusters_used: used,
+            level: EpochLevel::AfterEm { z },
+        })
+    }
+
+    /// Steps c–d of joint epoch `e` on step a's `z`: the epoch-level step with `Adam_E` and EMA,
+    /// then the target distribution (see the module docs).
+    fn epoch_level_step(
+        &mut self,
+        x: ArrayView4<T>,
+        z: ArrayView2<f64>,
+        lap: &LaplacianSym,
+        e: usize,
+        state: &mut JointState<T>,
+        laps: &mut Laps,
+    ) -> Result<EpochLevel> {
+        let n = x.dim().0;
+        let (l, nk) = (self.m1.cfg.tokens(), self.m1.cfg.n_keep());
+        // c: the epoch-level step.
+        let lambda = lambda_at(self.opts.lambda0, e, self.opts.epochs);
+        let visible = draw_visible(
+            &mut rng::stream(self.opts.seed, &format!("joint.mim.epoch{e}")),
+            n,
+            l,
+            nk,
+        );
+        let (grads, terms, l_mim_epoch) = self.epoch_gradient(x, z, lap, lambda, &visible)?;
+        state
+            .adam_e
+            .step(&mut self.m1.store, &self.epoch_ids, &grads);
+        let m = self.m1.cfg.momentum;
+        self.m1.ema(m);
+        laps.timing.epoch_step = laps.lap();
+        // d: the target distribution under Θ̂, frozen for the epoch.
+        let (_, z) = self.embed(x);
+        let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
+        let ln_p = target_log_distribution(ln_q.view());
+        laps.timing.target = laps.lap();
+        Ok(EpochLevel::Done {
             terms,
             l_mim_epoch,
             ln_p,

@@ -13,9 +13,11 @@
 //!   moments and step counts (`ckpt.adam_*`), the mixture of the last EM and its prior
 //!   (`ckpt.em.*`, `ckpt.prior.*`), the labels of the last EM (`ckpt.prev_labels`);
 //! * inside an epoch (`ckpt.mid.*`): the epoch's running loss sums (in their accumulation order)
-//!   and image count, and in the joint phase the results of the epoch-level steps a–d that the
-//!   epoch's record and its batch steps use (EM iterations, convergence and `ℓ_MAP`, labels
-//!   changed, clusters used, the epoch terms and `L_MIM`, the frozen target `ln P` `[N, K]`);
+//!   and image count, and in the joint phase the results of the epoch-level steps that the
+//!   epoch's record and its later steps use: of the EM (iterations, convergence and `ℓ_MAP`,
+//!   labels changed, clusters used) and either the `Z` `[N, d]` that the epoch-level step will
+//!   differentiate through (stopped after the EM) or that step's terms and `L_MIM` and the frozen
+//!   target `ln P` `[N, K]`;
 //! * `log.jsonl` so far (`ckpt.log`);
 //! * in the metadata (`darlc.checkpoint`, JSON): the command, the effective configuration, the
 //!   loading options and the SHA-256 of every input file, which a resume must match.
@@ -46,7 +48,7 @@ use crate::float::Float;
 use crate::io::{TensorData, TensorFile};
 use crate::module1::warmup::WarmupProgress;
 use crate::module2::epoch_loss::EpochTerms;
-use crate::module2::joint::{BatchLosses, JointMidEpoch};
+use crate::module2::joint::{BatchLosses, EpochLevel, JointMidEpoch};
 use crate::module2::smm::{Smm, SmmPrior};
 use crate::nn::adam::{Adam, AdamState};
 use crate::nn::params::{ParamStore, read_float_tensor};
@@ -106,11 +108,16 @@ pub fn stop_reason(stage: &str, done: usize) -> Option<(String, i32)> {
     signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}")))
 }
 
-/// [`stop_reason`] inside an epoch: after `done` epochs of `stage` and `batches` optimiser steps of
-/// the next one (`DARLC_STOP_AFTER=stage:done.batches`, e.g. `warm-up:1.3`; in the joint phase
-/// `joint:E.0` is the point after epoch E's epoch-level steps, before its first batch).
-pub fn stop_reason_in_epoch(stage: &str, done: usize, batches: usize) -> Option<(String, i32)> {
-    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}.{batches}")))
+/// [`stop_reason`] inside an epoch: after `done` epochs of `stage` and, of the next one, the
+/// point `step`: a number of optimiser steps (`DARLC_STOP_AFTER=stage:done.steps`, e.g.
+/// `warm-up:1.3`), or in the joint phase `em` (after the epoch's EM, `joint:1.em`); `joint:E.0`
+/// is the point after epoch E's epoch-level steps, before its first batch.
+pub fn stop_reason_in_epoch(
+    stage: &str,
+    done: usize,
+    step: impl std::fmt::Display,
+) -> Option<(String, i32)> {
+    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}.{step}")))
 }
 
 /// The signal received, by name, and its number.
@@ -357,21 +364,25 @@ impl Checkpoint {
                 m.clusters_used as i64,
             ],
         );
-        let t = &m.terms;
-        self.put_f64s(
-            "ckpt.mid.epoch",
-            &[
-                t.lambda,
-                t.l_lap,
-                t.l_lh,
-                t.l_size,
-                m.l_mim_epoch,
-                m.l_map,
-                m.labels_changed,
-            ],
-        );
-        self.tensors
-            .insert_float("ckpt.mid.ln_p", m.ln_p.clone().into_dyn());
+        self.put_f64s("ckpt.mid.em", &[m.l_map, m.labels_changed]);
+        match &m.level {
+            EpochLevel::AfterEm { z } => {
+                self.tensors
+                    .insert_float("ckpt.mid.z", z.clone().into_dyn());
+            }
+            EpochLevel::Done {
+                terms: t,
+                l_mim_epoch,
+                ln_p,
+            } => {
+                self.put_f64s(
+                    "ckpt.mid.terms",
+                    &[t.lambda, t.l_lap, t.l_lh, t.l_size, *l_mim_epoch],
+                );
+                self.tensors
+                    .insert_float("ckpt.mid.ln_p", ln_p.clone().into_dyn());
+            }
+        }
     }
 
     fn put_f64s(&mut self, name: &str, v: &[f64]) {
@@ -424,21 +435,45 @@ impl Checkpoint {
         })
     }
 
-    /// The joint epoch stopped inside, if the checkpoint was written inside one (`n` images, `k`
-    /// components: the shape of `ln P`).
-    pub fn joint_mid(&self, dir: &Path, n: usize, k: usize) -> Result<Option<JointMidEpoch>> {
+    /// The joint epoch stopped inside, if the checkpoint was written inside one (`n` images, `d`
+    /// clustering dimensions and `k` components: the shapes of `Z` and `ln P`).
+    pub fn joint_mid(
+        &self,
+        dir: &Path,
+        n: usize,
+        d: usize,
+        k: usize,
+    ) -> Result<Option<JointMidEpoch>> {
         let Some(batches) = self.header.within else {
             return Ok(None);
         };
         let s = self.f64s_of_len(dir, "ckpt.mid.sums", 4)?;
         let c = self.counts_of_len(dir, "ckpt.mid.counts", 4)?;
-        let t = self.f64s_of_len(dir, "ckpt.mid.epoch", 7)?;
-        let ln_p = self
-            .f64s(dir, "ckpt.mid.ln_p")?
-            .into_dimensionality::<ndarray::Ix2>()
-            .ok()
-            .filter(|a| a.dim() == (n, k))
-            .ok_or_else(|| self.corrupt(dir, "ckpt.mid.ln_p", "shape"))?;
+        let em = self.f64s_of_len(dir, "ckpt.mid.em", 2)?;
+        let matrix = |name: &str, shape: (usize, usize)| {
+            self.f64s(dir, name)?
+                .into_dimensionality::<ndarray::Ix2>()
+                .ok()
+                .filter(|a| a.dim() == shape)
+                .ok_or_else(|| self.corrupt(dir, name, "shape"))
+        };
+        let level = if self.tensors.tensors.contains_key("ckpt.mid.z") {
+            EpochLevel::AfterEm {
+                z: matrix("ckpt.mid.z", (n, d))?,
+            }
+        } else {
+            let t = self.f64s_of_len(dir, "ckpt.mid.terms", 5)?;
+            EpochLevel::Done {
+                terms: EpochTerms {
+                    lambda: t[0],
+                    l_lap: t[1],
+                    l_lh: t[2],
+                    l_size: t[3],
+                },
+                l_mim_epoch: t[4],
+                ln_p: matrix("ckpt.mid.ln_p", (n, k))?,
+            }
+        };
         Ok(Some(JointMidEpoch {
             batches,
             sum: BatchLosses {
@@ -452,16 +487,9 @@ impl Checkpoint {
             em_iters: c[1],
             em_converged: c[2] != 0,
             clusters_used: c[3],
-            terms: EpochTerms {
-                lambda: t[0],
-                l_lap: t[1],
-                l_lh: t[2],
-                l_size: t[3],
-            },
-            l_mim_epoch: t[4],
-            l_map: t[5],
-            labels_changed: t[6],
-            ln_p,
+            l_map: em[0],
+            labels_changed: em[1],
+            level,
         }))
     }
 

@@ -25,7 +25,9 @@ use crate::module1::model::{Config as M1Config, ModuleI};
 use crate::module1::warmup::{
     WarmupEvent, WarmupOptions, WarmupProgress, steps_per_epoch, warmup_from,
 };
-use crate::module2::joint::{Joint, JointEvent, JointOptions, JointState, clusters_used};
+use crate::module2::joint::{
+    EpochLevel, Joint, JointEvent, JointOptions, JointState, clusters_used,
+};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::nn::adam::Adam;
@@ -155,19 +157,19 @@ impl Checkpointing {
         }
     }
 
-    /// Inside an epoch of `stage` (`done` epochs and `batches` steps of the next one done): if a
-    /// signal (or `DARLC_STOP_AFTER=stage:done.batches`) asks to stop, write a checkpoint of this
+    /// Inside an epoch of `stage` (`done` epochs and `batches` steps of the next one done, at the
+    /// point called `point`, see [`checkpoint::stop_reason_in_epoch`]): if a signal (or
+    /// `DARLC_STOP_AFTER=stage:done.point`) asks to stop, write a checkpoint of this
     /// point, filled in by `fill`, and stop; otherwise do nothing (no checkpoint is written
     /// between epochs unless asked, so an uninterrupted run pays nothing per step).
     fn stop_inside_epoch(
         &self,
-        stage: &str,
-        done: usize,
-        batches: usize,
+        (stage, done, batches): (&str, usize, usize),
+        point: &str,
         what: impl FnOnce() -> String,
         fill: impl FnOnce(&mut Checkpoint),
     ) -> Result<()> {
-        let Some((why, signal)) = checkpoint::stop_reason_in_epoch(stage, done, batches) else {
+        let Some((why, signal)) = checkpoint::stop_reason_in_epoch(stage, done, point) else {
             return Ok(());
         };
         let mut cp = Checkpoint::new(&self.base, stage, done);
@@ -272,10 +274,13 @@ pub fn run_darlc(
         },
     };
     if let Some(r) = &resume {
+        let h = &r.header;
+        let at = match h.within {
+            Some(b) => format!("{} epoch {}, step {b}", h.stage, h.done + 1),
+            None => format!("{} {}", h.stage, h.done),
+        };
         eprintln!(
-            "[darlc] resuming after {} {} (checkpoint {})",
-            r.header.stage,
-            r.header.done,
+            "[darlc] resuming after {at} (checkpoint {})",
             Checkpoint::path(&dir).display()
         );
     }
@@ -381,9 +386,8 @@ pub fn run_darlc(
                 &wopts,
                 |ev, m1, adam| match ev {
                     WarmupEvent::Step(p) => ck.stop_inside_epoch(
-                        "warm-up",
-                        p.epoch,
-                        p.batches,
+                        ("warm-up", p.epoch, p.batches),
+                        &p.batches.to_string(),
                         || {
                             format!(
                                 "step {} of {steps} of warm-up epoch {} of {}",
@@ -482,7 +486,7 @@ pub fn run_darlc(
                 adam_e: r.adam(&dir, "adam_e", Adam::new(jopts.lr_epoch), &j.m1.store)?,
                 adam_b: r.adam(&dir, "adam_b", Adam::new(jopts.lr_batch), &j.m1.store)?,
                 prev_labels: r.labels(&dir)?,
-                mid: r.joint_mid(&dir, n, k)?,
+                mid: r.joint_mid(&dir, n, jopts.dim, k)?,
             };
             if let Some(m) = &st.mid {
                 check_within(&dir, m.batches, steps_per_epoch(n, jopts.batch))?;
@@ -529,15 +533,20 @@ pub fn run_darlc(
             |ev, j, st| match ev {
                 JointEvent::Step => {
                     let Some(mid) = &st.mid else { return Ok(()) };
+                    let after_em = matches!(mid.level, EpochLevel::AfterEm { .. });
+                    let point = match after_em {
+                        true => "em".to_string(),
+                        false => mid.batches.to_string(),
+                    };
                     ck.stop_inside_epoch(
-                        "joint",
-                        st.epoch,
-                        mid.batches,
+                        ("joint", st.epoch, mid.batches),
+                        &point,
                         || {
                             let epoch = format!("joint epoch {} of {}", st.epoch + 1, jopts.epochs);
-                            match mid.batches {
-                                0 => format!("the epoch-level step of {epoch}"),
-                                b => format!("batch step {b} of {steps} of {epoch}"),
+                            match (after_em, mid.batches) {
+                                (true, _) => format!("the EM of {epoch}"),
+                                (false, 0) => format!("the epoch-level step of {epoch}"),
+                                (false, b) => format!("batch step {b} of {steps} of {epoch}"),
                             }
                         },
                         |cp| {
