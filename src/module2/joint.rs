@@ -743,9 +743,9 @@ impl<T: Float> Joint<T> {
     /// first of them from `state.mid` when set. Every epoch's random streams are named by its
     /// index, and the batches a checkpoint's epoch had done are skipped after drawing their masks,
     /// so the steps run here draw exactly what an uninterrupted run draws. `on_event` receives the
-    /// model and the updated state after the epoch-level steps, after every batch-level step but
-    /// the last of an epoch, and after each epoch (for checkpoints); an error from it stops the
-    /// training.
+    /// model and the updated state after an epoch's EM, after its epoch-level step, after every
+    /// batch-level step but the last, and after the epoch (for checkpoints); an error from it
+    /// stops the training.
     pub fn train_from(
         &mut self,
         x: ArrayView4<T>,
