@@ -157,6 +157,20 @@ impl Checkpointing {
         }
     }
 
+    /// At the end of `done` epochs (GAT: steps) of `stage`: write a checkpoint, filled in by
+    /// `fill`, then stop if a signal (or `DARLC_STOP_AFTER=stage:done`) asks for it, after `what`.
+    fn epoch_checkpoint(
+        &self,
+        (stage, done): (&str, usize),
+        what: impl FnOnce() -> String,
+        fill: impl FnOnce(&mut Checkpoint),
+    ) -> Result<()> {
+        let mut cp = Checkpoint::new(&self.base, stage, done);
+        fill(&mut cp);
+        self.save(cp)?;
+        self.stop_if_asked(stage, done, &what())
+    }
+
     /// Inside an epoch of `stage` (`done` epochs and `batches` steps of the next one done, at the
     /// point called `point`, see [`checkpoint::stop_reason_in_epoch`]): if a signal (or
     /// `DARLC_STOP_AFTER=stage:done.point`) asks to stop, write a checkpoint of this
@@ -295,14 +309,13 @@ pub fn run_darlc(
         let stop = |done: usize| checkpoint::stop_reason("smoothing", done).is_some();
         let mut write = |st: &GatState<f32>| -> Result<()> {
             let done = st.losses.len();
-            let mut cp = Checkpoint::new(&ck.base, "smoothing", done);
-            cp.put_gat(st);
-            cp.put_log(&log.text);
-            ck.save(cp)?;
-            ck.stop_if_asked(
-                "smoothing",
-                done,
-                &format!("GAT epoch {done} of {}", gat_cfg.epochs),
+            ck.epoch_checkpoint(
+                ("smoothing", done),
+                || format!("GAT epoch {done} of {}", gat_cfg.epochs),
+                |cp| {
+                    cp.put_gat(st);
+                    cp.put_log(&log.text);
+                },
             )
         };
         let hook = BlockHook {
@@ -407,13 +420,10 @@ pub fn run_darlc(
                             rec,
                         })?;
                         let done = rec.epoch + 1;
-                        let mut cp = Checkpoint::new(&ck.base, "warm-up", done);
-                        warmup_state(&mut cp, m1, adam, &log.text);
-                        ck.save(cp)?;
-                        ck.stop_if_asked(
-                            "warm-up",
-                            done,
-                            &format!("warm-up epoch {done} of {}", wopts.epochs),
+                        ck.epoch_checkpoint(
+                            ("warm-up", done),
+                            || format!("warm-up epoch {done} of {}", wopts.epochs),
+                            |cp| warmup_state(cp, m1, adam, &log.text),
                         )
                     }
                 },
@@ -562,13 +572,10 @@ pub fn run_darlc(
                     }
                     log.push(&v)?;
                     let done = st.epoch;
-                    let mut cp = Checkpoint::new(&ck.base, "joint", done);
-                    joint_state(&mut cp, j, st, &log.text);
-                    ck.save(cp)?;
-                    ck.stop_if_asked(
-                        "joint",
-                        done,
-                        &format!("joint epoch {done} of {}", jopts.epochs),
+                    ck.epoch_checkpoint(
+                        ("joint", done),
+                        || format!("joint epoch {done} of {}", jopts.epochs),
+                        |cp| joint_state(cp, j, st, &log.text),
                     )
                 }
             },
