@@ -1,7 +1,8 @@
 //! Issue 24, "no lost work": the output folder belongs to one run, and a DARLC run interrupted at
-//! any checkpoint (by `DARLC_STOP_AFTER`, which acts as a signal arriving during that epoch, or by
-//! a real SIGTERM) resumes to outputs byte-identical to an uninterrupted run's, on 1 or 2 threads
-//! (`run.json` compared without its timings and thread count, `log.jsonl` without its timings).
+//! any checkpoint (by `DARLC_STOP_AFTER`, which acts as a signal arriving during that epoch or,
+//! spelt `stage:epochs.steps`, during that optimiser step, or by a real SIGTERM) resumes to
+//! outputs byte-identical to an uninterrupted run's, on 1 or 2 threads (`run.json` compared
+//! without its timings and thread count, `log.jsonl` without its timings).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,10 +52,12 @@ fn staging(out: &Path) -> PathBuf {
 }
 
 /// The tiny preset's schedule with every stage long enough to be interrupted in the middle: 5 GAT
-/// epochs (a checkpoint after each), 3 warm-up and 3 joint epochs.
+/// epochs (a checkpoint after each), 3 warm-up and 3 joint epochs of 11 steps (67 genes at B 6).
 const SHORT: &str = r#"{"module1": {"warmup_epochs": 3}, "module2": {"joint_epochs": 3}}"#;
-/// A longer warm-up, so that a real signal arrives while the run is training.
-const LONG: &str = r#"{"module1": {"warmup_epochs": 20}, "module2": {"joint_epochs": 1}}"#;
+/// A longer warm-up of 33 steps per epoch (B 2), so that a real signal arrives while the run is
+/// training, almost always inside an epoch.
+const LONG: &str =
+    r#"{"module1": {"warmup_epochs": 20, "batch": 2}, "module2": {"joint_epochs": 1}}"#;
 
 /// Write `json` beside the scratch folders and return its path.
 fn config(name: &str, json: &str) -> PathBuf {
@@ -226,15 +229,26 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
     assert!(!reference.join(".darlc.lock").exists());
     assert_no_temp_files(&reference);
     let mut compared = 0;
-    // Each stop point, interrupted on one thread count and resumed on the other.
+    // Each stop point, interrupted on one thread count and resumed on the other: at epoch ends
+    // (`stage:epochs`) and inside epochs (`stage:epochs.steps`: after the first and the
+    // second-to-last of an epoch's 11 steps, and in the joint phase after the EM (`E.em`) and
+    // after the epoch-level step (`E.0`)).
     for (i, stop) in [
         "smoothing:2",
         "smoothing:5",
         "similarity:0",
+        "warm-up:0.1",
         "warm-up:1",
+        "warm-up:1.3",
+        "warm-up:2.10",
         "warm-up:3",
         "smm-init:0",
+        "joint:0.em",
+        "joint:0.0",
         "joint:1",
+        "joint:1.em",
+        "joint:1.5",
+        "joint:2.10",
         "joint:3",
     ]
     .iter()
@@ -265,6 +279,32 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
     );
     ok(&resume(&out, "2", None));
     assert_same_run(&reference, &out, "twice");
+    compared += 1;
+    std::fs::remove_dir_all(&out).unwrap();
+    // Twice inside epochs: a resumed mid-epoch run stops again inside the same epoch, then in the
+    // joint phase.
+    let out = tmp("twice-inside");
+    interrupt(&out, &cfg, "warm-up:1.2", "1");
+    for (stop, threads, said) in [
+        (
+            "warm-up:1.7",
+            "2",
+            "after step 7 of 11 of warm-up epoch 2 of 3",
+        ),
+        ("joint:2.em", "1", "after the EM of joint epoch 3 of 3"),
+        (
+            "joint:2.1",
+            "2",
+            "after batch step 1 of 11 of joint epoch 3 of 3",
+        ),
+    ] {
+        let o = resume(&out, threads, Some(stop));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(143), "{stop}: {err}");
+        assert!(err.contains(said), "{stop}: {err}");
+    }
+    ok(&resume(&out, "2", None));
+    assert_same_run(&reference, &out, "twice inside epochs");
     compared += 1;
     eprintln!("{compared} resumed runs compared byte for byte with the uninterrupted one");
     std::fs::remove_dir_all(&out).unwrap();
@@ -350,36 +390,62 @@ fn sigterm_checkpoints_and_the_resumed_run_matches_a_second_run_is_locked_out() 
     let reference = tmp("long-reference");
     ok(&run_cmd(&reference, &cfg, "2").output().unwrap());
     let out = tmp("sigterm");
-    let child = run_cmd(&out, &cfg, "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the first warm-up epoch in the staging folder's log.
-    let log = staging(&out).join("log.jsonl");
-    let t0 = Instant::now();
-    while !log.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no warm-up epoch");
-        std::thread::sleep(Duration::from_millis(20));
+    // A signal during an epoch's last step, or between its log line and its checkpoint, stops at
+    // the end of that epoch (its checkpoint is then the latest point): try again, up to 3 times,
+    // to see one land inside an epoch.
+    let mut stopped_inside = false;
+    for attempt in 0..3 {
+        let _ = std::fs::remove_dir_all(staging(&out));
+        let child = run_cmd(&out, &cfg, "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the first warm-up epoch in the staging folder's log.
+        let log = staging(&out).join("log.jsonl");
+        let t0 = Instant::now();
+        while !log.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(300), "no warm-up epoch");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Past the end of that epoch, into the next.
+        std::thread::sleep(Duration::from_millis(30));
+        if attempt == 0 {
+            // A second run into the same folder is refused while the first one holds it.
+            let o = run_cmd(&out, &cfg, "1").output().unwrap();
+            assert!(!o.status.success());
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("another darlc run"), "{err}");
+        }
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: sending a signal to our own child process, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let t_kill = Instant::now();
+        let o = child.wait_with_output().unwrap();
+        let waited = t_kill.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(143), "{err}");
+        assert!(
+            err.contains("stopped by SIGTERM") && err.contains("darlc run --resume"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert!(staging(&out).join("checkpoint.safetensors").is_file());
+        // "after step S of 33 of warm-up epoch E of 20": the step under way when the signal came.
+        stopped_inside = err.contains(" of 33 of warm-up epoch ");
+        eprintln!(
+            "SIGTERM, attempt {attempt}: exit after {:.3} s, {}",
+            waited.as_secs_f64(),
+            err.lines().last().unwrap_or("")
+        );
+        if stopped_inside {
+            break;
+        }
     }
-    // A second run into the same folder is refused while the first one holds it.
-    let o = run_cmd(&out, &cfg, "1").output().unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("another darlc run"), "{err}");
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(143), "{err}");
     assert!(
-        err.contains("stopped by SIGTERM") && err.contains("darlc run --resume"),
-        "{err}"
+        stopped_inside,
+        "three SIGTERMs each waited for the end of a warm-up epoch"
     );
-    assert!(!out.exists());
     ok(&resume(&out, "1", None));
     assert_same_run(&reference, &out, "SIGTERM");
     assert_no_temp_files(&out);

@@ -2,7 +2,7 @@
 //! permutation, a fresh mask per batch, EMA after every step; a progress bar and a JSON-lines log.
 
 use super::mim::draw_visible;
-use super::model::{ModuleI, StepLosses};
+use super::model::ModuleI;
 use crate::error::Result;
 use crate::float::Float;
 use crate::nn::adam::Adam;
@@ -109,6 +109,40 @@ pub fn step_bar(show: bool, total: u64) -> indicatif::ProgressBar {
     b
 }
 
+/// Where a warm-up stands: `epoch` epochs complete and, of the next one, `batches` optimiser steps
+/// with the running sums of their losses (weighted by batch size, in batch order) and the images
+/// they saw. At an epoch boundary `batches` is 0 and the sums are 0. A checkpoint written inside an
+/// epoch holds it, so that the resumed epoch's record has the same bits as an uninterrupted one's.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WarmupProgress {
+    pub epoch: usize,
+    pub batches: usize,
+    pub images: usize,
+    pub l_ssl: f64,
+    pub l_mim: f64,
+    pub l_cl: f64,
+}
+
+impl WarmupProgress {
+    /// The start of epoch `epoch` (nothing done in it).
+    pub fn at_epoch(epoch: usize) -> Self {
+        WarmupProgress {
+            epoch,
+            ..Self::default()
+        }
+    }
+}
+
+/// What [`warmup_from`] reports as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum WarmupEvent<'a> {
+    /// After an optimiser step that is not the last of its epoch (a checkpoint writer uses it
+    /// only when a stop was asked for).
+    Step(&'a WarmupProgress),
+    /// After an epoch, with its record.
+    Epoch(&'a EpochLog),
+}
+
 /// Train `model` for `opts.epochs` epochs on raw images `x` and their smoothed twins `x_s`
 /// (`[N, C, H, W]`). Permutations come from the stream `"warmup.perm.epoch{e}"`, masks from
 /// `"warmup.mask.epoch{e}"` (drawn batch after batch). `on_epoch` receives each epoch's record
@@ -121,25 +155,34 @@ pub fn warmup<T: Float>(
     mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
     let mut adam = Adam::<T>::new(opts.lr);
-    warmup_from(model, &mut adam, 0, x, x_s, opts, |log, _, _| on_epoch(log))
+    let from = WarmupProgress::default();
+    warmup_from(model, &mut adam, from, x, x_s, opts, |ev, _, _| match ev {
+        WarmupEvent::Epoch(log) => on_epoch(log),
+        WarmupEvent::Step(_) => Ok(()),
+    })
 }
 
-/// [`warmup`] from epoch `first` with the optimiser `adam` (a checkpoint's state, or a fresh
-/// `Adam::new(opts.lr)` at epoch 0). Every epoch's random streams are named by its index, so
-/// epochs `first..` draw exactly what an uninterrupted run draws. `on_epoch` also receives the
-/// model and the optimiser after the epoch (for checkpoints); an error from it stops the warm-up.
+/// [`warmup`] from `from` (the start, or a checkpoint's position, possibly inside an epoch) with
+/// the optimiser `adam` (a checkpoint's state, or a fresh `Adam::new(opts.lr)` at the start).
+/// Every epoch's random streams are named by its index, and the first `from.batches` batches of
+/// the epoch `from.epoch` are skipped after drawing their masks (the permutation is drawn whole
+/// before the first batch, the masks batch after batch), so the steps run here draw exactly what
+/// an uninterrupted run draws. `on_event` receives, with the model and the optimiser, the position
+/// after every step but the last of an epoch and every epoch's record (for checkpoints); an error
+/// from it stops the warm-up.
 pub fn warmup_from<T: Float>(
     model: &mut ModuleI<T>,
     adam: &mut Adam<T>,
-    first: usize,
+    from: WarmupProgress,
     x: ArrayView4<T>,
     x_s: ArrayView4<T>,
     opts: &WarmupOptions,
-    mut on_epoch: impl FnMut(&EpochLog, &ModuleI<T>, &Adam<T>) -> Result<()>,
+    mut on_event: impl FnMut(WarmupEvent, &ModuleI<T>, &Adam<T>) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
     let n = x.dim().0;
+    let first = from.epoch;
     let left = opts.epochs.saturating_sub(first);
-    let total = (steps_per_epoch(n, opts.batch) * left) as u64;
+    let total = (steps_per_epoch(n, opts.batch) * left).saturating_sub(from.batches) as u64;
     let bar = step_bar(opts.progress, total);
     let mut eta = Eta::new(left);
     let mut logs = Vec::new();
@@ -153,47 +196,55 @@ pub fn warmup_from<T: Float>(
             n,
         );
         let mut mask_rng = rng::stream(opts.seed, &format!("warmup.mask.epoch{e}"));
-        let mut sum = StepLosses::default();
-        let mut images = 0usize;
-        let mut steps = 0usize;
-        let mut last = StepLosses::default();
-        for idx in batches(&perm, opts.batch) {
+        // The running sums of the epoch (a checkpoint's when it stopped inside this epoch).
+        let mut p = if e == first {
+            from
+        } else {
+            WarmupProgress::at_epoch(e)
+        };
+        let skip = p.batches;
+        let all = batches(&perm, opts.batch);
+        for (i, idx) in all.iter().enumerate() {
+            let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
+            if i < skip {
+                continue;
+            }
             let xb = x.select(Axis(0), idx);
             let xsb = x_s.select(Axis(0), idx);
-            let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
             let s = model.train_step(adam, xb.view(), xsb.view(), &vis)?;
             let w = idx.len() as f64;
-            sum.l_ssl += w * s.l_ssl;
-            sum.l_mim += w * s.l_mim;
-            sum.l_cl += w * s.l_cl;
-            images += idx.len();
-            steps += 1;
-            last = s;
+            p.l_ssl += w * s.l_ssl;
+            p.l_mim += w * s.l_mim;
+            p.l_cl += w * s.l_cl;
+            p.images += idx.len();
+            p.batches += 1;
             let secs = start.elapsed().as_secs_f64();
             bar.set_message(format!(
                 "L_SSL {:.4} L_MIM {:.4} L_CL {:.4}  {:.1} img/s",
                 s.l_ssl,
                 s.l_mim,
                 s.l_cl,
-                images as f64 / secs.max(1e-9)
+                p.images as f64 / secs.max(1e-9)
             ));
             bar.inc(1);
+            if i + 1 < all.len() {
+                on_event(WarmupEvent::Step(&p), model, adam)?;
+            }
         }
         let secs = start.elapsed().as_secs_f64();
-        let d = images.max(1) as f64;
+        let d = p.images.max(1) as f64;
         let (sigma1, sigma2) = model.sigmas();
-        let _ = last;
         let log = EpochLog {
             epoch: e,
-            steps,
-            images,
-            l_ssl: sum.l_ssl / d,
-            l_mim: sum.l_mim / d,
-            l_cl: sum.l_cl / d,
+            steps: p.batches,
+            images: p.images,
+            l_ssl: p.l_ssl / d,
+            l_mim: p.l_mim / d,
+            l_cl: p.l_cl / d,
             sigma1,
             sigma2,
             seconds: secs,
-            images_per_s: images as f64 / secs.max(1e-9),
+            images_per_s: p.images as f64 / secs.max(1e-9),
         };
         if let Some(path) = &opts.log {
             lines.push_str(&serde_json::to_string(&log).unwrap_or_default());
@@ -204,7 +255,7 @@ pub fn warmup_from<T: Float>(
             let left = eta.after(secs);
             batch_job_line(&format!("{}{left}", log.describe(opts.epochs)));
         }
-        on_epoch(&log, model, adam)?;
+        on_event(WarmupEvent::Epoch(&log), model, adam)?;
         logs.push(log);
     }
     bar.finish_and_clear();

@@ -18,7 +18,9 @@
 //! get zero gradient). `π̂, ν̂` stay at their EM values within an epoch.
 //!
 //! Random streams (all from one seed): `proj.init`, `kmeans++`, `joint.mim.epoch{e}` (one mask
-//! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}`.
+//! per image for the epoch-level `L_MIM`), `joint.perm.epoch{e}`, `joint.mask.epoch{e}` (one mask
+//! per batch, drawn batch after batch). An epoch can stop after step b, after d or after any batch
+//! step of e and continue from there ([`JointMidEpoch`]) with the bits of an uninterrupted run.
 
 use super::epoch_loss::{EpochTerms, Terms, clustering_gradient, lambda_at};
 use super::laplacian::LaplacianSym;
@@ -174,6 +176,28 @@ pub struct JointTiming {
     pub batch_steps: f64,
 }
 
+/// The wall time of a joint epoch's steps, lap after lap.
+struct Laps {
+    clock: Instant,
+    timing: JointTiming,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            clock: Instant::now(),
+            timing: JointTiming::default(),
+        }
+    }
+
+    /// Seconds since the last lap.
+    fn lap(&mut self) -> f64 {
+        let s = self.clock.elapsed().as_secs_f64();
+        self.clock = Instant::now();
+        s
+    }
+}
+
 impl JointEpochLog {
     /// One line for a log file: `joint epoch e/E: losses, clusters used, labels changed, seconds`
     /// (the first epoch has no previous labels to compare with).
@@ -212,7 +236,8 @@ pub struct BatchLosses {
 }
 
 /// What the joint epochs carry from one epoch to the next besides the model: the epochs done,
-/// both optimisers and the labels of the last EM (for `labels_changed`). A checkpoint stores it.
+/// both optimisers and the labels of the last EM (for `labels_changed`), and, inside an epoch,
+/// what the epoch has done so far ([`JointMidEpoch`]). A checkpoint stores it.
 #[derive(Clone, Debug)]
 pub struct JointState<T: Float> {
     /// Joint epochs completed (the next one to run).
@@ -220,6 +245,70 @@ pub struct JointState<T: Float> {
     pub adam_e: Adam<T>,
     pub adam_b: Adam<T>,
     pub prev_labels: Option<Vec<usize>>,
+    /// Set inside epoch `epoch` after its epoch-level steps a–d (see the module docs); `None` at
+    /// an epoch boundary.
+    pub mid: Option<JointMidEpoch>,
+}
+
+/// A joint epoch stopped after its EM (step b), or after its epoch-level steps a–d and `batches`
+/// of its batch-level steps: everything the rest of the epoch and its record depend on besides
+/// the model and the optimisers. [`Joint::train_from`] continues from it without redoing what
+/// was done (the model has moved since, so it could not be redone) and gives the epoch's record
+/// the bits of an uninterrupted one.
+#[derive(Clone, Debug)]
+pub struct JointMidEpoch {
+    /// Batch-level steps done in the epoch (step e; 0 until `level` is [`EpochLevel::Done`]).
+    pub batches: usize,
+    /// Running sums of the batch losses, weighted by batch size, in batch order (`l_b` unused),
+    /// and the images they saw.
+    pub sum: BatchLosses,
+    pub images: usize,
+    /// Step b's EM: iterations, convergence, last `ℓ_MAP`; the share of labels changed and the
+    /// clusters used after it.
+    pub em_iters: usize,
+    pub em_converged: bool,
+    pub l_map: f64,
+    pub labels_changed: f64,
+    pub clusters_used: usize,
+    /// Where the epoch-level part stands.
+    pub level: EpochLevel,
+}
+
+/// The epoch-level part of a joint epoch stopped inside it.
+#[derive(Clone, Debug)]
+pub enum EpochLevel {
+    /// After step b: the `Z` `[N, d]` of step a that step c differentiates through.
+    AfterEm { z: Array2<f64> },
+    /// After steps c–d: step c's terms and `L_MIM`, step d's target distribution `ln P`
+    /// (Eq. 22), `[N, K]`, frozen for the epoch.
+    Done {
+        terms: EpochTerms,
+        l_mim_epoch: f64,
+        ln_p: Array2<f64>,
+    },
+}
+
+impl EpochLevel {
+    /// Step d's `ln P`, once the epoch-level step is done.
+    pub fn target(&self) -> Result<&Array2<f64>> {
+        match self {
+            EpochLevel::Done { ln_p, .. } => Ok(ln_p),
+            EpochLevel::AfterEm { .. } => Err(DarlcError::Data(
+                "joint batch steps before the epoch-level step".into(),
+            )),
+        }
+    }
+}
+
+/// What [`Joint::train_from`] reports as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum JointEvent<'a> {
+    /// Inside epoch `state.epoch`, after its EM, after its epoch-level steps and after every
+    /// batch-level step but the last (the position is `state.mid`; a checkpoint writer uses it
+    /// only when a stop was asked for).
+    Step,
+    /// After an epoch, with its record and the labels of its EM (for monitoring only).
+    Epoch(&'a JointEpochLog, &'a [usize]),
 }
 
 impl<T: Float> JointState<T> {
@@ -230,6 +319,7 @@ impl<T: Float> JointState<T> {
             adam_e: Adam::new(opts.lr_epoch),
             adam_b: Adam::new(opts.lr_batch),
             prev_labels: None,
+            mid: None,
         }
     }
 }
@@ -643,22 +733,26 @@ impl<T: Float> Joint<T> {
         mut on_epoch: impl FnMut(&JointEpochLog, &[usize]) -> Result<()>,
     ) -> Result<Vec<JointEpochLog>> {
         let mut state = JointState::fresh(&self.opts);
-        self.train_from(x, x_s, lap, &mut state, |log, labels, _, _| {
-            on_epoch(log, labels)
+        self.train_from(x, x_s, lap, &mut state, |ev, _, _| match ev {
+            JointEvent::Epoch(log, labels) => on_epoch(log, labels),
+            JointEvent::Step => Ok(()),
         })
     }
 
-    /// [`Joint::train`] from `state` (fresh, or a checkpoint's): epochs `state.epoch..E_j`. Every
-    /// epoch's random streams are named by its index, so the epochs run here draw exactly what an
-    /// uninterrupted run draws. After each epoch `on_epoch` also receives the model and the
-    /// updated state (for checkpoints); an error from it stops the training.
+    /// [`Joint::train`] from `state` (fresh, or a checkpoint's): epochs `state.epoch..E_j`, the
+    /// first of them from `state.mid` when set. Every epoch's random streams are named by its
+    /// index, and the batches a checkpoint's epoch had done are skipped after drawing their masks,
+    /// so the steps run here draw exactly what an uninterrupted run draws. `on_event` receives the
+    /// model and the updated state after an epoch's EM, after its epoch-level step, after every
+    /// batch-level step but the last, and after the epoch (for checkpoints); an error from it
+    /// stops the training.
     pub fn train_from(
         &mut self,
         x: ArrayView4<T>,
         x_s: ArrayView4<T>,
         lap: &LaplacianSym,
         state: &mut JointState<T>,
-        mut on_epoch: impl FnMut(&JointEpochLog, &[usize], &Self, &JointState<T>) -> Result<()>,
+        mut on_event: impl FnMut(JointEvent, &Self, &JointState<T>) -> Result<()>,
     ) -> Result<Vec<JointEpochLog>> {
         let n = x.dim().0;
         if lap.n() != n {
@@ -672,132 +766,195 @@ impl<T: Float> Joint<T> {
         let e_total = self.opts.epochs;
         let steps = steps_per_epoch(n, self.opts.batch);
         let left = e_total.saturating_sub(state.epoch);
-        let bar = step_bar(self.opts.progress, (left * steps) as u64);
+        let done = state.mid.as_ref().map_or(0, |m| m.batches);
+        let bar = step_bar(
+            self.opts.progress,
+            (left * steps).saturating_sub(done) as u64,
+        );
         let mut eta = Eta::new(left);
         let mut logs = Vec::new();
         for e in state.epoch..e_total {
-            let JointState {
-                adam_e,
-                adam_b,
-                prev_labels,
-                ..
-            } = state;
             let t0 = Instant::now();
             bar.set_prefix(format!("joint {}/{}", e + 1, e_total));
-            let mut timing = JointTiming::default();
-            let mut clock = Instant::now();
-            let mut lap_time = |slot: &mut f64| {
-                *slot = clock.elapsed().as_secs_f64();
-                clock = Instant::now();
-            };
-            // a–b: Z (at e = 0 the Z⁰ of `start`: nothing has changed since), EM warm-started
-            // from the trained Θ; reset μ, L to Θ̂.
-            let z = self.embed_z(x);
-            let z = to_f64(z.view());
-            lap_time(&mut timing.embed);
-            let mut warm = self.trained_smm()?;
-            let em = warm.em(
-                z.view(),
-                &self.prior,
-                self.opts.em_iters_epoch,
-                self.opts.em_tol,
-            )?;
-            self.smm = warm;
-            self.load_smm_params();
-            let (labels, _) = em.estep.labels();
-            let used = clusters_used(&labels);
-            let changed = prev_labels.as_ref().map_or(1.0, |p| {
-                p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
-            });
-            *prev_labels = Some(labels);
-            lap_time(&mut timing.em);
-            // c: the epoch-level step.
-            let lambda = lambda_at(self.opts.lambda0, e, e_total);
-            let visible = draw_visible(
-                &mut rng::stream(self.opts.seed, &format!("joint.mim.epoch{e}")),
-                n,
-                l,
-                nk,
-            );
-            let (grads, terms, l_mim_epoch) =
-                self.epoch_gradient(x, z.view(), lap, lambda, &visible)?;
-            adam_e.step(&mut self.m1.store, &self.epoch_ids, &grads);
-            let m = self.m1.cfg.momentum;
-            self.m1.ema(m);
-            lap_time(&mut timing.epoch_step);
-            // d: the target distribution under Θ̂, frozen for the epoch.
-            let (_, z) = self.embed(x);
-            let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
-            let ln_p = target_log_distribution(ln_q.view());
-            lap_time(&mut timing.target);
+            let mut laps = Laps::new();
+            // a–d, unless a checkpoint taken inside this epoch has their results.
+            if state.mid.is_none() {
+                let mid = self.epoch_em(x, state, &mut laps)?;
+                state.mid = Some(mid);
+                on_event(JointEvent::Step, self, state)?;
+            }
+            let mut mid = state.mid.take().expect("set above");
+            if let EpochLevel::AfterEm { z } = &mid.level {
+                mid.level = self.epoch_level_step(x, z.view(), lap, e, state, &mut laps)?;
+                // e starts with fresh Adam_B moments for μ, η, L_off (§9.4).
+                state.adam_b.reset_state(&smm_param_ids);
+                state.mid = Some(mid);
+                on_event(JointEvent::Step, self, state)?;
+                mid = state.mid.take().expect("set above");
+            }
             // e: batch-level steps.
-            adam_b.reset_state(&smm_param_ids);
             let perm = permutation(
                 &mut rng::stream(self.opts.seed, &format!("joint.perm.epoch{e}")),
                 n,
             );
             let mut mask_rng = rng::stream(self.opts.seed, &format!("joint.mask.epoch{e}"));
-            let mut sum = BatchLosses::default();
-            let mut images = 0usize;
-            for idx in batches(&perm, self.opts.batch) {
+            let skip = mid.batches;
+            let all = batches(&perm, self.opts.batch);
+            for (i, idx) in all.iter().enumerate() {
+                let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
+                if i < skip {
+                    continue;
+                }
                 let xb = x.select(Axis(0), idx);
                 let xsb = x_s.select(Axis(0), idx);
-                let pb = ln_p.select(Axis(0), idx);
-                let vis = draw_visible(&mut mask_rng, idx.len(), l, nk);
-                let b = self.batch_step(adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
+                let pb = mid.level.target()?.select(Axis(0), idx);
+                let b =
+                    self.batch_step(&mut state.adam_b, xb.view(), xsb.view(), pb.view(), &vis)?;
                 let w = idx.len() as f64;
-                sum.l_kl += w * b.l_kl;
-                sum.l_ssl += w * b.l_ssl;
-                sum.l_mim += w * b.l_mim;
-                sum.l_cl += w * b.l_cl;
-                images += idx.len();
+                mid.sum.l_kl += w * b.l_kl;
+                mid.sum.l_ssl += w * b.l_ssl;
+                mid.sum.l_mim += w * b.l_mim;
+                mid.sum.l_cl += w * b.l_cl;
+                mid.images += idx.len();
+                mid.batches += 1;
                 bar.set_message(format!(
                     "L_KL {:.4} L_SSL {:.4}  K {}  changed {:.1}%",
                     b.l_kl,
                     b.l_ssl,
                     self.smm.k(),
-                    100.0 * changed
+                    100.0 * mid.labels_changed
                 ));
                 bar.inc(1);
+                if i + 1 < all.len() {
+                    state.mid = Some(mid);
+                    on_event(JointEvent::Step, self, state)?;
+                    mid = state.mid.take().expect("set above");
+                }
             }
-            lap_time(&mut timing.batch_steps);
-            let im = images.max(1) as f64;
+            laps.timing.batch_steps = laps.lap();
+            let im = mid.images.max(1) as f64;
             let (sigma1, sigma2) = self.m1.sigmas();
+            let EpochLevel::Done {
+                terms, l_mim_epoch, ..
+            } = mid.level
+            else {
+                return Err(DarlcError::Data(
+                    "joint epoch without its epoch-level step".into(),
+                ));
+            };
             let log = JointEpochLog {
                 phase: "joint",
                 epoch: e,
-                em_iters: em.iters,
-                em_converged: em.converged,
-                l_map: em.l_map.last().copied().unwrap_or(f64::NAN),
+                em_iters: mid.em_iters,
+                em_converged: mid.em_converged,
+                l_map: mid.l_map,
                 terms,
                 l_mim_epoch,
                 l_e: terms.l_lap + terms.l_lh + terms.l_size + l_mim_epoch,
-                l_kl: sum.l_kl / im,
-                l_ssl: sum.l_ssl / im,
-                l_mim: sum.l_mim / im,
-                l_cl: sum.l_cl / im,
+                l_kl: mid.sum.l_kl / im,
+                l_ssl: mid.sum.l_ssl / im,
+                l_mim: mid.sum.l_mim / im,
+                l_cl: mid.sum.l_cl / im,
                 sigma1,
                 sigma2,
-                labels_changed: changed,
-                clusters_used: used,
+                labels_changed: mid.labels_changed,
+                clusters_used: mid.clusters_used,
                 seconds: t0.elapsed().as_secs_f64(),
-                timing,
+                timing: laps.timing,
             };
             if self.opts.progress {
                 let left = eta.after(log.seconds);
                 batch_job_line(&format!("{}{left}", log.describe(e_total)));
             }
             state.epoch = e + 1;
-            on_epoch(
-                &log,
-                state.prev_labels.as_deref().unwrap_or(&[]),
-                self,
-                state,
-            )?;
+            let labels = state.prev_labels.as_deref().unwrap_or(&[]);
+            on_event(JointEvent::Epoch(&log, labels), self, state)?;
             logs.push(log);
         }
         bar.finish_and_clear();
         Ok(logs)
+    }
+
+    /// Steps a–b of a joint epoch (see the module docs): `Z`, the EM warm-started from the
+    /// trained Θ (its labels become `state.prev_labels`), `μ, L ← Θ̂`.
+    fn epoch_em(
+        &mut self,
+        x: ArrayView4<T>,
+        state: &mut JointState<T>,
+        laps: &mut Laps,
+    ) -> Result<JointMidEpoch> {
+        let n = x.dim().0;
+        // At e = 0 the Z⁰ of `start`: nothing has changed since.
+        let z = self.embed_z(x);
+        let z = to_f64(z.view());
+        laps.timing.embed = laps.lap();
+        let mut warm = self.trained_smm()?;
+        let em = warm.em(
+            z.view(),
+            &self.prior,
+            self.opts.em_iters_epoch,
+            self.opts.em_tol,
+        )?;
+        self.smm = warm;
+        self.load_smm_params();
+        let (labels, _) = em.estep.labels();
+        let used = clusters_used(&labels);
+        let changed = state.prev_labels.as_ref().map_or(1.0, |p| {
+            p.iter().zip(&labels).filter(|(a, b)| a != b).count() as f64 / n as f64
+        });
+        state.prev_labels = Some(labels);
+        laps.timing.em = laps.lap();
+        Ok(JointMidEpoch {
+            batches: 0,
+            sum: BatchLosses::default(),
+            images: 0,
+            em_iters: em.iters,
+            em_converged: em.converged,
+            l_map: em.l_map.last().copied().unwrap_or(f64::NAN),
+            labels_changed: changed,
+            clusters_used: used,
+            level: EpochLevel::AfterEm { z },
+        })
+    }
+
+    /// Steps c–d of joint epoch `e` on step a's `z`: the epoch-level step with `Adam_E` and EMA,
+    /// then the target distribution (see the module docs).
+    fn epoch_level_step(
+        &mut self,
+        x: ArrayView4<T>,
+        z: ArrayView2<f64>,
+        lap: &LaplacianSym,
+        e: usize,
+        state: &mut JointState<T>,
+        laps: &mut Laps,
+    ) -> Result<EpochLevel> {
+        let n = x.dim().0;
+        let (l, nk) = (self.m1.cfg.tokens(), self.m1.cfg.n_keep());
+        // c: the epoch-level step.
+        let lambda = lambda_at(self.opts.lambda0, e, self.opts.epochs);
+        let visible = draw_visible(
+            &mut rng::stream(self.opts.seed, &format!("joint.mim.epoch{e}")),
+            n,
+            l,
+            nk,
+        );
+        let (grads, terms, l_mim_epoch) = self.epoch_gradient(x, z, lap, lambda, &visible)?;
+        state
+            .adam_e
+            .step(&mut self.m1.store, &self.epoch_ids, &grads);
+        let m = self.m1.cfg.momentum;
+        self.m1.ema(m);
+        laps.timing.epoch_step = laps.lap();
+        // d: the target distribution under Θ̂, frozen for the epoch.
+        let (_, z) = self.embed(x);
+        let ln_q = self.smm.estep(to_f64(z.view()).view())?.ln_q;
+        let ln_p = target_log_distribution(ln_q.view());
+        laps.timing.target = laps.lap();
+        Ok(EpochLevel::Done {
+            terms,
+            l_mim_epoch,
+            ln_p,
+        })
     }
 
     /// Final fit (method §1 step 7): `Z` of all images, EM warm-started from the trained Θ to

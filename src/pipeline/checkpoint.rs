@@ -1,36 +1,54 @@
 //! Checkpoints of `darlc run` and stopping on SIGTERM/SIGINT (issue 24: no lost work).
 //!
 //! A DARLC run writes `checkpoint.safetensors` into its staging folder (see [`super::outdir`]) at
-//! the end of every block of GAT epochs, every warm-up epoch and every joint epoch, atomically (one
-//! file, renamed into place). It holds everything the rest of the run depends on:
+//! the end of every block of GAT epochs, every warm-up epoch and every joint epoch, and, when
+//! asked to stop, after the optimiser step under way, atomically (one file, renamed into place).
+//! It holds everything the rest of the run depends on:
 //!
-//! * the stage (`smoothing`, `warm-up`, `joint`) and the epochs (GAT: optimiser steps) done in it;
+//! * the stage (`smoothing`, `warm-up`, `joint`), the epochs (GAT: optimiser steps) done in it
+//!   and, for a checkpoint inside an epoch, the steps done in the next one ([`Header::within`]);
 //! * the GAT parameters (and, while the GAT trains, its Adam moments and loss curve);
 //! * Module I's online and EMA-target parameters, the projection head, the trainable mixture and
 //!   the BatchNorm running statistics (under their `model.safetensors` names), each optimiser's
 //!   moments and step counts (`ckpt.adam_*`), the mixture of the last EM and its prior
 //!   (`ckpt.em.*`, `ckpt.prior.*`), the labels of the last EM (`ckpt.prev_labels`);
+//! * inside an epoch (`ckpt.mid.*`): the epoch's running loss sums (in their accumulation order)
+//!   and image count, and in the joint phase the results of the epoch-level steps that the
+//!   epoch's record and its later steps use: of the EM (iterations, convergence and `ℓ_MAP`,
+//!   labels changed, clusters used) and either the `Z` `[N, d]` that the epoch-level step will
+//!   differentiate through (stopped after the EM) or that step's terms and `L_MIM` and the frozen
+//!   target `ln P` `[N, K]`;
 //! * `log.jsonl` so far (`ckpt.log`);
 //! * in the metadata (`darlc.checkpoint`, JSON): the command, the effective configuration, the
 //!   loading options and the SHA-256 of every input file, which a resume must match.
 //!
 //! Random-stream positions need no saving: every epoch draws from streams named by the seed and
-//! the epoch index (`warmup.perm.epoch{e}`, `joint.mask.epoch{e}`, …, see [`crate::rng`]), and
-//! checkpoints fall between epochs, so epoch `e` of a resumed run draws what it draws in an
-//! uninterrupted one. With the same parameters, optimiser states and draws, the resumed run
-//! computes the same bits (on any thread count: every reduction has a fixed order).
+//! the epoch index (`warmup.perm.epoch{e}`, `joint.mask.epoch{e}`, …, see [`crate::rng`]), so
+//! epoch `e` of a resumed run draws what it draws in an uninterrupted one; inside an epoch the
+//! permutation is drawn whole again and the masks of the steps already done are drawn and
+//! discarded (the only per-step draws; the joint phase's `joint.mim.epoch{e}` belongs to step c,
+//! which is not redone). With the same parameters, optimiser states, sums and draws, the resumed
+//! run computes the same bits (on any thread count: every reduction has a fixed order).
 //!
 //! Stopping: [`install_signal_handlers`] makes the first SIGTERM or SIGINT only set a flag (and
-//! restores the default action, so a second one kills at once); the training loops look at it at
-//! the end of every epoch, where a checkpoint is written, and the run exits with
-//! [`DarlcError::Interrupted`] saying how to resume. A stop therefore waits for the current epoch
-//! (or GAT step) to finish. The hidden environment variable `DARLC_STOP_AFTER=stage:count`
-//! (e.g. `warm-up:2`) acts as a signal arriving during that epoch, for tests.
+//! restores the default action, so a second one kills at once). The training loops look at it
+//! after every optimiser step (GAT, warm-up and joint batch steps, and the joint epoch-level
+//! step); when it is set they write a checkpoint there and the run exits with
+//! [`DarlcError::Interrupted`] saying how to resume. A stop therefore waits for the current step
+//! only (on the embedded MOB section: a warm-up or joint batch step, or a joint epoch's
+//! embedding, EM and epoch-level gradient over all genes). Other stretches without a step
+//! (views, similarity, the initial and final mixture fits) are finished first. The hidden
+//! environment variable `DARLC_STOP_AFTER` acts as a signal for tests: `stage:count` (e.g.
+//! `warm-up:2`) during that epoch's last step, `stage:count.steps` (e.g. `warm-up:1.3`) after
+//! that many steps of the epoch after `count` (`joint:E.0`: after the joint epoch-level step).
 
 use crate::augment::gat::{GatParams, GatState, PARAM_NAMES};
 use crate::error::{DarlcError, Result};
 use crate::float::Float;
 use crate::io::{TensorData, TensorFile};
+use crate::module1::warmup::WarmupProgress;
+use crate::module2::epoch_loss::EpochTerms;
+use crate::module2::joint::{BatchLosses, EpochLevel, JointMidEpoch};
 use crate::module2::smm::{Smm, SmmPrior};
 use crate::nn::adam::{Adam, AdamState};
 use crate::nn::params::{ParamStore, read_float_tensor};
@@ -41,8 +59,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 /// File name of the checkpoint inside the staging folder.
 pub const FILE: &str = "checkpoint.safetensors";
-/// Format tag in the checkpoint's metadata.
-const FORMAT: &str = "darlc-checkpoint-1";
+/// Format tag in the checkpoint's metadata (2: with [`Header::within`]; a checkpoint of format 1,
+/// always at an epoch boundary, is read as one with `within: None`).
+const FORMAT: &str = "darlc-checkpoint-2";
+/// Earlier format tags this darlc reads.
+const OLDER_FORMATS: &[&str] = &["darlc-checkpoint-1"];
 /// Metadata key of the [`Header`].
 const HEADER_KEY: &str = "darlc.checkpoint";
 
@@ -54,8 +75,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// Handle SIGTERM and SIGINT by setting a flag that the training loops read at the end of every
-/// epoch (SLURM sends SIGTERM some time before the wall-time kill). `SA_RESETHAND` restores the
+/// Handle SIGTERM and SIGINT by setting a flag that the training loops read after every
+/// optimiser step (SLURM sends SIGTERM some time before the wall-time kill). `SA_RESETHAND` restores the
 /// default action after the first delivery, so a second signal ends the process at once.
 pub fn install_signal_handlers() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
@@ -82,16 +103,37 @@ pub fn restore_default_signals() {
 }
 
 /// Why the run should stop now, if it should: a signal received, or `DARLC_STOP_AFTER` naming
-/// this stage and count of completed epochs.
+/// this stage and count of completed epochs (`stage:done`).
 pub fn stop_reason(stage: &str, done: usize) -> Option<(String, i32)> {
+    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}")))
+}
+
+/// [`stop_reason`] inside an epoch: after `done` epochs of `stage` and, of the next one, the
+/// point `step`: a number of optimiser steps (`DARLC_STOP_AFTER=stage:done.steps`, e.g.
+/// `warm-up:1.3`), or in the joint phase `em` (after the epoch's EM, `joint:1.em`); `joint:E.0`
+/// is the point after epoch E's epoch-level steps, before its first batch.
+pub fn stop_reason_in_epoch(
+    stage: &str,
+    done: usize,
+    step: impl std::fmt::Display,
+) -> Option<(String, i32)> {
+    signal_received().or_else(|| stop_after_asks(|| format!("{stage}:{done}.{step}")))
+}
+
+/// The signal received, by name, and its number.
+fn signal_received() -> Option<(String, i32)> {
     match SIGNAL.load(Ordering::SeqCst) {
-        0 => {}
-        s if s == libc::SIGINT => return Some(("SIGINT".into(), s)),
-        s if s == libc::SIGTERM => return Some(("SIGTERM".into(), s)),
-        s => return Some((format!("signal {s}"), s)),
+        0 => None,
+        s if s == libc::SIGINT => Some(("SIGINT".into(), s)),
+        s if s == libc::SIGTERM => Some(("SIGTERM".into(), s)),
+        s => Some((format!("signal {s}"), s)),
     }
+}
+
+/// Whether `DARLC_STOP_AFTER` names the point `point()` (acting as a SIGTERM there).
+fn stop_after_asks(point: impl FnOnce() -> String) -> Option<(String, i32)> {
     let want = std::env::var("DARLC_STOP_AFTER").ok()?;
-    (want == format!("{stage}:{done}")).then(|| ("DARLC_STOP_AFTER".into(), libc::SIGTERM))
+    (want == point()).then(|| ("DARLC_STOP_AFTER".into(), libc::SIGTERM))
 }
 
 /// What a checkpoint must agree on with the run that resumes it, and where it stands.
@@ -113,6 +155,11 @@ pub struct Header {
     pub stage: String,
     /// Epochs done in `stage` (GAT: optimiser steps).
     pub done: usize,
+    /// Inside the next epoch: its optimiser steps done (`None`: at an epoch boundary). The
+    /// epoch's running sums and, in the joint phase, the results of its epoch-level steps are
+    /// the `ckpt.mid.*` tensors.
+    #[serde(default)]
+    pub within: Option<usize>,
 }
 
 impl Header {
@@ -205,7 +252,7 @@ impl Checkpoint {
             .ok_or_else(|| {
                 DarlcError::format(&path, None, "not a darlc checkpoint (no readable header)")
             })?;
-        if header.format != FORMAT {
+        if header.format != FORMAT && !OLDER_FORMATS.contains(&header.format.as_str()) {
             return Err(DarlcError::format(
                 &path,
                 None,
@@ -298,7 +345,153 @@ impl Checkpoint {
         self.tensors.insert_i64("ckpt.prev_labels", a);
     }
 
+    /// The running sums of a warm-up epoch stopped inside (its batches are [`Header::within`]).
+    pub fn put_warmup_progress(&mut self, p: &WarmupProgress) {
+        self.put_f64s("ckpt.mid.sums", &[p.l_ssl, p.l_mim, p.l_cl]);
+        self.put_i64s("ckpt.mid.counts", &[p.images as i64]);
+    }
+
+    /// What a joint epoch stopped inside has done besides its batches (see [`JointMidEpoch`]).
+    pub fn put_joint_mid(&mut self, m: &JointMidEpoch) {
+        let s = &m.sum;
+        self.put_f64s("ckpt.mid.sums", &[s.l_kl, s.l_ssl, s.l_mim, s.l_cl]);
+        self.put_i64s(
+            "ckpt.mid.counts",
+            &[
+                m.images as i64,
+                m.em_iters as i64,
+                i64::from(m.em_converged),
+                m.clusters_used as i64,
+            ],
+        );
+        self.put_f64s("ckpt.mid.em", &[m.l_map, m.labels_changed]);
+        match &m.level {
+            EpochLevel::AfterEm { z } => {
+                self.tensors
+                    .insert_float("ckpt.mid.z", z.clone().into_dyn());
+            }
+            EpochLevel::Done {
+                terms: t,
+                l_mim_epoch,
+                ln_p,
+            } => {
+                self.put_f64s(
+                    "ckpt.mid.terms",
+                    &[t.lambda, t.l_lap, t.l_lh, t.l_size, *l_mim_epoch],
+                );
+                self.tensors
+                    .insert_float("ckpt.mid.ln_p", ln_p.clone().into_dyn());
+            }
+        }
+    }
+
+    fn put_f64s(&mut self, name: &str, v: &[f64]) {
+        let a = ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).expect("1-D");
+        self.tensors.insert_float(name, a);
+    }
+
+    fn put_i64s(&mut self, name: &str, v: &[i64]) {
+        let a = ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).expect("1-D");
+        self.tensors.insert_i64(name, a);
+    }
+
     // ------------------------------------------------------------------ reading pieces
+
+    /// `name` as exactly `len` f64 values.
+    fn f64s_of_len(&self, dir: &Path, name: &str, len: usize) -> Result<Vec<f64>> {
+        let v: Vec<f64> = self.f64s(dir, name)?.iter().copied().collect();
+        if v.len() != len {
+            return Err(self.corrupt(dir, name, "length"));
+        }
+        Ok(v)
+    }
+
+    /// `name` as exactly `len` non-negative integers.
+    fn counts_of_len(&self, dir: &Path, name: &str, len: usize) -> Result<Vec<usize>> {
+        match self.get(dir, name)? {
+            TensorData::I64(a) if a.len() == len && a.iter().all(|&v| v >= 0) => {
+                Ok(a.iter().map(|&v| v as usize).collect())
+            }
+            other => Err(self.corrupt(dir, name, other.dtype_name())),
+        }
+    }
+
+    /// Where the warm-up stands: at the start of epoch [`Header::done`], or inside it after
+    /// [`Header::within`] batches with the saved running sums.
+    pub fn warmup_progress(&self, dir: &Path) -> Result<WarmupProgress> {
+        let epoch = self.header.done;
+        let Some(batches) = self.header.within else {
+            return Ok(WarmupProgress::at_epoch(epoch));
+        };
+        let s = self.f64s_of_len(dir, "ckpt.mid.sums", 3)?;
+        let c = self.counts_of_len(dir, "ckpt.mid.counts", 1)?;
+        Ok(WarmupProgress {
+            epoch,
+            batches,
+            images: c[0],
+            l_ssl: s[0],
+            l_mim: s[1],
+            l_cl: s[2],
+        })
+    }
+
+    /// The joint epoch stopped inside, if the checkpoint was written inside one (`n` images, `d`
+    /// clustering dimensions and `k` components: the shapes of `Z` and `ln P`).
+    pub fn joint_mid(
+        &self,
+        dir: &Path,
+        n: usize,
+        d: usize,
+        k: usize,
+    ) -> Result<Option<JointMidEpoch>> {
+        let Some(batches) = self.header.within else {
+            return Ok(None);
+        };
+        let s = self.f64s_of_len(dir, "ckpt.mid.sums", 4)?;
+        let c = self.counts_of_len(dir, "ckpt.mid.counts", 4)?;
+        let em = self.f64s_of_len(dir, "ckpt.mid.em", 2)?;
+        let matrix = |name: &str, shape: (usize, usize)| {
+            self.f64s(dir, name)?
+                .into_dimensionality::<ndarray::Ix2>()
+                .ok()
+                .filter(|a| a.dim() == shape)
+                .ok_or_else(|| self.corrupt(dir, name, "shape"))
+        };
+        let level = if self.tensors.tensors.contains_key("ckpt.mid.z") {
+            EpochLevel::AfterEm {
+                z: matrix("ckpt.mid.z", (n, d))?,
+            }
+        } else {
+            let t = self.f64s_of_len(dir, "ckpt.mid.terms", 5)?;
+            EpochLevel::Done {
+                terms: EpochTerms {
+                    lambda: t[0],
+                    l_lap: t[1],
+                    l_lh: t[2],
+                    l_size: t[3],
+                },
+                l_mim_epoch: t[4],
+                ln_p: matrix("ckpt.mid.ln_p", (n, k))?,
+            }
+        };
+        Ok(Some(JointMidEpoch {
+            batches,
+            sum: BatchLosses {
+                l_b: 0.0,
+                l_kl: s[0],
+                l_ssl: s[1],
+                l_mim: s[2],
+                l_cl: s[3],
+            },
+            images: c[0],
+            em_iters: c[1],
+            em_converged: c[2] != 0,
+            clusters_used: c[3],
+            l_map: em[0],
+            labels_changed: em[1],
+            level,
+        }))
+    }
 
     fn get(&self, dir: &Path, name: &str) -> Result<&TensorData> {
         self.tensors.get(name, &Self::path(dir))
@@ -475,6 +668,7 @@ pub fn header(
         inputs,
         stage: String::new(),
         done: 0,
+        within: None,
     }
 }
 
@@ -516,5 +710,8 @@ mod tests {
     fn stop_after_names_stage_and_count() {
         // No signal is pending in the test process and the variable is unset.
         assert!(stop_reason("warm-up", 1).is_none());
+        assert!(stop_reason_in_epoch("warm-up", 1, 3).is_none());
+        // The points a variable names: `stage:count` at epoch ends, `stage:count.steps` inside.
+        assert!(stop_after_asks(|| "warm-up:1.3".into()).is_none());
     }
 }

@@ -22,8 +22,12 @@ use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
 use crate::module1::model::{Config as M1Config, ModuleI};
-use crate::module1::warmup::{WarmupOptions, warmup_from};
-use crate::module2::joint::{Joint, JointOptions, JointState, clusters_used};
+use crate::module1::warmup::{
+    WarmupEvent, WarmupOptions, WarmupProgress, steps_per_epoch, warmup_from,
+};
+use crate::module2::joint::{
+    EpochLevel, Joint, JointEvent, JointOptions, JointState, clusters_used,
+};
 use crate::module2::laplacian::LaplacianSym;
 use crate::module2::similarity::seeding_similarity;
 use crate::nn::adam::Adam;
@@ -144,11 +148,53 @@ impl Checkpointing {
         )
     }
 
-    /// Stop now if a signal (or `DARLC_STOP_AFTER`) asks for it, after `what`.
+    /// Stop now if a signal (or `DARLC_STOP_AFTER`) asks for it, after `what` (at an epoch
+    /// boundary, where the checkpoint has just been written).
     fn stop_if_asked(&self, stage: &str, done: usize, what: &str) -> Result<()> {
-        let Some((why, signal)) = checkpoint::stop_reason(stage, done) else {
+        match checkpoint::stop_reason(stage, done) {
+            Some((why, signal)) => Err(self.interrupted(&why, signal, what)),
+            None => Ok(()),
+        }
+    }
+
+    /// At the end of `done` epochs (GAT: steps) of `stage`: write a checkpoint, filled in by
+    /// `fill`, then stop if a signal (or `DARLC_STOP_AFTER=stage:done`) asks for it, after `what`.
+    fn epoch_checkpoint(
+        &self,
+        (stage, done): (&str, usize),
+        what: impl FnOnce() -> String,
+        fill: impl FnOnce(&mut Checkpoint),
+    ) -> Result<()> {
+        let mut cp = Checkpoint::new(&self.base, stage, done);
+        fill(&mut cp);
+        self.save(cp)?;
+        self.stop_if_asked(stage, done, &what())
+    }
+
+    /// Inside an epoch of `stage` (`done` epochs and `batches` steps of the next one done, at the
+    /// point called `point`, see [`checkpoint::stop_reason_in_epoch`]): if a signal (or
+    /// `DARLC_STOP_AFTER=stage:done.point`) asks to stop, write a checkpoint of this
+    /// point, filled in by `fill`, and stop; otherwise do nothing (no checkpoint is written
+    /// between epochs unless asked, so an uninterrupted run pays nothing per step).
+    fn stop_inside_epoch(
+        &self,
+        (stage, done, batches): (&str, usize, usize),
+        point: &str,
+        what: impl FnOnce() -> String,
+        fill: impl FnOnce(&mut Checkpoint),
+    ) -> Result<()> {
+        let Some((why, signal)) = checkpoint::stop_reason_in_epoch(stage, done, point) else {
             return Ok(());
         };
+        let mut cp = Checkpoint::new(&self.base, stage, done);
+        cp.header.within = Some(batches);
+        fill(&mut cp);
+        self.save(cp)?;
+        Err(self.interrupted(&why, signal, &what()))
+    }
+
+    /// The error that ends a run stopped by `why` after `what`, saying how to resume.
+    fn interrupted(&self, why: &str, signal: i32, what: &str) -> DarlcError {
         eprintln!("[darlc] {}", self.summary());
         let ck = Checkpoint::path(&self.dir);
         let msg = if ck.exists() {
@@ -161,7 +207,7 @@ impl Checkpointing {
         } else {
             format!("stopped by {why} after {what}, before the first checkpoint; nothing to resume")
         };
-        Err(DarlcError::Interrupted { msg, signal })
+        DarlcError::Interrupted { msg, signal }
     }
 
     fn save(&self, c: Checkpoint) -> Result<()> {
@@ -173,6 +219,22 @@ impl Checkpointing {
             .set((n + 1, secs + t.elapsed().as_secs_f64(), bytes));
         Ok(())
     }
+}
+
+/// A checkpoint written inside an epoch must have stopped before the epoch's last step (after
+/// which the epoch ends and an epoch checkpoint is written instead).
+fn check_within(dir: &Path, batches: usize, steps: usize) -> Result<()> {
+    if batches >= steps {
+        return Err(DarlcError::format(
+            Checkpoint::path(dir),
+            None,
+            format!(
+                "stopped after {batches} steps of an epoch of {steps}; the checkpoint is damaged \
+                 or of another schedule"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// GAT epochs between two checkpoints: a tenth of the training (a stop request is honoured after
@@ -226,10 +288,13 @@ pub fn run_darlc(
         },
     };
     if let Some(r) = &resume {
+        let h = &r.header;
+        let at = match h.within {
+            Some(b) => format!("{} epoch {}, step {b}", h.stage, h.done + 1),
+            None => format!("{} {}", h.stage, h.done),
+        };
         eprintln!(
-            "[darlc] resuming after {} {} (checkpoint {})",
-            r.header.stage,
-            r.header.done,
+            "[darlc] resuming after {at} (checkpoint {})",
             Checkpoint::path(&dir).display()
         );
     }
@@ -244,14 +309,13 @@ pub fn run_darlc(
         let stop = |done: usize| checkpoint::stop_reason("smoothing", done).is_some();
         let mut write = |st: &GatState<f32>| -> Result<()> {
             let done = st.losses.len();
-            let mut cp = Checkpoint::new(&ck.base, "smoothing", done);
-            cp.put_gat(st);
-            cp.put_log(&log.text);
-            ck.save(cp)?;
-            ck.stop_if_asked(
-                "smoothing",
-                done,
-                &format!("GAT epoch {done} of {}", gat_cfg.epochs),
+            ck.epoch_checkpoint(
+                ("smoothing", done),
+                || format!("GAT epoch {done} of {}", gat_cfg.epochs),
+                |cp| {
+                    cp.put_gat(st);
+                    cp.put_log(&log.text);
+                },
             )
         };
         let hook = BlockHook {
@@ -306,40 +370,62 @@ pub fn run_darlc(
         log: None,
     };
     let mut adam_w = Adam::<f32>::new(wopts.lr);
-    let mut first = 0;
+    let mut from = WarmupProgress::default();
     if let (Some(r), 1) = (&resume, r_stage) {
         r.load_store(&dir, &mut m1.store)?;
         r.load_store(&dir, &mut m1.target)?;
         adam_w = r.adam(&dir, "adam_w", adam_w, &m1.store)?;
-        first = r_done;
+        from = r.warmup_progress(&dir)?;
+        check_within(&dir, from.batches, steps_per_epoch(n, wopts.batch))?;
     }
+    // What a warm-up checkpoint holds besides its position (method §4.5: Module I, its EMA
+    // target and Adam's moments; the GAT for the views; the log so far).
+    let warmup_state = |cp: &mut Checkpoint, m1: &ModuleI<f32>, adam: &Adam<f32>, log: &str| {
+        put_views(cp);
+        cp.put_store(&m1.store);
+        cp.put_store(&m1.target);
+        cp.put_adam("adam_w", adam, &m1.store);
+        cp.put_log(log);
+    };
     if r_stage < 2 {
+        let steps = steps_per_epoch(n, wopts.batch);
         timed(&mut phases, "warm-up", || {
             warmup_from(
                 &mut m1,
                 &mut adam_w,
-                first,
+                from,
                 x.view(),
                 xs.view(),
                 &wopts,
-                |rec, m1, adam| {
-                    log.push(&Tagged {
-                        phase: "warm-up",
-                        rec,
-                    })?;
-                    let done = rec.epoch + 1;
-                    let mut cp = Checkpoint::new(&ck.base, "warm-up", done);
-                    put_views(&mut cp);
-                    cp.put_store(&m1.store);
-                    cp.put_store(&m1.target);
-                    cp.put_adam("adam_w", adam, &m1.store);
-                    cp.put_log(&log.text);
-                    ck.save(cp)?;
-                    ck.stop_if_asked(
-                        "warm-up",
-                        done,
-                        &format!("warm-up epoch {done} of {}", wopts.epochs),
-                    )
+                |ev, m1, adam| match ev {
+                    WarmupEvent::Step(p) => ck.stop_inside_epoch(
+                        ("warm-up", p.epoch, p.batches),
+                        &p.batches.to_string(),
+                        || {
+                            format!(
+                                "step {} of {steps} of warm-up epoch {} of {}",
+                                p.batches,
+                                p.epoch + 1,
+                                wopts.epochs
+                            )
+                        },
+                        |cp| {
+                            warmup_state(cp, m1, adam, &log.text);
+                            cp.put_warmup_progress(p);
+                        },
+                    ),
+                    WarmupEvent::Epoch(rec) => {
+                        log.push(&Tagged {
+                            phase: "warm-up",
+                            rec,
+                        })?;
+                        let done = rec.epoch + 1;
+                        ck.epoch_checkpoint(
+                            ("warm-up", done),
+                            || format!("warm-up epoch {done} of {}", wopts.epochs),
+                            |cp| warmup_state(cp, m1, adam, &log.text),
+                        )
+                    }
                 },
             )?;
             Ok(())
@@ -410,7 +496,11 @@ pub fn run_darlc(
                 adam_e: r.adam(&dir, "adam_e", Adam::new(jopts.lr_epoch), &j.m1.store)?,
                 adam_b: r.adam(&dir, "adam_b", Adam::new(jopts.lr_batch), &j.m1.store)?,
                 prev_labels: r.labels(&dir)?,
+                mid: r.joint_mid(&dir, n, jopts.dim, k)?,
             };
+            if let Some(m) = &st.mid {
+                check_within(&dir, m.batches, steps_per_epoch(n, jopts.batch))?;
+            }
             (j, st)
         }
         _ => {
@@ -427,37 +517,67 @@ pub fn run_darlc(
             (joint, JointState::fresh(&jopts))
         }
     };
+    // What a joint checkpoint holds besides its position (method §8–§9: Module I with the
+    // projection head and the trainable mixture, the EMA target, the BN statistics, both Adams,
+    // the mixture of the last EM and its prior, that EM's labels; the GAT; the log so far).
+    let joint_state = |cp: &mut Checkpoint, j: &Joint<f32>, st: &JointState<f32>, log: &str| {
+        put_views(cp);
+        cp.put_store(&j.m1.store);
+        cp.put_store(&j.m1.target);
+        cp.put_buffers(j.head.bn.buffers());
+        cp.put_adam("adam_e", &st.adam_e, &j.m1.store);
+        cp.put_adam("adam_b", &st.adam_b, &j.m1.store);
+        cp.put_smm(&j.smm, &j.prior);
+        if let Some(l) = &st.prev_labels {
+            cp.put_labels(l);
+        }
+        cp.put_log(log);
+    };
+    let steps = steps_per_epoch(n, jopts.batch);
     timed(&mut phases, "joint", || {
         joint.train_from(
             x.view(),
             xs.view(),
             &lap,
             &mut state,
-            |rec, labels, j, st| {
-                let mut v = serde_json::to_value(rec).unwrap_or_default();
-                if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
-                    obj.insert("nmi_truth".into(), m.into());
+            |ev, j, st| match ev {
+                JointEvent::Step => {
+                    let Some(mid) = &st.mid else { return Ok(()) };
+                    let after_em = matches!(mid.level, EpochLevel::AfterEm { .. });
+                    let point = match after_em {
+                        true => "em".to_string(),
+                        false => mid.batches.to_string(),
+                    };
+                    ck.stop_inside_epoch(
+                        ("joint", st.epoch, mid.batches),
+                        &point,
+                        || {
+                            let epoch = format!("joint epoch {} of {}", st.epoch + 1, jopts.epochs);
+                            match (after_em, mid.batches) {
+                                (true, _) => format!("the EM of {epoch}"),
+                                (false, 0) => format!("the epoch-level step of {epoch}"),
+                                (false, b) => format!("batch step {b} of {steps} of {epoch}"),
+                            }
+                        },
+                        |cp| {
+                            joint_state(cp, j, st, &log.text);
+                            cp.put_joint_mid(mid);
+                        },
+                    )
                 }
-                log.push(&v)?;
-                let done = st.epoch;
-                let mut cp = Checkpoint::new(&ck.base, "joint", done);
-                put_views(&mut cp);
-                cp.put_store(&j.m1.store);
-                cp.put_store(&j.m1.target);
-                cp.put_buffers(j.head.bn.buffers());
-                cp.put_adam("adam_e", &st.adam_e, &j.m1.store);
-                cp.put_adam("adam_b", &st.adam_b, &j.m1.store);
-                cp.put_smm(&j.smm, &j.prior);
-                if let Some(l) = &st.prev_labels {
-                    cp.put_labels(l);
+                JointEvent::Epoch(rec, labels) => {
+                    let mut v = serde_json::to_value(rec).unwrap_or_default();
+                    if let (Some(m), Some(obj)) = (nmi_of(labels), v.as_object_mut()) {
+                        obj.insert("nmi_truth".into(), m.into());
+                    }
+                    log.push(&v)?;
+                    let done = st.epoch;
+                    ck.epoch_checkpoint(
+                        ("joint", done),
+                        || format!("joint epoch {done} of {}", jopts.epochs),
+                        |cp| joint_state(cp, j, st, &log.text),
+                    )
                 }
-                cp.put_log(&log.text);
-                ck.save(cp)?;
-                ck.stop_if_asked(
-                    "joint",
-                    done,
-                    &format!("joint epoch {done} of {}", jopts.epochs),
-                )
             },
         )?;
         Ok(())
