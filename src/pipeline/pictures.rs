@@ -68,8 +68,20 @@ pub fn short(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
+    if v.abs() < 1e-3 {
+        return format!("{v:.2e}");
+    }
     let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
     format!("{v:.digits$}")
+}
+
+/// "1 gene", "12 genes".
+pub fn genes_label(n: usize) -> String {
+    if n == 1 {
+        "1 gene".into()
+    } else {
+        format!("{n} genes")
+    }
 }
 
 /// Pixels per image pixel for tiles about `target` pixels across.
@@ -168,7 +180,7 @@ pub fn clusters_pages(modules: &[Module], montages: &[(Canvas, f32)]) -> Vec<Can
             );
             ty += Font::TITLE.line_height();
             for line in [
-                format!("{} genes", m.size()),
+                genes_label(m.size()),
                 sam_label(m),
                 format!("max {}", short(*vmax as f64)),
             ] {
@@ -371,7 +383,7 @@ pub fn modules_pages(set: &ImageSet, modules: &[Module], maps: &[Canvas]) -> Vec
         for (k, (m, map)) in chunk.iter().zip(maps).enumerate() {
             let x = PAD + (k % cols) * (cell_w + 2 * PAD);
             let mut y = head_h + (k / cols) * (cell_h + PAD);
-            let t = format!("cluster {} - {} genes", m.cluster, m.size());
+            let t = format!("cluster {} - {}", m.cluster, genes_label(m.size()));
             c.text(x, y, &Font::TITLE.fit(&t, cell_w), Font::TITLE, BLACK);
             y += Font::TITLE.line_height();
             c.text(x, y, &sam_label(m), Font::SMALL, BLACK);
@@ -409,6 +421,7 @@ mod tests {
         assert_eq!(short(12.345), "12.3");
         assert_eq!(short(1234.5), "1234");
         assert_eq!(short(0.0), "0");
+        assert_eq!(short(2.11e-8), "2.11e-8");
     }
 
     #[test]

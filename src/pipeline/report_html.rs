@@ -7,7 +7,7 @@
 //! Everything on the page is read from what the run writes (`run.json`, `report.json`,
 //! `metrics.json`, `log.jsonl`) or from the pictures, so the page cannot disagree with the files.
 
-use super::pictures::short;
+use super::pictures::{genes_label, short};
 use super::summary::Module;
 use serde_json::Value;
 use std::fmt::Write;
@@ -462,10 +462,10 @@ pub fn render(p: &Page) -> String {
         };
         let _ = write!(
             h,
-            "<section class=\"card\" id=\"cluster-{0}\"><h3>cluster {0} · {1} genes · {sam}</h3>\n\
+            "<section class=\"card\" id=\"cluster-{0}\"><h3>cluster {0} · {1} · {sam}</h3>\n\
              <div class=\"pics\">{2}\n{3}</div>\n<div class=\"genes\">",
             m.cluster,
-            m.size(),
+            genes_label(m.size()),
             c.map_png.as_ref().map_or(String::new(), |png| png_img(
                 png,
                 &format!("module score of cluster {}", m.cluster)
