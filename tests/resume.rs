@@ -119,15 +119,20 @@ fn log_without_timings(bytes: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// `run.json` without the timings and the thread count, and with `--out` in the command (the
-/// one argument that differs between the folders compared) replaced by `OUT`. A resumed run
-/// records the command that started it, not `--resume`.
+/// one argument that differs between the folders compared) replaced by `OUT` and
+/// `--checkpoint-every S` left out (how often the run saved itself, like the thread count, is
+/// not what it computed). A resumed run records the command that started it, not `--resume`.
 fn run_json_without_timings(bytes: &[u8], out: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
     let o = v.as_object_mut().unwrap();
     o.remove("phases");
     o.remove("threads");
     let out = out.display().to_string();
-    for a in o["command"].as_array_mut().unwrap() {
+    let command = o["command"].as_array_mut().unwrap();
+    if let Some(i) = command.iter().position(|a| a == "--checkpoint-every") {
+        command.drain(i..i + 2);
+    }
+    for a in command.iter_mut() {
         assert_ne!(a, "--resume", "run.json must record the original command");
         if *a == out {
             *a = "OUT".into();
@@ -309,6 +314,50 @@ fn a_resumed_run_is_byte_identical_to_an_uninterrupted_one() {
     eprintln!("{compared} resumed runs compared byte for byte with the uninterrupted one");
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_dir_all(&reference).unwrap();
+}
+
+/// The number in the run's closing `checkpoints: N written` line.
+fn checkpoints_written(o: &Output) -> usize {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let n = err
+        .lines()
+        .find_map(|l| l.split("checkpoints: ").nth(1))
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok());
+    n.unwrap_or_else(|| panic!("no checkpoint summary in:\n{err}"))
+}
+
+/// `--checkpoint-every`: 0 writes a checkpoint after each of the 5 GAT epochs, 3 warm-up and 3
+/// joint epochs; a long interval writes one at the end of each of the three stages only; the
+/// outputs are the same either way.
+#[test]
+fn checkpoints_are_written_as_often_as_asked_and_change_no_output() {
+    let cfg = config("every", SHORT);
+    let every_epoch = tmp("every-epoch");
+    let o = run_cmd(&every_epoch, &cfg, "2")
+        .args(["--checkpoint-every", "0"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(checkpoints_written(&o), 5 + 3 + 3);
+    let stage_ends = tmp("stage-ends");
+    let o = run_cmd(&stage_ends, &cfg, "2")
+        .args(["--checkpoint-every", "1e9"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(checkpoints_written(&o), 3);
+    assert_same_run(&every_epoch, &stage_ends, "--checkpoint-every 0 vs 1e9");
+    for bad in ["-1", "nan", "inf"] {
+        let o = run_cmd(&tmp("every-bad"), &cfg, "2")
+            .args(["--checkpoint-every", bad])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--checkpoint-every"), "{bad}: {err}");
+        assert!(!tmp("every-bad").exists(), "{bad}: a folder was left");
+    }
 }
 
 #[test]

@@ -25,6 +25,16 @@ pub struct RunArgs {
     /// same configuration and inputs (--threads may differ).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Seconds between two checkpoints at epoch ends (0: after every GAT block, warm-up epoch and
+    /// joint epoch). A stop (SIGTERM, Ctrl-C) and the end of each stage always write one, so this
+    /// only bounds what a kill without warning (SIGKILL, a node failure) loses.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_negative_numbers = true,
+        default_value_t = crate::pipeline::CHECKPOINT_EVERY_S
+    )]
+    pub checkpoint_every: f64,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Clustering method: darlc (method §1), kmeans (k-means on the image vectors) or gmm-pca (a
@@ -284,10 +294,20 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
         .out
         .clone()
         .ok_or_else(|| DarlcError::param("--out", "is required"))?;
+    if !(args.checkpoint_every.is_finite() && args.checkpoint_every >= 0.0) {
+        return Err(DarlcError::param(
+            "--checkpoint-every",
+            format!(
+                "{} is not a number of seconds ≥ 0 (0 checkpoints after every epoch)",
+                args.checkpoint_every
+            ),
+        ));
+    }
     let ctl = RunControl {
         force: args.force,
         resume: args.resume.is_some(),
         args: run_arguments(),
+        checkpoint_every: args.checkpoint_every,
         ..RunControl::default()
     };
     let r = run_with(&input, &load, &cfg, args.truth.as_deref(), &out, &ctl)?;

@@ -1,8 +1,10 @@
 //! Checkpoints of `darlc run` and stopping on SIGTERM/SIGINT (issue 24: no lost work).
 //!
 //! A DARLC run writes `checkpoint.safetensors` into its staging folder (see [`super::outdir`]) at
-//! the end of every block of GAT epochs, every warm-up epoch and every joint epoch, and, when
-//! asked to stop, after the optimiser step under way, atomically (one file, renamed into place).
+//! the end of a block of GAT epochs, a warm-up epoch or a joint epoch once `--checkpoint-every`
+//! seconds (default 60; 0: at every one) have passed since the last, at the end of each of the
+//! three stages, and, when asked to stop, after the optimiser step under way, atomically (one
+//! file, renamed into place).
 //! It holds everything the rest of the run depends on:
 //!
 //! * the stage (`smoothing`, `warm-up`, `joint`), the epochs (GAT: optimiser steps) done in it

@@ -123,18 +123,26 @@ pub struct Checkpointing {
     pub base: Header,
     /// The checkpoint to continue from.
     pub resume: Option<Checkpoint>,
+    /// Seconds between two checkpoints at epoch ends (0: after every epoch and GAT block); a
+    /// stop request always writes one.
+    pub every: f64,
+    /// When the last checkpoint was written (or the run started).
+    last: std::cell::Cell<Instant>,
     /// Checkpoints written, seconds spent writing them, size of the last one (bytes).
     stats: std::cell::Cell<(usize, f64, u64)>,
 }
 
 impl Checkpointing {
-    /// Checkpoints written into `dir` for a run described by `base` (no resume).
-    pub fn new(dir: &Path, out: &Path, base: Header) -> Self {
+    /// Checkpoints written into `dir` for a run described by `base` (no resume), at an epoch end
+    /// once `every` seconds have passed since the last one (0: at every epoch end).
+    pub fn new(dir: &Path, out: &Path, base: Header, every: f64) -> Self {
         Checkpointing {
             dir: dir.to_path_buf(),
             out: out.to_path_buf(),
             base,
             resume: None,
+            every,
+            last: std::cell::Cell::new(Instant::now()),
             stats: std::cell::Cell::new((0, 0.0, 0)),
         }
     }
@@ -148,8 +156,8 @@ impl Checkpointing {
         )
     }
 
-    /// Stop now if a signal (or `DARLC_STOP_AFTER`) asks for it, after `what` (at an epoch
-    /// boundary, where the checkpoint has just been written).
+    /// Stop now if a signal (or `DARLC_STOP_AFTER`) asks for it, after `what` (at a point where
+    /// the last checkpoint still describes the run).
     fn stop_if_asked(&self, stage: &str, done: usize, what: &str) -> Result<()> {
         match checkpoint::stop_reason(stage, done) {
             Some((why, signal)) => Err(self.interrupted(&why, signal, what)),
@@ -157,18 +165,29 @@ impl Checkpointing {
         }
     }
 
-    /// At the end of `done` epochs (GAT: steps) of `stage`: write a checkpoint, filled in by
-    /// `fill`, then stop if a signal (or `DARLC_STOP_AFTER=stage:done`) asks for it, after `what`.
+    /// At the end of `done` of the `total` epochs (GAT: steps) of `stage`: write a checkpoint,
+    /// filled in by `fill`, if `every` seconds have passed since the last one, at the stage's
+    /// end, or when a signal (or `DARLC_STOP_AFTER=stage:done`) asks to stop; then stop if
+    /// asked, after `what`. A skipped checkpoint changes nothing but what a kill loses: a resume
+    /// continues from the last one written, to the same outputs, and redoes at most `every`
+    /// seconds of work plus an epoch.
     fn epoch_checkpoint(
         &self,
-        (stage, done): (&str, usize),
+        (stage, done, total): (&str, usize, usize),
         what: impl FnOnce() -> String,
         fill: impl FnOnce(&mut Checkpoint),
     ) -> Result<()> {
-        let mut cp = Checkpoint::new(&self.base, stage, done);
-        fill(&mut cp);
-        self.save(cp)?;
-        self.stop_if_asked(stage, done, &what())
+        let stop = checkpoint::stop_reason(stage, done);
+        let due = self.last.get().elapsed().as_secs_f64() >= self.every;
+        if stop.is_some() || due || done >= total {
+            let mut cp = Checkpoint::new(&self.base, stage, done);
+            fill(&mut cp);
+            self.save(cp)?;
+        }
+        match stop {
+            Some((why, signal)) => Err(self.interrupted(&why, signal, &what())),
+            None => Ok(()),
+        }
     }
 
     /// Inside an epoch of `stage` (`done` epochs and `batches` steps of the next one done, at the
@@ -217,6 +236,7 @@ impl Checkpointing {
         let (n, secs, _) = self.stats.get();
         self.stats
             .set((n + 1, secs + t.elapsed().as_secs_f64(), bytes));
+        self.last.set(Instant::now());
         Ok(())
     }
 }
@@ -244,8 +264,9 @@ fn gat_block(epochs: usize) -> usize {
 }
 
 /// Run DARLC on `set`: `k` clusters (`None` = infer by the eigengap on the smoothed images).
-/// Writes `log.jsonl` and a checkpoint after every block of GAT epochs, warm-up epoch and joint
-/// epoch into `ck.dir` as it goes, and continues from `ck.resume` when given; returns the
+/// Writes `log.jsonl` after every epoch and a checkpoint at the end of a block of GAT epochs,
+/// warm-up epoch or joint epoch once `ck.every` seconds have passed since the last (and at the
+/// end of each of the three stages), into `ck.dir` as it goes, and continues from `ck.resume` when given; returns the
 /// clustering, `h`, `z`, the model tensors and the phase timings.
 pub fn run_darlc(
     set: &ImageSet,
@@ -310,7 +331,7 @@ pub fn run_darlc(
         let mut write = |st: &GatState<f32>| -> Result<()> {
             let done = st.losses.len();
             ck.epoch_checkpoint(
-                ("smoothing", done),
+                ("smoothing", done, gat_cfg.epochs),
                 || format!("GAT epoch {done} of {}", gat_cfg.epochs),
                 |cp| {
                     cp.put_gat(st);
@@ -421,7 +442,7 @@ pub fn run_darlc(
                         })?;
                         let done = rec.epoch + 1;
                         ck.epoch_checkpoint(
-                            ("warm-up", done),
+                            ("warm-up", done, wopts.epochs),
                             || format!("warm-up epoch {done} of {}", wopts.epochs),
                             |cp| warmup_state(cp, m1, adam, &log.text),
                         )
@@ -573,7 +594,7 @@ pub fn run_darlc(
                     log.push(&v)?;
                     let done = st.epoch;
                     ck.epoch_checkpoint(
-                        ("joint", done),
+                        ("joint", done, jopts.epochs),
                         || format!("joint epoch {done} of {}", jopts.epochs),
                         |cp| joint_state(cp, j, st, &log.text),
                     )
