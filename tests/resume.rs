@@ -629,3 +629,58 @@ fn smooth_and_embed_swap_their_folders_in_whole_and_refuse_foreign_ones() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// An interrupted `darlc embed` says to continue with its own command and `--resume`, which
+/// gives the uninterrupted embed's files (on another thread count); `darlc run --resume` refuses
+/// its checkpoint and names the embed command; `--force` discards it.
+#[test]
+fn an_interrupted_embed_resumes_with_embed_resume() {
+    let input = section();
+    let embed = |out: &Path, threads: &str, extra: &[&str]| {
+        let mut c = darlc();
+        c.env("RAYON_NUM_THREADS", threads)
+            .env_remove("DARLC_STOP_AFTER")
+            .args(["embed", "--quiet", "--preset", "tiny", "--input"])
+            .arg(&input)
+            .arg("--out")
+            .arg(out)
+            .args(["--warmup-epochs", "3"])
+            .args(extra);
+        c
+    };
+    let reference = tmp("embed-reference");
+    ok(&embed(&reference, "2", &[]).output().unwrap());
+    let out = tmp("embed-interrupted");
+    let o = embed(&out, "2", &[])
+        .env("DARLC_STOP_AFTER", "warm-up:1.5")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Continue with: darlc embed") && err.contains("--resume"),
+        "{err}"
+    );
+    let o = darlc()
+        .args(["run", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("interrupted `darlc embed`") && err.contains("--resume"),
+        "{err}"
+    );
+    ok(&embed(&out, "1", &["--resume"]).output().unwrap());
+    assert_same_run(&reference, &out, "embed resumed after warm-up step 1.5");
+    assert_no_temp_files(&out);
+    // --force discards an interrupted embed's checkpoint.
+    let o = embed(&out, "2", &[])
+        .env("DARLC_STOP_AFTER", "warm-up:1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    ok(&embed(&out, "2", &["--force"]).output().unwrap());
+    assert!(!staging(&out).exists());
+}

@@ -28,9 +28,14 @@ pub struct EmbedArgs {
     /// Output folder, written only when complete (as `darlc run --out`).
     #[arg(long)]
     pub out: PathBuf,
-    /// Replace a non-empty --out that darlc did not write.
+    /// Replace a non-empty --out that darlc did not write, or discard an interrupted embed's
+    /// checkpoint in OUT.darlc-partial and start again.
     #[arg(long)]
     pub force: bool,
+    /// Continue an interrupted embed from its last checkpoint in OUT.darlc-partial; give the
+    /// same arguments as the interrupted command (--threads may differ).
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Worker threads (default: all cores). Results do not depend on it.
@@ -66,6 +71,8 @@ fn embed_inner(args: &EmbedArgs) -> Result<()> {
     let ctl = RunControl {
         until: Until::WarmUp,
         quiet: args.quiet,
+        force: args.force,
+        resume: args.resume,
         ..RunControl::default()
     };
     let r = run_with(&input, &load, &cfg, None, &args.out, &ctl)?;

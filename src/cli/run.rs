@@ -259,6 +259,16 @@ fn resolve_resume(args: RunArgs) -> Result<RunArgs> {
             format!("nothing to resume in {}: {e}", staging.display()),
         )
     })?;
+    if ck.header.embed {
+        return Err(DarlcError::param(
+            "--resume",
+            format!(
+                "the checkpoint in {} is of an interrupted `darlc embed`; continue it with: {}",
+                staging.display(),
+                ck.header.resume_hint(&out)
+            ),
+        ));
+    }
     let replay = <Replay as clap::Parser>::try_parse_from(&ck.header.args).map_err(|e| {
         DarlcError::param(
             "--resume",

@@ -162,6 +162,10 @@ pub struct Header {
     /// the `ckpt.mid.*` tensors.
     #[serde(default)]
     pub within: Option<usize>,
+    /// Written by `darlc embed` (a run that stops after the warm-up): only `darlc embed --resume`
+    /// continues it.
+    #[serde(default)]
+    pub embed: bool,
 }
 
 impl Header {
@@ -169,6 +173,14 @@ impl Header {
     /// the configuration key or the file.
     pub fn differences(&self, other: &Header) -> Vec<String> {
         let mut out = Vec::new();
+        if self.embed != other.embed {
+            let by = |embed: bool| if embed { "darlc embed" } else { "darlc run" };
+            out.push(format!(
+                "command: `{}` (checkpoint) vs `{}` (now)",
+                by(self.embed),
+                by(other.embed)
+            ));
+        }
         json_diff("", &self.config, &other.config, &mut out);
         if self.load != other.load {
             out.push(format!(
@@ -659,6 +671,7 @@ pub fn header(
     config: &crate::config::Config,
     load: String,
     inputs: Vec<(String, String)>,
+    embed: bool,
 ) -> Header {
     Header {
         format: FORMAT.into(),
@@ -671,6 +684,23 @@ pub fn header(
         stage: String::new(),
         done: 0,
         within: None,
+        embed,
+    }
+}
+
+impl Header {
+    /// How to continue this checkpoint's run into `out`: `darlc run --resume OUT`, or for
+    /// `darlc embed` its own command line again with `--resume`.
+    pub fn resume_hint(&self, out: &Path) -> String {
+        if self.embed {
+            // The command as it was typed, without a --force that conflicts with --resume.
+            let args: Vec<&str> = (self.command.iter().skip(1).map(String::as_str))
+                .filter(|a| *a != "--force")
+                .collect();
+            format!("darlc {} --resume", args.join(" "))
+        } else {
+            format!("darlc run --resume {}", out.display())
+        }
     }
 }
 
@@ -687,6 +717,7 @@ mod tests {
             &c,
             "L".into(),
             vec![("x.csv".into(), "1".into())],
+            false,
         );
         c.seed = 9;
         c.module1.batch = crate::config::Batch::Fixed(7);
@@ -696,6 +727,7 @@ mod tests {
             &c,
             "L".into(),
             vec![("x.csv".into(), "2".into()), ("y.csv".into(), "3".into())],
+            true,
         );
         let d = a.differences(&b).join("\n");
         assert!(
@@ -705,6 +737,10 @@ mod tests {
         assert!(d.contains("config `module1.batch`"), "{d}");
         assert!(d.contains("input file x.csv: contents changed"), "{d}");
         assert!(d.contains("input file y.csv: new since"), "{d}");
+        assert!(
+            d.contains("command: `darlc run` (checkpoint) vs `darlc embed` (now)"),
+            "{d}"
+        );
         assert!(a.differences(&a).is_empty());
     }
 

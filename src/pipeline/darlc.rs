@@ -218,10 +218,9 @@ impl Checkpointing {
         let ck = Checkpoint::path(&self.dir);
         let msg = if ck.exists() {
             format!(
-                "stopped by {why} after {what}; the checkpoint is {}. Continue with: darlc run \
-                 --resume {}",
+                "stopped by {why} after {what}; the checkpoint is {}. Continue with: {}",
                 ck.display(),
-                self.out.display()
+                self.base.resume_hint(&self.out)
             )
         } else {
             format!("stopped by {why} after {what}, before the first checkpoint; nothing to resume")

@@ -229,6 +229,7 @@ pub fn run_with(
         c,
         format!("{load:?}"),
         inputs.clone(),
+        ctl.until == Until::WarmUp,
     );
     let (folder, resume) = if ctl.resume {
         let folder = outdir::OutputFolder::reopen(out)?;

@@ -174,8 +174,8 @@ impl OutputFolder {
                     "--out",
                     format!(
                         "{} is not empty and holds no darlc run.json: darlc will not mix its \
-                         results with other files. Choose a new or empty folder (`darlc run \
-                         --force` replaces the folder's contents when the run completes)",
+                         results with other files. Choose a new or empty folder (--force \
+                         replaces the folder's contents when the run completes)",
                         out.display()
                     ),
                 ));
@@ -191,8 +191,9 @@ impl OutputFolder {
                 return Err(DarlcError::param(
                     "--out",
                     format!(
-                        "{} holds an interrupted run; continue it with `darlc run --resume {}`, \
-                         or pass --force to discard it and start again",
+                        "{} holds an interrupted run; continue it with `darlc run --resume {}` \
+                         (an interrupted `darlc embed`: the same command with --resume), or \
+                         pass --force to discard it and start again",
                         staging.display(),
                         out.display()
                     ),
