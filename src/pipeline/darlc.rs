@@ -123,8 +123,8 @@ pub struct Checkpointing {
     pub base: Header,
     /// The checkpoint to continue from.
     pub resume: Option<Checkpoint>,
-    /// Seconds between two checkpoints at epoch ends (0: after every epoch and GAT block); a
-    /// stop request always writes one.
+    /// Seconds between two checkpoints at epoch ends (0: after every epoch and GAT block); the
+    /// end of each stage and a stop request always write one.
     pub every: f64,
     /// When the last checkpoint was written (or the run started).
     last: std::cell::Cell<Instant>,
@@ -265,8 +265,8 @@ fn gat_block(epochs: usize) -> usize {
 /// Run DARLC on `set`: `k` clusters (`None` = infer by the eigengap on the smoothed images).
 /// Writes `log.jsonl` after every epoch and a checkpoint at the end of a block of GAT epochs,
 /// warm-up epoch or joint epoch once `ck.every` seconds have passed since the last (and at the
-/// end of each of the three stages), into `ck.dir` as it goes, and continues from `ck.resume` when given; returns the
-/// clustering, `h`, `z`, the model tensors and the phase timings.
+/// end of each of the three stages) into `ck.dir` as it goes, and continues from `ck.resume`
+/// when given; returns the clustering, `h`, `z`, the model tensors and the phase timings.
 pub fn run_darlc(
     set: &ImageSet,
     k: Option<usize>,
