@@ -85,6 +85,13 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// The command failed and its stderr holds every one of `wants`.
+fn failed_saying(o: &Output, wants: &[&str]) {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(wants.iter().all(|w| err.contains(w)), "{err}");
+}
+
 /// Every file under `dir` by relative path.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -353,9 +360,7 @@ fn checkpoints_are_written_as_often_as_asked_and_change_no_output() {
             .args(["--checkpoint-every", bad])
             .output()
             .unwrap();
-        assert!(!o.status.success());
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("--checkpoint-every"), "{bad}: {err}");
+        failed_saying(&o, &["--checkpoint-every"]);
         assert!(!tmp("every-bad").exists(), "{bad}: a folder was left");
     }
 }
@@ -655,23 +660,13 @@ fn an_interrupted_embed_resumes_with_embed_resume() {
         .env("DARLC_STOP_AFTER", "warm-up:1.5")
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("Continue with: darlc embed") && err.contains("--resume"),
-        "{err}"
-    );
+    failed_saying(&o, &["Continue with: darlc embed", "--resume"]);
     let o = darlc()
         .args(["run", "--resume"])
         .arg(&out)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("interrupted `darlc embed`") && err.contains("--resume"),
-        "{err}"
-    );
+    failed_saying(&o, &["interrupted `darlc embed`", "--resume"]);
     ok(&embed(&out, "1", &["--resume"]).output().unwrap());
     assert_same_run(&reference, &out, "embed resumed after warm-up step 1.5");
     assert_no_temp_files(&out);
