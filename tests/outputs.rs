@@ -20,16 +20,22 @@ fn run_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let input = pipeline_common::section("outputs");
         let out = pipeline_common::tmp("outputs", "darlc");
-        let o = darlc()
-            .args(["run", "--preset", "tiny", "--canvas", "75", "--input"])
-            .arg(&input)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        tiny_run(&input, &out, &["--canvas", "75"]);
         out
     })
+}
+
+/// `darlc run --preset tiny` on `input` into `out` with `extra` flags; it must succeed.
+fn tiny_run(input: &Path, out: &Path, extra: &[&str]) {
+    let o = darlc()
+        .args(["run", "--preset", "tiny", "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn csv_rows(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
@@ -316,14 +322,7 @@ fn decode_base64(s: &str) -> Vec<u8> {
 fn module_maps_lie_over_the_he_image_where_space_ranger_gives_one() {
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tenx_h5/v3");
     let out = pipeline_common::tmp("outputs", "he");
-    let o = darlc()
-        .args(["run", "--preset", "tiny", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tiny_run(&input, &out, &[]);
     let dec = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(out.join("modules.png")).unwrap(),
     ));
