@@ -10,15 +10,23 @@
 //!   `∂Q = ∂S K /√d_h`, `∂K = ∂Sᵀ Q /√d_h`, `∂V = Aᵀ ∂O`.
 //!
 //! The products are register-blocked with explicit 16-lane vectors ([`V16`]): the score block
-//! holds `ROWS × 32` accumulators (16 AVX-512 registers), the `A V` block `ROWS × d_h`. Every sum
+//! holds `ROWS × 32` accumulators (16 AVX-512 registers), the `A V` block `ROWS × d_h`. With AVX2
+//! (16 registers of 8 lanes) a block is [`ROWS_AVX2`] rows and at most 12 `ymm` accumulators
+//! (6 rows × 16 columns), which changes no result: each sum keeps its terms and their order. Every sum
 //! runs in a fixed order (`c`, `j` and `r` ascending), so a result depends only on the image,
 //! never on the thread count.
 
 use super::v16::{V16, exp as exp_v};
 use super::{LANES, Level, level};
 
-/// Query rows per register block.
+/// Query rows per register block (AVX-512).
 const ROWS: usize = 8;
+/// Query rows per register block with AVX2: 6 rows × 16 columns of scores are 12 of its 16 `ymm`
+/// registers.
+const ROWS_AVX2: usize = 6;
+/// Accumulators (16-lane vectors) of an AVX2 register block: 12 `ymm`, which leaves 4 for the
+/// other operand and a broadcast.
+const ACC_AVX2: usize = 6;
 
 /// Head widths with a fused kernel (multiples of the 16 lanes).
 pub fn attention_supported(dh: usize) -> bool {
@@ -95,6 +103,21 @@ fn times_t<V: V16, const NV: usize, const R: usize>(
     assert!(
         lp.is_multiple_of(LANES) && a.len() >= R * dh && bt.len() >= dh * lp && s.len() >= R * lp
     );
+    if V::REGISTERS < 32 {
+        // AVX2: blocks of at most 6 rows × 16 columns (12 `ymm` accumulators).
+        if R <= ACC_AVX2 {
+            times_t16::<V, R>(a, dh, bt, lp, s);
+        } else if R.is_multiple_of(4) {
+            for r0 in (0..R).step_by(4) {
+                times_t16::<V, 4>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..]);
+            }
+        } else {
+            for r0 in 0..R {
+                times_t16::<V, 1>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..]);
+            }
+        }
+        return;
+    }
     let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
     // SAFETY: every offset below is < R·dh into `a`, < dh·lp into `bt` and < R·lp into `s`
     // (`jb + 32 ≤ lp` in the loop, `jb + 16 = lp` after it), checked by the assert.
@@ -132,10 +155,63 @@ fn times_t<V: V16, const NV: usize, const R: usize>(
     }
 }
 
+/// [`times_t`] for `R` rows in blocks of 16 columns (the AVX2 register block): the same sums in
+/// the same order.
+#[inline(always)]
+fn times_t16<V: V16, const R: usize>(a: &[f32], dh: usize, bt: &[f32], lp: usize, s: &mut [f32]) {
+    assert!(a.len() >= R * dh && bt.len() >= dh * lp && s.len() >= (R - 1) * lp + lp);
+    let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
+    // SAFETY: offsets are < R·dh into `a`, < dh·lp into `bt` and < R·lp into `s` (`jb + 16 ≤ lp`,
+    // `lp` a multiple of 16), checked by the assert.
+    unsafe {
+        for jb in (0..lp).step_by(LANES) {
+            let mut acc = [V::zero(); R];
+            for c in 0..dh {
+                let b = V::load_ptr(bt.add(c * lp + jb));
+                for r in 0..R {
+                    acc[r] = acc[r].fma(V::splat(*a.add(r * dh + c)), b);
+                }
+            }
+            for r in 0..R {
+                acc[r].store_ptr(s.add(r * lp + jb));
+            }
+        }
+    }
+}
+
 /// `o[r] = Σ_j p[r][j] · m[j]` for `R` rows of `p: [R, lp]` (first `l` columns) and
 /// `m: [l, 16·NV]` (`j` ascending).
 #[inline(always)]
 fn times<V: V16, const NV: usize, const R: usize>(
+    p: &[f32],
+    lp: usize,
+    m: &[f32],
+    l: usize,
+) -> [[V; NV]; R] {
+    if V::REGISTERS >= 32 || R * NV <= ACC_AVX2 {
+        return times_block::<V, NV, R>(p, lp, m, l);
+    }
+    // AVX2: at most 12 `ymm` accumulators at a time (4 rows of width 16, or 2 of width 32).
+    let mut acc = [[V::zero(); NV]; R];
+    if NV == 1 && R.is_multiple_of(4) {
+        for r0 in (0..R).step_by(4) {
+            acc[r0..r0 + 4].copy_from_slice(&times_block::<V, NV, 4>(&p[r0 * lp..], lp, m, l));
+        }
+    } else if R.is_multiple_of(2) {
+        for r0 in (0..R).step_by(2) {
+            acc[r0..r0 + 2].copy_from_slice(&times_block::<V, NV, 2>(&p[r0 * lp..], lp, m, l));
+        }
+    } else {
+        for r0 in 0..R {
+            acc[r0..r0 + 1].copy_from_slice(&times_block::<V, NV, 1>(&p[r0 * lp..], lp, m, l));
+        }
+    }
+    acc
+}
+
+/// [`times`] as one register block of `R` rows.
+#[inline(always)]
+fn times_block<V: V16, const NV: usize, const R: usize>(
     p: &[f32],
     lp: usize,
     m: &[f32],
@@ -167,6 +243,38 @@ fn times<V: V16, const NV: usize, const R: usize>(
 /// and `∂V` from one block of query rows.
 #[inline(always)]
 fn add_outer<V: V16, const NV: usize, const R: usize>(
+    w: &[f32],
+    lp: usize,
+    rows: &[[V; NV]; R],
+    acc: &mut [f32],
+    l: usize,
+) {
+    if V::REGISTERS >= 32 || R * NV <= ACC_AVX2 {
+        return add_outer_block::<V, NV, R>(w, lp, rows, acc, l);
+    }
+    // AVX2: at most 12 `ymm` of `rows` at a time (4 rows of width 16, or 2 of width 32). Each element of
+    // `acc` still gets its terms in ascending `r`: the first pass stores after row 3, the next
+    // loads that value and goes on with row 4.
+    if NV == 1 && R.is_multiple_of(4) {
+        for r0 in (0..R).step_by(4) {
+            let blk: [[V; NV]; 4] = rows[r0..r0 + 4].try_into().expect("4 rows");
+            add_outer_block::<V, NV, 4>(&w[r0 * lp..], lp, &blk, acc, l);
+        }
+    } else if R.is_multiple_of(2) {
+        for r0 in (0..R).step_by(2) {
+            let blk: [[V; NV]; 2] = rows[r0..r0 + 2].try_into().expect("2 rows");
+            add_outer_block::<V, NV, 2>(&w[r0 * lp..], lp, &blk, acc, l);
+        }
+    } else {
+        for r0 in 0..R {
+            add_outer_block::<V, NV, 1>(&w[r0 * lp..], lp, &[rows[r0]], acc, l);
+        }
+    }
+}
+
+/// [`add_outer`] as one register block of `R` rows.
+#[inline(always)]
+fn add_outer_block<V: V16, const NV: usize, const R: usize>(
     w: &[f32],
     lp: usize,
     rows: &[[V; NV]; R],
@@ -287,9 +395,16 @@ fn forward_image<V: V16, const NV: usize>(
         hd.load::<V, NV>(x, d, h, false);
         let mut lse_h = lse.as_deref_mut().map(|a| &mut a[h * l..(h + 1) * l]);
         let mut i0 = 0;
-        while i0 + ROWS <= l {
-            forward_rows::<V, NV, ROWS>(&hd, i0, &mut s, out, d, h, &mut lse_h);
-            i0 += ROWS;
+        if V::REGISTERS >= 32 {
+            while i0 + ROWS <= l {
+                forward_rows::<V, NV, ROWS>(&hd, i0, &mut s, out, d, h, &mut lse_h);
+                i0 += ROWS;
+            }
+        } else {
+            while i0 + ROWS_AVX2 <= l {
+                forward_rows::<V, NV, ROWS_AVX2>(&hd, i0, &mut s, out, d, h, &mut lse_h);
+                i0 += ROWS_AVX2;
+            }
         }
         while i0 < l {
             forward_rows::<V, NV, 1>(&hd, i0, &mut s, out, d, h, &mut lse_h);
@@ -396,9 +511,16 @@ fn backward_image<V: V16, const NV: usize>(
         bk.dv.fill(0.0);
         let lse_h = &lse[h * l..(h + 1) * l];
         let mut i0 = 0;
-        while i0 + ROWS <= l {
-            backward_rows::<V, NV, ROWS>(&hd, &mut bk, i0, g, o, lse_h, d, h, dx);
-            i0 += ROWS;
+        if V::REGISTERS >= 32 {
+            while i0 + ROWS <= l {
+                backward_rows::<V, NV, ROWS>(&hd, &mut bk, i0, g, o, lse_h, d, h, dx);
+                i0 += ROWS;
+            }
+        } else {
+            while i0 + ROWS_AVX2 <= l {
+                backward_rows::<V, NV, ROWS_AVX2>(&hd, &mut bk, i0, g, o, lse_h, d, h, dx);
+                i0 += ROWS_AVX2;
+            }
         }
         while i0 < l {
             backward_rows::<V, NV, 1>(&hd, &mut bk, i0, g, o, lse_h, d, h, dx);
@@ -454,6 +576,81 @@ simd_fn! {
             16 => backward_image::<V, 1>(g, x, o, lse, l, d, heads, dx),
             32 => backward_image::<V, 2>(g, x, o, lse, l, d, heads, dx),
             dh => panic!("fused attention: unsupported head width {dh}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::v16::Emulated;
+    use super::*;
+
+    fn draws(n: usize, name: &str) -> Vec<f32> {
+        use rand::Rng;
+        let mut r = crate::rng::stream(0, name);
+        (0..n).map(|_| r.random_range(-2.0f32..2.0)).collect()
+    }
+
+    /// Forward (`out`, `lse`) and backward (`∂qkv`) of one image on the vectors `V`.
+    fn run<V: V16, const NV: usize>(
+        x: &[f32],
+        g: &[f32],
+        l: usize,
+        d: usize,
+        heads: usize,
+    ) -> [Vec<u32>; 3] {
+        let mut out = vec![0.0f32; l * d];
+        let mut lse = vec![0.0f32; heads * l];
+        let mut dx = vec![0.0f32; l * 3 * d];
+        forward_image::<V, NV>(x, l, d, heads, &mut out, Some(&mut lse));
+        backward_image::<V, NV>(g, x, &out, &lse, l, d, heads, &mut dx);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        [bits(&out), bits(&lse), bits(&dx)]
+    }
+
+    /// The AVX-512 register blocks (8 query rows, 32 score columns) and the AVX2 ones (6 rows,
+    /// 16 columns, accumulators split to fit 16 `ymm`) give the same bits, run on emulated
+    /// vectors on any CPU, and the compiled kernel this CPU runs gives them too. L = 37 leaves a
+    /// remainder of both row blocks and of the 16 lanes; d_h 16 (4 heads) and 32 (2 heads).
+    #[test]
+    fn register_blocks_of_both_instruction_sets_give_the_same_bits() {
+        let (l, d) = (37, 64);
+        let x = draws(l * 3 * d, "attention.blocks.qkv");
+        let g = draws(l * d, "attention.blocks.g");
+        for heads in [4, 2] {
+            let (wide, narrow) = if heads == 4 {
+                (
+                    run::<Emulated<32>, 1>(&x, &g, l, d, heads),
+                    run::<Emulated<8>, 1>(&x, &g, l, d, heads),
+                )
+            } else {
+                (
+                    run::<Emulated<32>, 2>(&x, &g, l, d, heads),
+                    run::<Emulated<8>, 2>(&x, &g, l, d, heads),
+                )
+            };
+            let mut out = vec![0.0f32; l * d];
+            let mut lse = vec![0.0f32; heads * l];
+            let mut dx = vec![0.0f32; l * 3 * d];
+            let compiled = attention_forward(&x, l, d, heads, &mut out, Some(&mut lse))
+                .and_then(|()| attention_backward(&g, &x, &out, &lse, l, d, heads, &mut dx));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            for (i, name) in ["out", "lse", "dqkv"].iter().enumerate() {
+                assert!(
+                    wide[i] == narrow[i],
+                    "{name}: 32 and 8 registers differ ({heads} heads)"
+                );
+            }
+            if compiled.is_some() {
+                let got = [bits(&out), bits(&lse), bits(&dx)];
+                for (i, name) in ["out", "lse", "dqkv"].iter().enumerate() {
+                    assert!(
+                        got[i] == wide[i],
+                        "{name}: the compiled kernel ({:?}) differs from the emulation ({heads} heads)",
+                        level()
+                    );
+                }
+            }
         }
     }
 }

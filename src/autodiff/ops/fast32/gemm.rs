@@ -5,8 +5,13 @@
 //! The weight operand is packed once per call into column panels ([`Panels`]); the activations
 //! are read in place, row by row, so the large operand is never copied. A register tile holds
 //! [`MR`] rows × 32 columns (16 AVX-512 registers) over the whole reduction, `k` ascending; the
-//! bias is added to the finished sum. The weight gradient `Xᵀ G` has its own tile (8 reduction
+//! bias is added to the finished sum. The weight gradient `Xᵀ G` has its own tile (12 reduction
 //! rows of `W` × 32 columns) that runs down the rows of `X` and `G` in ascending order.
+//!
+//! With AVX2 (16 registers of 8 lanes) both tiles are 6 rows × 16 columns ([`MR_AVX2`]): 12
+//! accumulators, 2 registers of the other operand and 1 broadcast. The AVX-512 shapes would need
+//! 32 and 48 `ymm` accumulators and spill on every step. Each output element gets the same
+//! operations in the same order in either shape, so both give the same bits.
 //!
 //! The callers cut rows into fixed chunks (independent of the thread count), so every output
 //! element is computed by exactly one tile in one order.
@@ -16,8 +21,10 @@ use super::{LANES, Level, level};
 
 /// Columns of a packed panel.
 pub const NR: usize = 2 * LANES;
-/// Rows of a register tile.
+/// Rows of a register tile (AVX-512).
 pub const MR: usize = 8;
+/// Rows of a register tile with AVX2, whose tiles are 16 columns wide.
+pub const MR_AVX2: usize = 6;
 
 /// A `[k, n]` matrix (`n` a multiple of 16) in column panels: panel `p` holds columns
 /// `32p .. 32p + w` (`w` = 32, or 16 for a last half panel) as `k` rows of `w` contiguous floats.
@@ -70,11 +77,13 @@ impl Panels {
     }
 }
 
-/// One `R × 32` (or `R × 16` when `HALF`) tile: `c[r][j] = Σ_kk a[r][kk] · b[kk][j] (+ bias[j])`.
+/// One `R × 32` (or `R × 16` when `HALF`) tile: `c[r][j] = Σ_kk a[r][kk] · b[kk][j] (+ bias[j])`,
+/// with `b`'s rows `ldb` floats apart (the width of its panel).
 ///
 /// # Safety
-/// `a` valid for `R` rows of `k` floats at stride `lda`; `b` for `k·W` floats; `bias` (if not
-/// null) for `W` floats; `c` for `R` rows of `W` floats at stride `ldc` (`W` = 16 or 32).
+/// `a` valid for `R` rows of `k` floats at stride `lda`; `b` for `k` rows of `W` floats at stride
+/// `ldb`; `bias` (if not null) for `W` floats; `c` for `R` rows of `W` floats at stride `ldc`
+/// (`W` = 16 or 32).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<V: V16, const R: usize, const HALF: bool>(
@@ -82,19 +91,19 @@ unsafe fn tile<V: V16, const R: usize, const HALF: bool>(
     lda: usize,
     k: usize,
     b: *const f32,
+    ldb: usize,
     bias: *const f32,
     c: *mut f32,
     ldc: usize,
 ) {
     unsafe {
-        let w = if HALF { LANES } else { NR };
         let mut acc = [[V::zero(); 2]; R];
         for kk in 0..k {
-            let b0 = V::load_ptr(b.add(kk * w));
+            let b0 = V::load_ptr(b.add(kk * ldb));
             let b1 = if HALF {
                 b0
             } else {
-                V::load_ptr(b.add(kk * w + LANES))
+                V::load_ptr(b.add(kk * ldb + LANES))
             };
             for r in 0..R {
                 let ar = V::splat(*a.add(r * lda + kk));
@@ -149,13 +158,20 @@ unsafe fn rows<V: V16, const R: usize>(
         };
         // SAFETY: panel `j0` starts at `off` and holds k·w floats; columns j0..j0+w of c and bias.
         unsafe {
-            if b.n - j0 >= NR {
-                tile::<V, R, false>(a, lda, k, bp, bi, c.add(j0), ldc);
-                off += k * NR;
-            } else {
-                tile::<V, R, true>(a, lda, k, bp, bi, c.add(j0), ldc);
+            if b.n - j0 < NR {
+                tile::<V, R, true>(a, lda, k, bp, LANES, bi, c.add(j0), ldc);
                 off += k * LANES;
+                continue;
             }
+            if V::REGISTERS >= 32 {
+                tile::<V, R, false>(a, lda, k, bp, NR, bi, c.add(j0), ldc);
+            } else {
+                // Two 16-column tiles over the two halves of the panel.
+                let bi1 = if bi.is_null() { bi } else { bi.add(LANES) };
+                tile::<V, R, true>(a, lda, k, bp, NR, bi, c.add(j0), ldc);
+                tile::<V, R, true>(a, lda, k, bp.add(LANES), NR, bi1, c.add(j0 + LANES), ldc);
+            }
+            off += k * NR;
         }
     }
 }
@@ -173,32 +189,56 @@ simd_fn! {
         c: &mut [f32],
         ldc: usize,
     ) -> () {
-        if m == 0 || b.n == 0 {
-            return;
-        }
-        assert!(a.len() >= (m - 1) * lda + b.k, "gemm_rows: a too short");
-        assert!(c.len() >= (m - 1) * ldc + b.n, "gemm_rows: c too short");
-        assert!(bias.is_none_or(|v| v.len() >= b.n), "gemm_rows: bias too short");
-        let bias = bias.map_or(std::ptr::null(), |v| v.as_ptr());
-        let (a, c) = (a.as_ptr(), c.as_mut_ptr());
-        let mut i = 0;
-        // SAFETY: rows i..i+R < m of a and c, checked by the asserts above.
-        unsafe {
+        gemm_rows_with::<V>(a, lda, m, b, bias, c, ldc)
+    }
+}
+
+/// [`gemm_rows`] on the vectors `V`.
+#[inline(always)]
+fn gemm_rows_with<V: V16>(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &Panels,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + b.k, "gemm_rows: a too short");
+    assert!(c.len() >= (m - 1) * ldc + b.n, "gemm_rows: c too short");
+    assert!(
+        bias.is_none_or(|v| v.len() >= b.n),
+        "gemm_rows: bias too short"
+    );
+    let bias = bias.map_or(std::ptr::null(), |v| v.as_ptr());
+    let (a, c) = (a.as_ptr(), c.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: rows i..i+R < m of a and c, checked by the asserts above.
+    unsafe {
+        if V::REGISTERS >= 32 {
             while i + MR <= m {
                 rows::<V, MR>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
                 i += MR;
             }
-            if i + 4 <= m {
-                rows::<V, 4>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
-                i += 4;
+        } else {
+            while i + MR_AVX2 <= m {
+                rows::<V, MR_AVX2>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+                i += MR_AVX2;
             }
-            if i + 2 <= m {
-                rows::<V, 2>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
-                i += 2;
-            }
-            if i < m {
-                rows::<V, 1>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
-            }
+        }
+        if i + 4 <= m {
+            rows::<V, 4>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+            i += 4;
+        }
+        if i + 2 <= m {
+            rows::<V, 2>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
+            i += 2;
+        }
+        if i < m {
+            rows::<V, 1>(a.add(i * lda), lda, b, bias, c.add(i * ldc), ldc);
         }
     }
 }
@@ -269,12 +309,13 @@ unsafe fn tn_rows<V: V16, const R: usize>(
     let mut j0 = 0;
     // SAFETY: columns j0..j0+w < n of g and out.
     unsafe {
-        while j0 + NR <= n {
+        while V::REGISTERS >= 32 && j0 + NR <= n {
             tile_tn::<V, R, false>(a, lda, g.add(j0), ldg, m, out.add(j0), n);
             j0 += NR;
         }
-        if j0 < n {
+        while j0 < n {
             tile_tn::<V, R, true>(a, lda, g.add(j0), ldg, m, out.add(j0), n);
+            j0 += LANES;
         }
     }
 }
@@ -296,41 +337,167 @@ simd_fn! {
         out: &mut [f32],
         colsum: Option<&mut [f32]>,
     ) -> () {
-        assert!(n.is_multiple_of(LANES), "gemm_tn_acc: n = {n} is not a multiple of 16");
-        if m == 0 || k == 0 || n == 0 {
-            return;
-        }
-        assert!(a.len() >= (m - 1) * lda + k, "gemm_tn_acc: a too short");
-        assert!(g.len() >= (m - 1) * ldg + n, "gemm_tn_acc: g too short");
-        assert!(out.len() >= k * n, "gemm_tn_acc: out too short");
-        if let Some(cs) = colsum {
-            for j0 in (0..n).step_by(LANES) {
-                let mut acc = V::load(&cs[j0..]);
-                for i in 0..m {
-                    acc = acc.add(V::load(&g[i * ldg + j0..]));
-                }
-                acc.store(&mut cs[j0..]);
+        gemm_tn_acc_with::<V>(a, lda, g, ldg, m, k, n, out, colsum)
+    }
+}
+
+/// [`gemm_tn_acc`] on the vectors `V`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_tn_acc_with<V: V16>(
+    a: &[f32],
+    lda: usize,
+    g: &[f32],
+    ldg: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &mut [f32],
+    colsum: Option<&mut [f32]>,
+) {
+    assert!(
+        n.is_multiple_of(LANES),
+        "gemm_tn_acc: n = {n} is not a multiple of 16"
+    );
+    if m == 0 || k == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "gemm_tn_acc: a too short");
+    assert!(g.len() >= (m - 1) * ldg + n, "gemm_tn_acc: g too short");
+    assert!(out.len() >= k * n, "gemm_tn_acc: out too short");
+    if let Some(cs) = colsum {
+        for j0 in (0..n).step_by(LANES) {
+            let mut acc = V::load(&cs[j0..]);
+            for i in 0..m {
+                acc = acc.add(V::load(&g[i * ldg + j0..]));
             }
+            acc.store(&mut cs[j0..]);
         }
-        let (a, g, out) = (a.as_ptr(), g.as_ptr(), out.as_mut_ptr());
-        let mut k0 = 0;
-        // SAFETY: reduction rows k0..k0+R < k; all rows < m of a and g (asserts above).
-        unsafe {
+    }
+    let (a, g, out) = (a.as_ptr(), g.as_ptr(), out.as_mut_ptr());
+    let mut k0 = 0;
+    // SAFETY: reduction rows k0..k0+R < k; all rows < m of a and g (asserts above).
+    unsafe {
+        if V::REGISTERS >= 32 {
             while k0 + 12 <= k {
                 tn_rows::<V, 12>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
                 k0 += 12;
             }
-            while k0 + MR <= k {
-                tn_rows::<V, MR>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
-                k0 += MR;
+        } else {
+            while k0 + MR_AVX2 <= k {
+                tn_rows::<V, MR_AVX2>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+                k0 += MR_AVX2;
             }
-            while k0 + 4 <= k {
-                tn_rows::<V, 4>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
-                k0 += 4;
+        }
+        while k0 + MR <= k {
+            tn_rows::<V, MR>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+            k0 += MR;
+        }
+        while k0 + 4 <= k {
+            tn_rows::<V, 4>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+            k0 += 4;
+        }
+        while k0 < k {
+            tn_rows::<V, 1>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
+            k0 += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::v16::Emulated;
+    use super::*;
+
+    fn draws(n: usize, name: &str) -> Vec<f32> {
+        use rand::Rng;
+        let mut r = crate::rng::stream(0, name);
+        (0..n).map(|_| r.random_range(-2.0f32..2.0)).collect()
+    }
+
+    /// The register tiles of both instruction sets compute exactly the definition, bit for bit:
+    /// `c[i][j] = fma(a[i][k−1], b[k−1][j], … fma(a[i][0], b[0][j], 0)) + bias[j]` and
+    /// `out[kk][j]` = its start value followed by `fma(a[i][kk], g[i][j], ·)` for ascending `i`.
+    /// Shapes are chosen to leave remainders of every tile: 37 rows (8/6-row tiles), `k` 25 and
+    /// 64, widths 16 (a lone half panel), 48 and 64.
+    #[test]
+    fn register_tiles_of_both_instruction_sets_compute_the_definition_bit_for_bit() {
+        for (m, k, n) in [(37, 25, 48), (37, 64, 64), (13, 29, 16), (6, 64, 80)] {
+            let a = draws(m * k, "gemm.a");
+            let w = draws(k * n, "gemm.w");
+            let bias = draws(n, "gemm.bias");
+            let g = draws(m * n, "gemm.g");
+            let start = draws(k * n, "gemm.out");
+            let mut want = vec![0.0f32; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let s = (0..k).fold(0.0f32, |s, kk| a[i * k + kk].mul_add(w[kk * n + j], s));
+                    want[i * n + j] = s + bias[j];
+                }
             }
-            while k0 < k {
-                tn_rows::<V, 1>(a.add(k0), lda, g, ldg, m, n, out.add(k0 * n));
-                k0 += 1;
+            let mut want_tn = start.clone();
+            for kk in 0..k {
+                for j in 0..n {
+                    want_tn[kk * n + j] = (0..m).fold(start[kk * n + j], |s, i| {
+                        a[i * k + kk].mul_add(g[i * n + j], s)
+                    });
+                }
+            }
+            let mut want_colsum = bias.clone();
+            for (j, cs) in want_colsum.iter_mut().enumerate() {
+                *cs = (0..m).fold(*cs, |s, i| s + g[i * n + j]);
+            }
+            let panels = Panels::pack(&w, k, n, n, 1);
+            let check = |name: &str, got: &[f32], want: &[f32]| {
+                let same = got
+                    .iter()
+                    .zip(want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{name} differs from its definition at m {m}, k {k}, n {n}"
+                );
+            };
+            #[allow(clippy::too_many_arguments)]
+            fn run<V: V16>(
+                a: &[f32],
+                m: usize,
+                k: usize,
+                n: usize,
+                panels: &Panels,
+                bias: &[f32],
+                g: &[f32],
+                start: &[f32],
+            ) -> [Vec<f32>; 3] {
+                let mut c = vec![0.0f32; m * n];
+                gemm_rows_with::<V>(a, k, m, panels, Some(bias), &mut c, n);
+                let (mut out, mut cs) = (start.to_vec(), bias.to_vec());
+                gemm_tn_acc_with::<V>(a, k, g, n, m, k, n, &mut out, Some(&mut cs));
+                [c, out, cs]
+            }
+            for (regs, got) in [
+                (
+                    32,
+                    run::<Emulated<32>>(&a, m, k, n, &panels, &bias, &g, &start),
+                ),
+                (
+                    8,
+                    run::<Emulated<8>>(&a, m, k, n, &panels, &bias, &g, &start),
+                ),
+            ] {
+                check(&format!("X·W + b ({regs} registers)"), &got[0], &want);
+                check(&format!("Xᵀ·G ({regs} registers)"), &got[1], &want_tn);
+                check(&format!("Σ_i G ({regs} registers)"), &got[2], &want_colsum);
+            }
+            // And the compiled kernel this CPU runs.
+            if level() != Level::None {
+                let mut c = vec![0.0f32; m * n];
+                gemm_rows(&a, k, m, &panels, Some(&bias), &mut c, n).expect("kernel");
+                check("X·W + b (this CPU)", &c, &want);
+                let (mut out, mut cs) = (start.clone(), bias.clone());
+                gemm_tn_acc(&a, k, &g, n, m, k, n, &mut out, Some(&mut cs)).expect("kernel");
+                check("Xᵀ·G (this CPU)", &out, &want_tn);
+                check("Σ_i G (this CPU)", &cs, &want_colsum);
             }
         }
     }

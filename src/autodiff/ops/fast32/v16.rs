@@ -12,6 +12,11 @@ use std::arch::x86_64::*;
 
 /// Sixteen f32 lanes. Loads and stores read or write `s[0..16]` of a slice (bounds-checked).
 pub trait V16: Copy {
+    /// How many 16-lane vectors the register file holds: 32 with AVX-512 (32 `zmm`), 8 with AVX2
+    /// (16 `ymm`). The kernels size their register blocks by it; a block that does not fit spills
+    /// to the stack on every step. Splitting a block into smaller ones changes no result: every
+    /// output element still gets the same operations in the same order.
+    const REGISTERS: usize;
     /// All lanes 0.
     fn zero() -> Self;
     /// All lanes `x`.
@@ -79,6 +84,7 @@ pub struct Avx512(__m512);
 
 #[cfg(target_arch = "x86_64")]
 impl V16 for Avx512 {
+    const REGISTERS: usize = 32;
     #[inline(always)]
     fn zero() -> Self {
         // SAFETY (all methods): only reached from `simd_fn!` bodies compiled with AVX-512F on a CPU
@@ -148,6 +154,7 @@ pub struct Avx2(__m256, __m256);
 
 #[cfg(target_arch = "x86_64")]
 impl V16 for Avx2 {
+    const REGISTERS: usize = 8;
     #[inline(always)]
     fn zero() -> Self {
         // SAFETY (all methods): only reached from `simd_fn!` bodies compiled with AVX2 and FMA on a
@@ -223,5 +230,78 @@ impl V16 for Avx2 {
                 |v: __m256| _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(v)));
             Avx2(s(self.0), s(self.1))
         }
+    }
+}
+
+/// Sixteen lanes in plain Rust with a register file of `REGISTERS` vectors, for tests: the
+/// kernels run on it with either register blocking ([`Avx512`]'s 32 or [`Avx2`]'s 8) on any CPU,
+/// and each lane does the IEEE operation of the real instruction (`mul_add` is one rounding).
+#[cfg(test)]
+#[derive(Clone, Copy)]
+pub struct Emulated<const REGISTERS: usize>([f32; 16]);
+
+#[cfg(test)]
+impl<const REGISTERS: usize> Emulated<REGISTERS> {
+    fn map2(self, b: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        let mut o = self.0;
+        for (v, w) in o.iter_mut().zip(b.0) {
+            *v = f(*v, w);
+        }
+        Emulated(o)
+    }
+}
+
+#[cfg(test)]
+impl<const REGISTERS: usize> V16 for Emulated<REGISTERS> {
+    const REGISTERS: usize = REGISTERS;
+    fn zero() -> Self {
+        Emulated([0.0; 16])
+    }
+    fn splat(x: f32) -> Self {
+        Emulated([x; 16])
+    }
+    fn load(s: &[f32]) -> Self {
+        Emulated(s[..16].try_into().expect("16 lanes"))
+    }
+    fn store(self, s: &mut [f32]) {
+        s[..16].copy_from_slice(&self.0);
+    }
+    unsafe fn load_ptr(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable floats at `p`.
+        Emulated(unsafe { std::ptr::read_unaligned(p as *const [f32; 16]) })
+    }
+    unsafe fn store_ptr(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable floats at `p`.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 16], self.0) }
+    }
+    fn fma(self, a: Self, b: Self) -> Self {
+        let mut o = self.0;
+        for ((v, x), y) in o.iter_mut().zip(a.0).zip(b.0) {
+            *v = x.mul_add(y, *v);
+        }
+        Emulated(o)
+    }
+    fn mul(self, b: Self) -> Self {
+        self.map2(b, |x, y| x * y)
+    }
+    fn add(self, b: Self) -> Self {
+        self.map2(b, |x, y| x + y)
+    }
+    fn sub(self, b: Self) -> Self {
+        self.map2(b, |x, y| x - y)
+    }
+    fn max(self, b: Self) -> Self {
+        // `vmaxps`: the second operand unless the first is greater (so `b` on NaN).
+        self.map2(b, |x, y| if x > y { x } else { y })
+    }
+    fn min(self, b: Self) -> Self {
+        self.map2(b, |x, y| if x < y { x } else { y })
+    }
+    fn shl23(self) -> Self {
+        let mut o = self.0;
+        for v in o.iter_mut() {
+            *v = f32::from_bits(v.to_bits() << 23);
+        }
+        Emulated(o)
     }
 }
