@@ -338,17 +338,23 @@ fn step_targets_set_the_schedule_and_run_json_records_it() {
             .any(|w| w.contains("only 9 batch-level") && w.contains("joint_steps")),
         "{warnings:?}"
     );
-    // The chance-level warning appears exactly when the last contrastive loss is above 0.98 of
-    // ln(2·32 − 1), computed here from the log.
+    // The contrastive warning appears exactly when the last contrastive loss is above 0.98 of
+    // ln(2·32 − 1), or not below what raw pixel correlations score on the same views (run.json's
+    // `contrastive_reference`), computed here from the log.
     let last_cl = recs
         .iter()
         .filter_map(|r| r["l_cl"].as_f64())
         .next_back()
         .unwrap();
+    let reference = rj["contrastive_reference"].as_f64().unwrap();
+    assert!(
+        reference > 0.0 && reference < 2.0 * 63f64.ln(),
+        "reference {reference}"
+    );
     assert_eq!(
         warnings.iter().any(|w| w.contains("chance level")),
-        last_cl > 0.98 * 63f64.ln(),
-        "l_cl {last_cl}: {warnings:?}"
+        last_cl > 0.98 * 63f64.ln() || last_cl >= reference,
+        "l_cl {last_cl}, reference {reference}: {warnings:?}"
     );
     // The canvas fits the tissue: padded to the patch (5) and no larger than the method's canvas.
     let shape: Vec<u64> = rj["image_shape"]

@@ -13,7 +13,7 @@
 //! with `darlc run --resume`.
 
 use super::checkpoint::{self, Checkpoint, Header};
-use super::{Phase, RunResult};
+use super::{Phase, RunResult, guardrails};
 use crate::augment::gat::{BlockHook, GatConfig, GatState};
 use crate::augment::smooth;
 use crate::baselines::{self, Clustering};
@@ -377,6 +377,15 @@ pub fn run_darlc(
     // similarity so that `S` and K do not depend on it.
     let mut xs = xs;
     crate::data::scale_images(&mut xs, c.smoothing.view_scale);
+    // What raw pixels score on these views: the yardstick of the warm-up's L_CL (issue 23).
+    let contrastive_reference = guardrails::pixel_reference(
+        set.images.view(),
+        xs.view(),
+        set.mask.view(),
+        c.module1.batch.size_for(n),
+        c.module1.tau,
+        c.seed,
+    );
     // 3. Module I warm-up.
     let m1cfg = M1Config::from_run(c, ch, hgt, wid);
     let x = &set.images;
@@ -469,6 +478,7 @@ pub fn run_darlc(
             h: Some(h),
             z: None,
             phases,
+            contrastive_reference,
         };
         return Ok((r, model, None));
     };
@@ -486,6 +496,7 @@ pub fn run_darlc(
                 h: Some(h),
                 z: None,
                 phases,
+                contrastive_reference,
             },
             model,
             Some(k),
@@ -630,6 +641,7 @@ pub fn run_darlc(
             h: Some(h),
             z: Some(z),
             phases,
+            contrastive_reference,
         },
         model,
         Some(k),

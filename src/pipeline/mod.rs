@@ -61,6 +61,9 @@ pub struct RunResult {
     /// Clustering-space embedding `z` (DARLC), or the PCA scores (gmm-pca).
     pub z: Option<Array2<f64>>,
     pub phases: Vec<Phase>,
+    /// DARLC: the contrastive loss of raw pixel correlations on the positive views
+    /// ([`guardrails::pixel_reference`]), the yardstick of the trained encoder's `L_CL`.
+    pub contrastive_reference: Option<f64>,
 }
 
 /// Everything `write_all` needs beyond the clustering.
@@ -89,6 +92,10 @@ struct RunJson<'a> {
     /// DARLC: per phase the batch, epochs, optimiser steps and the target that produced them.
     #[serde(skip_serializing_if = "Option::is_none")]
     schedule: Option<schedule::Schedule>,
+    /// DARLC: the contrastive loss that raw pixel correlations score on the positive views, in
+    /// the warm-up's batches (see [`guardrails::pixel_reference`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contrastive_reference: Option<f64>,
     /// Every warning the run printed (see [`guardrails`]).
     warnings: &'a [String],
     phases: &'a [Phase],
@@ -383,6 +390,7 @@ fn run_in(
                 h: None,
                 z: None,
                 phases: vec![],
+                contrastive_reference: None,
             };
             (r, Some(k))
         }
@@ -402,6 +410,7 @@ fn run_in(
                 h: None,
                 z,
                 phases: vec![],
+                contrastive_reference: None,
             };
             (r, Some(k))
         }
@@ -427,6 +436,7 @@ fn run_in(
             &log,
             s.warmup.batch,
             s.warmup.steps,
+            result.contrastive_reference,
         ));
     }
     if let (Some(s), Some(cl), Some(k)) = (&sched, &result.clustering, k)
@@ -443,6 +453,7 @@ fn run_in(
     }
     warnings.append(&mut after);
     phases.append(&mut result.phases);
+    let contrastive_reference = result.contrastive_reference;
     let t2 = Instant::now();
     let x = match (x_loaded, &scaled) {
         (Some(x), None) => x,
@@ -480,6 +491,7 @@ fn run_in(
         image_shape,
         clusters: k,
         schedule: sched,
+        contrastive_reference,
         warnings: &warnings,
         phases: &phases,
         outputs: written
