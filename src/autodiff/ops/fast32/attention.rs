@@ -10,11 +10,11 @@
 //!   `∂Q = ∂S K /√d_h`, `∂K = ∂Sᵀ Q /√d_h`, `∂V = Aᵀ ∂O`.
 //!
 //! The products are register-blocked with explicit 16-lane vectors ([`V16`]): the score block
-//! holds `ROWS × 32` accumulators (16 AVX-512 registers), the `A V` block `ROWS × d_h`. With AVX2
-//! (16 registers of 8 lanes) a block is [`ROWS_AVX2`] rows and at most 12 `ymm` accumulators
-//! (6 rows × 16 columns), which changes no result: each sum keeps its terms and their order. Every sum
-//! runs in a fixed order (`c`, `j` and `r` ascending), so a result depends only on the image,
-//! never on the thread count.
+//! holds `ROWS × 32` accumulators (16 AVX-512 registers), the `A V` block `ROWS × d_h`. With
+//! AVX2 (16 registers of 8 lanes) a block is [`ROWS_AVX2`] rows and at most 12 `ymm`
+//! accumulators (6 rows × 16 columns), which changes no result: each sum keeps its terms and
+//! their order. Every sum runs in a fixed order (`c`, `j` and `r` ascending), so a result depends
+//! only on the image, never on the thread count.
 
 use super::v16::{V16, exp as exp_v};
 use super::{LANES, Level, level};
@@ -159,7 +159,7 @@ fn times_t<V: V16, const NV: usize, const R: usize>(
 /// the same order.
 #[inline(always)]
 fn times_t16<V: V16, const R: usize>(a: &[f32], dh: usize, bt: &[f32], lp: usize, s: &mut [f32]) {
-    assert!(a.len() >= R * dh && bt.len() >= dh * lp && s.len() >= (R - 1) * lp + lp);
+    assert!(a.len() >= R * dh && bt.len() >= dh * lp && s.len() >= R * lp);
     let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
     // SAFETY: offsets are < R·dh into `a`, < dh·lp into `bt` and < R·lp into `s` (`jb + 16 ≤ lp`,
     // `lp` a multiple of 16), checked by the assert.
