@@ -113,25 +113,22 @@ pub fn pixel_reference(
     tau: f64,
     seed: u64,
 ) -> Option<f64> {
-    let (n, ch, h, w) = x.dim();
-    let pix: Vec<(usize, usize)> = (0..h)
-        .flat_map(|i| (0..w).map(move |j| (i, j)))
-        .filter(|&(i, j)| mask.get((i, j)).is_some_and(|&m| m != 0))
-        .collect();
-    let p = ch * pix.len();
+    use crate::autodiff::Tape;
+    let n = x.dim().0;
+    let p = x.dim().1 * mask.iter().filter(|&&m| m != 0).count();
     let b = b.min(n);
     if b < 2 || p == 0 || xs.dim() != x.dim() {
         return None;
     }
-    let unit = |img: ndarray::ArrayView3<f32>| -> Vec<f64> {
-        let v: Vec<f64> = (0..ch)
-            .flat_map(|c| pix.iter().map(move |&(i, j)| (c, i, j)))
-            .map(|(c, i, j)| img[[c, i, j]] as f64)
-            .collect();
-        let mean = v.iter().sum::<f64>() / p as f64;
-        let c: Vec<f64> = v.iter().map(|a| a - mean).collect();
-        let norm = c.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
-        c.iter().map(|a| a / norm).collect()
+    // The batch's tissue pixels, each row centred (Eq. 10's normalisation makes it unit length).
+    let centred = |imgs: ndarray::ArrayView4<f32>, idx: &[usize]| {
+        let batch = imgs.select(ndarray::Axis(0), idx);
+        let mut v = crate::baselines::tissue_vectors(batch.view(), mask).ok()?;
+        for mut row in v.rows_mut() {
+            let mean = row.sum() / p as f64;
+            row -= mean;
+        }
+        Some(v.into_dyn())
     };
     let perm = crate::module1::warmup::permutation(
         &mut crate::rng::stream(seed, "guardrails.pixel_reference"),
@@ -142,45 +139,11 @@ pub fn pixel_reference(
     let mut total = 0.0;
     let mut count = 0;
     for idx in perm.chunks_exact(b).take(max_batches) {
-        // v = [a_1 … a_B, b_1 … b_B] as 2B rows of p.
-        let mut v = Vec::with_capacity(2 * b * p);
-        for &i in idx {
-            v.extend(unit(x.index_axis(ndarray::Axis(0), i)));
-        }
-        for &i in idx {
-            v.extend(unit(xs.index_axis(ndarray::Axis(0), i)));
-        }
-        let m = 2 * b;
-        let mut sim = vec![0.0f64; m * m];
-        // SAFETY: v is m×p row-major, read as vᵀ with strides (1, p); sim is m×m, not aliased.
-        unsafe {
-            <f64 as crate::float::Float>::gemm(
-                m,
-                p,
-                m,
-                1.0 / tau,
-                v.as_ptr(),
-                p as isize,
-                1,
-                v.as_ptr(),
-                1,
-                p as isize,
-                0.0,
-                sim.as_mut_ptr(),
-                m as isize,
-                1,
-            );
-        }
-        let mut loss = 0.0;
-        for r in 0..m {
-            let row = &sim[r * m..(r + 1) * m];
-            let pos = if r < b { r + b } else { r - b };
-            let others = || row.iter().enumerate().filter(|&(c, _)| c != r);
-            let top = others().fold(f64::NEG_INFINITY, |a, (_, &s)| a.max(s));
-            let lse = top + others().map(|(_, &s)| (s - top).exp()).sum::<f64>().ln();
-            loss += lse - row[pos];
-        }
-        total += loss / m as f64;
+        let mut t = Tape::<f64>::new();
+        let c = t.constant(centred(x, idx)?);
+        let c_t = t.constant(centred(xs, idx)?);
+        let loss = crate::module1::contrastive::nt_xent(&mut t, c, c_t, tau);
+        total += t.scalar(loss);
         count += 1;
     }
     (count > 0).then(|| total / count as f64)
