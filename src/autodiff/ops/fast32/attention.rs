@@ -106,22 +106,22 @@ fn times_t<V: V16, const NV: usize, const R: usize>(
     if V::REGISTERS < 32 {
         // AVX2: blocks of at most 6 rows × 16 columns (12 `ymm` accumulators).
         if R <= ACC_AVX2 {
-            times_t16::<V, R>(a, dh, bt, lp, s);
+            times_t16::<V, R>(a, dh, bt, lp, s, 0);
         } else if R.is_multiple_of(4) {
             for r0 in (0..R).step_by(4) {
-                times_t16::<V, 4>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..]);
+                times_t16::<V, 4>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..], 0);
             }
         } else {
             for r0 in 0..R {
-                times_t16::<V, 1>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..]);
+                times_t16::<V, 1>(&a[r0 * dh..], dh, bt, lp, &mut s[r0 * lp..], 0);
             }
         }
         return;
     }
-    let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
     // SAFETY: every offset below is < R·dh into `a`, < dh·lp into `bt` and < R·lp into `s`
-    // (`jb + 32 ≤ lp` in the loop, `jb + 16 = lp` after it), checked by the assert.
-    unsafe {
+    // (`jb + 32 ≤ lp` in the loop), checked by the assert.
+    let done = unsafe {
+        let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
         let mut jb = 0;
         while jb + 2 * LANES <= lp {
             let mut acc = [[V::zero(); 2]; R];
@@ -140,31 +140,29 @@ fn times_t<V: V16, const NV: usize, const R: usize>(
             }
             jb += 2 * LANES;
         }
-        if jb < lp {
-            let mut acc = [V::zero(); R];
-            for c in 0..dh {
-                let b = V::load_ptr(bt.add(c * lp + jb));
-                for r in 0..R {
-                    acc[r] = acc[r].fma(V::splat(*a.add(r * dh + c)), b);
-                }
-            }
-            for r in 0..R {
-                acc[r].store_ptr(s.add(r * lp + jb));
-            }
-        }
-    }
+        jb
+    };
+    // The last 16 columns when lp is not a multiple of 32.
+    times_t16::<V, R>(a, dh, bt, lp, s, done);
 }
 
-/// [`times_t`] for `R` rows in blocks of 16 columns (the AVX2 register block): the same sums in
-/// the same order.
+/// [`times_t`] for `R` rows and the columns from `from` (a multiple of 16) in blocks of 16 (the
+/// AVX2 register block, and AVX-512's last block): the same sums in the same order.
 #[inline(always)]
-fn times_t16<V: V16, const R: usize>(a: &[f32], dh: usize, bt: &[f32], lp: usize, s: &mut [f32]) {
+fn times_t16<V: V16, const R: usize>(
+    a: &[f32],
+    dh: usize,
+    bt: &[f32],
+    lp: usize,
+    s: &mut [f32],
+    from: usize,
+) {
     assert!(a.len() >= R * dh && bt.len() >= dh * lp && s.len() >= R * lp);
     let (a, bt, s) = (a.as_ptr(), bt.as_ptr(), s.as_mut_ptr());
     // SAFETY: offsets are < R·dh into `a`, < dh·lp into `bt` and < R·lp into `s` (`jb + 16 ≤ lp`,
     // `lp` a multiple of 16), checked by the assert.
     unsafe {
-        for jb in (0..lp).step_by(LANES) {
+        for jb in (from..lp).step_by(LANES) {
             let mut acc = [V::zero(); R];
             for c in 0..dh {
                 let b = V::load_ptr(bt.add(c * lp + jb));
