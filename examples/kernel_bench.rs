@@ -1,7 +1,8 @@
 //! Single-thread timings of the f32 fused kernels at the paper's Module I sizes (one image per
 //! call, as the tape runs them, each thread on its own images): attention forward (no-grad and
 //! recording), attention backward, with GFLOP/s of the `Q Kᵀ` / `A V` products (forward 2 products,
-//! backward 5 with the recomputed scores). Median of `--reps` runs over `--images` images.
+//! backward 5 with the recomputed scores), the linear layers against matrixmultiply's sgemm, and the
+//! GELU epilogue in ns per element. Median of `--reps` runs over `--images` images.
 //!
 //! ```text
 //! cargo run --release --example kernel_bench -- [--images 64] [--reps 7] [--tokens 225] [--dim 64] [--heads 4]
@@ -174,6 +175,28 @@ fn main() {
             gf(t_mm_tn)
         );
     }
+    // GELU over one FAST_ROWS chunk of the MLP's hidden activation (256 rows × 4D), as the fused
+    // epilogue of the linear layer runs it, forward and backward.
+    let hidden = 256 * 4 * d;
+    let xs: Vec<f32> = (0..hidden).map(|_| r.random_range(-4.0f32..4.0)).collect();
+    let gs: Vec<f32> = (0..hidden).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let mut ys = vec![0.0f32; hidden];
+    let t_gelu = time(&mut || {
+        for _ in 0..64 {
+            fast32::gelu_slice(&xs, &mut ys).expect("kernel");
+        }
+    });
+    let t_gelu_b = time(&mut || {
+        for _ in 0..64 {
+            fast32::gelu_backward_slice(&gs, &xs, &mut ys).expect("kernel");
+        }
+    });
+    let ns = |t: f64| 1e9 * t / (64 * hidden) as f64;
+    println!(
+        "GELU {hidden} elements: forward {:.3} ns/element, backward {:.3} ns/element",
+        ns(t_gelu),
+        ns(t_gelu_b)
+    );
     let per = |t: f64| 1e6 * t / (n * heads) as f64;
     println!(
         "attention forward (no-grad)  {:8.2} µs/(image·head)  {:6.1} GFLOP/s",
