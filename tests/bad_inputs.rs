@@ -1595,13 +1595,6 @@ fn verify_cases() -> Vec<Case> {
             &[],
             &["add.same.safetensors", "`out`", "non-finite"],
         ),
-        case_with(
-            "unknown tier",
-            mk(&|_| {}),
-            tensor.clone(),
-            &["--tier", "f16"],
-            &["`tier`", "`f16`"],
-        ),
     ]
 }
 

@@ -2,7 +2,7 @@
 //! perturbed, missing or incomplete candidate fails loudly and names what failed.
 
 use darlc::fixtures::verify::Status;
-use darlc::fixtures::{Manifest, check, registry, verify};
+use darlc::fixtures::{Manifest, Tier, check, registry, verify};
 use darlc::io::{TensorData, TensorFile};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -35,6 +35,15 @@ fn run_verify(cand: &Path, tier: &str) -> Output {
         .args(["--tier", tier])
         .output()
         .expect("run darlc")
+}
+
+/// `--tier` takes f32 or f64 only; anything else is refused by the parser, which lists both.
+#[test]
+fn verify_refuses_an_unknown_tier_and_names_the_tiers() {
+    let out = run_verify(&golden(), "f16");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'f16'") && err.contains("f32, f64"), "{err}");
 }
 
 #[test]
@@ -112,11 +121,11 @@ fn fixtures_cover_every_tape_op_of_spec_17() {
 
 #[test]
 fn fixtures_verify_reference_against_itself_passes() {
-    for tier in ["f32", "f64"] {
+    for tier in [Tier::F32, Tier::F64] {
         let res = verify(&golden(), &golden(), tier).unwrap();
         assert!(res.len() > 100);
         assert!(res.iter().all(|r| r.passed() && r.max_abs == 0.0));
-        let out = run_verify(&golden(), tier);
+        let out = run_verify(&golden(), tier.name());
         assert!(
             out.status.success(),
             "{}",
@@ -140,7 +149,7 @@ fn fixtures_verify_fails_on_a_perturbed_candidate_and_names_the_tensor() {
     *v *= 1.01;
     f.save(&path).unwrap();
 
-    let res = verify(&golden(), &cand, "f32").unwrap();
+    let res = verify(&golden(), &cand, Tier::F32).unwrap();
     let failed: Vec<_> = res.iter().filter(|r| !r.passed()).collect();
     assert_eq!(failed.len(), 1, "exactly the perturbed tensor fails");
     assert_eq!(
@@ -173,7 +182,7 @@ fn fixtures_verify_fails_on_missing_case_file_and_missing_tensor() {
     f.tensors.remove("grad.l").unwrap();
     f.save(&path).unwrap();
 
-    let res = verify(&golden(), &cand, "f32").unwrap();
+    let res = verify(&golden(), &cand, Tier::F32).unwrap();
     let failed: Vec<(String, String)> = res
         .iter()
         .filter(|r| !r.passed())
@@ -296,13 +305,11 @@ fn fixtures_structurally_zero_gradients_have_an_absolute_tolerance() {
         "grad.vit.block1.attn.b_k",
         "grad.proj.lin1.b",
     ] {
-        let tol = case.tol_of(t, "outputs", "f64").unwrap();
+        let tol = case.tol_of(t, "outputs", Tier::F64);
         assert_eq!((tol.rel, tol.abs), (0.0, 1e-12), "{t}");
     }
     // A tensor without an override keeps its role's tolerance.
-    let tol = case
-        .tol_of("grad.vit.block0.attn.b_q", "outputs", "f64")
-        .unwrap();
+    let tol = case.tol_of("grad.vit.block0.attn.b_q", "outputs", Tier::F64);
     assert_eq!((tol.rel, tol.abs), (1e-10, 1e-12));
     // verify applies the override: 2e-12 on a structurally zero gradient fails.
     let cand = copy_of_golden("structural_zero");
@@ -313,7 +320,7 @@ fn fixtures_structurally_zero_gradients_have_an_absolute_tolerance() {
     };
     *g.iter_mut().next().unwrap() += 2e-12;
     f.save(&path).unwrap();
-    let res = verify(&golden(), &cand, "f64").unwrap();
+    let res = verify(&golden(), &cand, Tier::F64).unwrap();
     let failed: Vec<_> = res
         .iter()
         .filter(|r| !r.passed())

@@ -1,6 +1,7 @@
 //! `darlc verify`: compare another backend's outputs with a reference golden set (method §16).
 
 use crate::error::{DarlcError, Result};
+use crate::fixtures::case::Tier;
 use crate::fixtures::verify::{self, format_line};
 use clap::Args;
 use std::path::PathBuf;
@@ -15,13 +16,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub candidate: PathBuf,
     /// Tolerance tier of the manifest: f32 (method §16 defaults) or f64 (tight).
-    #[arg(long, default_value = "f32")]
-    pub tier: String,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub tier: Tier,
 }
 
 /// Run `darlc verify`.
 pub fn verify(args: VerifyArgs) -> Result<()> {
-    let results = verify::verify(&args.reference, &args.candidate, &args.tier)?;
+    let results = verify::verify(&args.reference, &args.candidate, args.tier)?;
     let mut failed = Vec::new();
     for r in &results {
         println!("{}", format_line(r));
@@ -32,7 +33,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     let cases: std::collections::BTreeSet<&str> = results.iter().map(|r| r.case.as_str()).collect();
     println!(
         "verify (tier {}): {} cases, {} tensors, {} passed, {} FAILED",
-        args.tier,
+        args.tier.name(),
         cases.len(),
         results.len(),
         results.len() - failed.len(),
