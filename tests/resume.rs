@@ -654,7 +654,11 @@ fn an_interrupted_embed_resumes_with_embed_resume() {
         c
     };
     let reference = tmp("embed-reference");
-    ok(&embed(&reference, "2", &[]).output().unwrap());
+    let o = embed(&reference, "2", &[]).output().unwrap();
+    ok(&o);
+    // embed does not cluster, so it says nothing of K.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("K ="), "embed printed a K: {err}");
     let out = tmp("embed-interrupted");
     let o = embed(&out, "2", &[])
         .env("DARLC_STOP_AFTER", "warm-up:1.5")

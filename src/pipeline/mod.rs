@@ -342,7 +342,8 @@ fn run_in(
     // not hold them.
     let tissue = |s: &ImageSet| baselines::tissue_vectors(s.images.view(), s.mask.view());
     let k_given = cfg.clusters_for(n)?;
-    if let Some(k) = k_given
+    // `darlc embed` stops before clustering: K means nothing to it.
+    if let Some(k) = k_given.filter(|_| until == Until::Clusters)
         && let Some(line) = guardrails::explain_k(c.module2.clusters, k, n)
     {
         eprintln!("{line}");
