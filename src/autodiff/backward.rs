@@ -104,21 +104,10 @@ impl<T: Float> Tape<T> {
                     accumulate(grads, *a, ga.map(|x| x.into_dyn()));
                     accumulate(grads, *b, gb.map(|x| x.into_dyn()));
                 } else {
-                    let k = *av.shape().last().expect("axis");
-                    let rows = av.len() / k.max(1);
-                    let n = *g.shape().last().expect("axis");
-                    let a_std = av.as_standard_layout();
-                    let a2 = a_std
-                        .view()
-                        .into_shape_with_order((rows, k))
-                        .expect("flatten");
-                    let g_std = g.as_standard_layout();
-                    let g2 = g_std
-                        .view()
-                        .into_shape_with_order((rows, n))
-                        .expect("flatten");
+                    let (a2, g2) = (matmul::flatten_rows(av), matmul::flatten_rows(g));
                     let b2 = bv.view().into_dimensionality::<Ix2>().expect("2-D");
-                    let (ga, gb) = matmul::matmul_backward(g2, a2, b2, false, *tb, need);
+                    let (ga, gb) =
+                        matmul::matmul_backward(g2.view(), a2.view(), b2, false, *tb, need);
                     accumulate(
                         grads,
                         *a,

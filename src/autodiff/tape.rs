@@ -175,17 +175,11 @@ impl<T: Float> Tape<T> {
             );
             matmul::matmul(a2, b2).into_dyn()
         } else {
-            let k = *av.shape().last().expect("axis");
-            let rows = av.len() / k.max(1);
-            let a_std = av.as_standard_layout();
-            let a2 = a_std
-                .view()
-                .into_shape_with_order((rows, k))
-                .expect("flatten");
+            let a2 = matmul::flatten_rows(av);
             let b2 = bv.view().into_dimensionality::<Ix2>().expect("2-D");
             let b2 = if tb { b2.reversed_axes() } else { b2 };
             assert_eq!(
-                k,
+                a2.dim().1,
                 b2.dim().0,
                 "matmul: shapes {:?} and {:?}",
                 av.shape(),
@@ -193,7 +187,7 @@ impl<T: Float> Tape<T> {
             );
             let mut shape = av.shape().to_vec();
             *shape.last_mut().expect("axis") = b2.dim().1;
-            matmul::matmul(a2, b2)
+            matmul::matmul(a2.view(), b2)
                 .into_shape_with_order(IxDyn(&shape))
                 .expect("unflatten")
         };

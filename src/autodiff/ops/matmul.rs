@@ -7,7 +7,9 @@
 //! partial products are summed sequentially in chunk order.
 
 use crate::float::Float;
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
+use ndarray::{
+    Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, CowArray, Ix2, s,
+};
 use rayon::prelude::*;
 
 /// Fixed `k` chunk for the reduction-split path (independent of the thread count).
@@ -86,6 +88,17 @@ fn new_output<T: Float, D: ndarray::Dimension>(
         fill(view);
         out.assume_init()
     }
+}
+
+/// `a: [.., k]` as the matrix `[rows, k]` of its leading axes flattened (an N-d operand of
+/// [`crate::autodiff::Tape::matmul`], e.g. tokens `[B, L, D]`); copies only when `a` is not in
+/// standard layout.
+pub fn flatten_rows<'a, T: Float>(a: &'a ArrayD<T>) -> CowArray<'a, T, Ix2> {
+    let k = *a.shape().last().expect("at least one axis");
+    let rows = a.len() / k.max(1);
+    a.as_standard_layout()
+        .into_shape_with_order((rows, k))
+        .expect("standard layout flattens")
 }
 
 /// `a·b` into a new array, parallel over output blocks (or fixed `k` chunks).
