@@ -1467,25 +1467,22 @@ fn verify_cases() -> Vec<Case> {
         edit(&mut m);
         serde_json::to_vec_pretty(&m).unwrap()
     };
-    let case_with =
-        |name: &str, man: Vec<u8>, tensors: Vec<u8>, extra: &[&str], expect: &[&str]| {
-            let mut args = s(&["verify", "--reference", "{d}/ref", "--candidate", "{d}/ref"]);
-            args.extend(s(extra));
-            Case {
-                reader: "verify reference",
-                name: name.into(),
-                files: with(
-                    with(Files::new(), "ref/manifest.json", man),
-                    "ref/add.same.safetensors",
-                    tensors,
-                ),
-                args,
-                expect: s(expect),
-            }
-        };
-    let c = |name: &str, man: Vec<u8>, expect: &[&str]| {
-        case_with(name, man, tensor.clone(), &[], expect)
+    let case_with = |name: &str, man: Vec<u8>, tensors: Vec<u8>, expect: &[&str]| {
+        let args = s(&["verify", "--reference", "{d}/ref", "--candidate", "{d}/ref"]);
+        Case {
+            reader: "verify reference",
+            name: name.into(),
+            files: with(
+                with(Files::new(), "ref/manifest.json", man),
+                "ref/add.same.safetensors",
+                tensors,
+            ),
+            args,
+            expect: s(expect),
+        }
     };
+    let c =
+        |name: &str, man: Vec<u8>, expect: &[&str]| case_with(name, man, tensor.clone(), expect);
     // The reference's `out` tensor with one NaN.
     let nan_tensor = {
         let mut f = TensorFile::from_bytes(&tensor, Path::new("add.same.safetensors")).unwrap();
@@ -1585,14 +1582,12 @@ fn verify_cases() -> Vec<Case> {
             "reference tensor file truncated",
             mk(&|_| {}),
             tensor[..tensor.len() / 2].to_vec(),
-            &[],
             &["add.same.safetensors"],
         ),
         case_with(
             "reference tensor holds NaN",
             mk(&|_| {}),
             nan_tensor,
-            &[],
             &["add.same.safetensors", "`out`", "non-finite"],
         ),
     ]
