@@ -101,6 +101,13 @@ pub enum ImageScale {
     None,
     /// Divide each image by its maximum (all-zero images stay zero).
     Max,
+    /// Standardise each image over its tissue pixels: subtract their mean, divide by their
+    /// standard deviation; pixels outside the tissue, and constant images, become 0. Removes the
+    /// gene's level and spread and keeps where it is high and low. For Module I's inputs
+    /// (`module1.input_scale`), the views (`smoothing.view_scale`) and the baselines'
+    /// `image_scale`; not for DARLC's `image_scale`, which feeds the GAT, whose output method
+    /// §3.5 clips at 0.
+    Standardize,
 }
 
 /// The batch size B of the warm-up and joint phases: a given number, or `"auto"`, chosen from the
@@ -260,6 +267,17 @@ pub struct ModuleIConfig {
     /// B of the warm-up and joint phases: an integer or `"auto"` ([`Batch::size_for`]).
     pub batch: Batch,
     pub lr: f64,
+    /// Per-image scaling of Module I's input images `x` (the encoder's input and the MIM target),
+    /// applied after the GAT and the seeding similarity, which see the images as loaded. Not in
+    /// the paper (`none`). Issue 23: on sparse sections the raw-pixel MIM target is dominated by
+    /// the highly expressed genes and the encoder learns each gene's level and detection rate;
+    /// `standardize` puts every gene's image on mean 0 and unit spread over the tissue.
+    #[serde(skip_serializing_if = "is_no_scale")]
+    pub input_scale: ImageScale,
+}
+
+fn is_no_scale(s: &ImageScale) -> bool {
+    *s == ImageScale::None
 }
 
 /// Module II settings (method §5–§10).
@@ -355,6 +373,7 @@ impl Default for ModuleIConfig {
             warmup_steps: None,
             batch: Batch::Fixed(256),
             lr: 1e-3,
+            input_scale: ImageScale::None,
         }
     }
 }
@@ -509,6 +528,16 @@ impl Config {
         let m2 = &self.module2;
         let sm = &self.smoothing;
         let p = |name: &str, msg: String| Err(DarlcError::param(name, msg));
+        if self.image_scale == ImageScale::Standardize && self.method == Method::Darlc {
+            return p(
+                "image_scale",
+                "`standardize` makes pixels negative, and DARLC's GAT views are clipped at 0 \
+                 (method §3.5); use `module1.input_scale = \"standardize\"` to standardise \
+                 Module I's inputs (the baselines, `--method kmeans` or `gmm-pca`, accept \
+                 `image_scale = \"standardize\"`)"
+                    .into(),
+            );
+        }
         // Counts and widths that must be at least 1.
         for (name, v) in [
             ("min_spots", self.min_spots),
@@ -762,6 +791,27 @@ mod tests {
         assert_eq!(j["canvas"], 75);
         assert!(j["module1"].get("warmup_steps").is_none());
         assert!(j["module2"].get("joint_steps").is_none());
+        assert!(j["module1"].get("input_scale").is_none());
+    }
+
+    /// `standardize` is for Module I's inputs and the views; the GAT's input must stay
+    /// non-negative, so `image_scale = standardize` is refused before any compute.
+    #[test]
+    fn standardize_is_refused_for_the_gat_input_only() {
+        let mut c = Config::preset("recommended").unwrap();
+        c.module1.input_scale = ImageScale::Standardize;
+        c.smoothing.view_scale = ImageScale::Standardize;
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["module1"]["input_scale"], "standardize");
+        c.clone().check().unwrap();
+        c.image_scale = ImageScale::Standardize;
+        let e = c.clone().check().unwrap_err().to_string();
+        assert!(e.contains("image_scale") && e.contains("module1.input_scale"), "{e}");
+        // The baselines have no GAT: they may cluster standardised images.
+        for m in [Method::Kmeans, Method::GmmPca] {
+            c.method = m;
+            c.clone().check().unwrap();
+        }
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn module1_digits_h_beats_raw_pixels_in_nmi() {
             ..GatConfig::default()
         };
         let mut xs = smooth_image_set(&set, method, &gat).unwrap().images;
-        darlc::data::scale_images(&mut xs, view_scale);
+        darlc::data::scale_images(&mut xs, set.mask.view(), view_scale);
         let ks = kmeans(flat(&xs).view(), 10, &mut rng::stream(seed, "kmeans++")).unwrap();
         let s = nmi(&y, &ks.labels).unwrap();
         let mut cfg = Config::paper(1, 8, 8);

@@ -269,6 +269,64 @@ fn view_scale_changes_the_positive_views_only() {
     }
 }
 
+/// `--input-scale standardize` (`module1.input_scale`, issue 23) changes what the encoder sees,
+/// and so `h`, but not the images a run stores nor the seeding similarity (K by the eigengap);
+/// `run.json` records it. DARLC refuses `--image-scale standardize` (its GAT input must stay
+/// non-negative) before any compute, naming the key to use; the baselines accept it.
+#[test]
+fn input_scale_changes_the_encoder_input_only() {
+    let (a, b) = (tmp("input-none"), tmp("input-std"));
+    let auto = ["--clusters", "auto"];
+    run_tiny(&a, None, &auto, "2");
+    run_tiny(
+        &b,
+        None,
+        &[&auto[..], &["--input-scale", "standardize"]].concat(),
+        "2",
+    );
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(
+        read(&a, "images.safetensors"),
+        read(&b, "images.safetensors")
+    );
+    let h = |d: &Path| {
+        floats(
+            &TensorFile::load(&d.join("embeddings.safetensors")).unwrap(),
+            "h",
+        )
+    };
+    assert_ne!(h(&a), h(&b), "standardised inputs changed nothing in h");
+    let rj =
+        |d: &Path| -> serde_json::Value { serde_json::from_slice(&read(d, "run.json")).unwrap() };
+    assert!(rj(&a)["config"]["module1"].get("input_scale").is_none());
+    assert_eq!(rj(&b)["config"]["module1"]["input_scale"], "standardize");
+    assert_eq!(rj(&a)["clusters"], rj(&b)["clusters"]);
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    let refused = tmp("image-std");
+    let o = darlc()
+        .args(["run", "--input"])
+        .arg(section())
+        .arg("--out")
+        .arg(&refused)
+        .args(["--preset", "tiny", "--image-scale", "standardize"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("module1.input_scale"), "{err}");
+    assert!(!refused.join("run.json").exists());
+    let base = tmp("kmeans-std");
+    run_tiny(
+        &base,
+        None,
+        &["--method", "kmeans", "--clusters", "3", "--image-scale", "standardize"],
+        "2",
+    );
+    std::fs::remove_dir_all(base).unwrap();
+}
+
 fn run_json(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
 }

@@ -73,7 +73,8 @@ pub struct ConfigArgs {
     pub seed: Option<u64>,
     /// Per-image scaling of the inputs before smoothing and clustering (`image_scale`; not in the
     /// method; default none): `max` divides each image by its maximum so that genes group by
-    /// pattern rather than level. Metrics use the unscaled images.
+    /// pattern rather than level; `standardize` (the baselines only) centres and scales each image
+    /// over the tissue. Metrics use the unscaled images.
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
     /// Per-image scaling of the smoothed positive views x̃ (`smoothing.view_scale`; not in the method;
@@ -82,6 +83,12 @@ pub struct ConfigArgs {
     /// rather than the level.
     #[arg(long, value_enum)]
     pub view_scale: Option<ImageScale>,
+    /// Per-image scaling of Module I's input images x, the encoder's input and the MIM target
+    /// (`module1.input_scale`; not in the method; default none): `standardize` puts every image on
+    /// mean 0 and unit spread over the tissue, so that the encoder cannot tell genes apart by
+    /// level. The GAT, K, the metrics and the outputs keep the images as loaded.
+    #[arg(long, value_enum)]
+    pub input_scale: Option<ImageScale>,
     #[command(flatten)]
     pub smoothing: SmoothingArgs,
     /// Warm-up epochs (`module1.warmup_epochs`, method §4.5). Given, it replaces the preset's
@@ -163,6 +170,9 @@ impl ConfigArgs {
         }
         if let Some(s) = self.view_scale {
             c.smoothing.view_scale = s;
+        }
+        if let Some(s) = self.input_scale {
+            c.module1.input_scale = s;
         }
         self.smoothing.apply_to(&mut c.smoothing);
         if let Some(e) = self.warmup_epochs {

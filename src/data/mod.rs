@@ -30,7 +30,7 @@ mod stack;
 
 use crate::error::{DarlcError, Result};
 use crate::io::source;
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array4, ArrayView2};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -517,10 +517,50 @@ fn finish_report(set: &mut ImageSet) {
 /// Apply a per-image scaling ([`crate::config::ImageScale`]) in place. `Max` divides every image
 /// (all channels together) by its largest value; an image whose maximum is ≤ 0 is left as is.
 /// Preprocessed values are non-negative, so `Max` maps each image onto [0, 1] with its maximum at 1.
-pub fn scale_images(images: &mut Array4<f32>, scale: crate::config::ImageScale) {
+/// `Standardize` uses the tissue pixels of `mask` (`[H, W]`) only and sets the others to 0.
+pub fn scale_images(
+    images: &mut Array4<f32>,
+    mask: ArrayView2<u8>,
+    scale: crate::config::ImageScale,
+) {
     use crate::config::ImageScale;
     match scale {
         ImageScale::None => {}
+        ImageScale::Standardize => {
+            for mut img in images.outer_iter_mut() {
+                // Mean and variance over the tissue pixels of every channel, in f64 and in
+                // pixel order (deterministic).
+                let (mut n, mut sum, mut sq) = (0usize, 0.0f64, 0.0f64);
+                for mut ch in img.outer_iter_mut() {
+                    for (v, &m) in ch.iter_mut().zip(mask.iter()) {
+                        if m != 0 {
+                            n += 1;
+                            sum += f64::from(*v);
+                        } else {
+                            *v = 0.0;
+                        }
+                    }
+                }
+                let mean = if n > 0 { sum / n as f64 } else { 0.0 };
+                for ch in img.outer_iter() {
+                    for (&v, &m) in ch.iter().zip(mask.iter()) {
+                        if m != 0 {
+                            sq += (f64::from(v) - mean).powi(2);
+                        }
+                    }
+                }
+                let sd = if n > 0 { (sq / n as f64).sqrt() } else { 0.0 };
+                for mut ch in img.outer_iter_mut() {
+                    for (v, &m) in ch.iter_mut().zip(mask.iter()) {
+                        *v = if m != 0 && sd > 0.0 {
+                            ((f64::from(*v) - mean) / sd) as f32
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
         ImageScale::Max => {
             for mut img in images.outer_iter_mut() {
                 let m = img.fold(f32::NEG_INFINITY, |a, &v| a.max(v));
@@ -536,7 +576,7 @@ pub fn scale_images(images: &mut Array4<f32>, scale: crate::config::ImageScale) 
 mod scale_tests {
     use super::scale_images;
     use crate::config::ImageScale;
-    use ndarray::Array4;
+    use ndarray::{Array2, Array4};
 
     #[test]
     fn max_scaling_puts_each_image_on_unit_max_and_keeps_zeros() {
@@ -547,14 +587,34 @@ mod scale_tests {
         )
         .unwrap();
         let before = x.clone();
-        scale_images(&mut x, ImageScale::None);
+        let mask = Array2::<u8>::ones((2, 2));
+        scale_images(&mut x, mask.view(), ImageScale::None);
         assert_eq!(x, before);
-        scale_images(&mut x, ImageScale::Max);
+        scale_images(&mut x, mask.view(), ImageScale::Max);
         // 2/4, 4/4, 1/4 and 0.5/0.5, 0.25/0.5 — exact in binary floating point.
         assert_eq!(
             x.as_slice().unwrap(),
             &[0.0, 0.5, 1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5]
         );
+    }
+
+    /// `Standardize` uses the tissue pixels only: with the last pixel outside the tissue, image 0
+    /// {1, 3, 5 | 100} has mean 3 and population sd √(8/3) over its tissue, so it becomes
+    /// {−√1.5, 0, √1.5 | 0}; a constant image (1) and an all-zero one (2) become 0.
+    #[test]
+    fn standardizing_uses_the_tissue_pixels_and_zeroes_the_rest() {
+        let mut x = Array4::from_shape_vec(
+            (3, 1, 2, 2),
+            vec![1.0, 3.0, 5.0, 100.0, 2.0, 2.0, 2.0, 7.0, 0.0, 0.0, 0.0, 0.0],
+        )
+        .unwrap();
+        let mask = Array2::from_shape_vec((2, 2), vec![1u8, 1, 1, 0]).unwrap();
+        scale_images(&mut x, mask.view(), ImageScale::Standardize);
+        let r = 1.5f64.sqrt() as f32;
+        let want = [-r, 0.0, r, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        for (got, want) in x.iter().zip(want) {
+            assert!((got - want).abs() <= 1e-6, "{got} against {want}");
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use super::{Phase, RunResult, guardrails};
 use crate::augment::gat::{BlockHook, GatConfig, GatState};
 use crate::augment::smooth;
 use crate::baselines::{self, Clustering};
-use crate::config::{Config, ScalePrior, Smoothing};
+use crate::config::{Config, ImageScale, ScalePrior, Smoothing};
 use crate::data::ImageSet;
 use crate::error::{DarlcError, Result};
 use crate::io::TensorFile;
@@ -376,10 +376,19 @@ pub fn run_darlc(
     // The positive views' per-image scaling (`smoothing.view_scale`, not in the method), after the
     // similarity so that `S` and K do not depend on it.
     let mut xs = xs;
-    crate::data::scale_images(&mut xs, c.smoothing.view_scale);
+    crate::data::scale_images(&mut xs, set.mask.view(), c.smoothing.view_scale);
+    // Module I's inputs under `module1.input_scale` (not in the method; issue 23): the encoder's
+    // input and the MIM target. The GAT, the similarity, the metrics and the outputs keep the
+    // images as loaded.
+    let x_scaled = (c.module1.input_scale != ImageScale::None).then(|| {
+        let mut x = set.images.clone();
+        crate::data::scale_images(&mut x, set.mask.view(), c.module1.input_scale);
+        x
+    });
     // What raw pixels score on these views: the yardstick of the warm-up's L_CL (issue 23).
+    let x = x_scaled.as_ref().unwrap_or(&set.images);
     let contrastive_reference = guardrails::pixel_reference(
-        set.images.view(),
+        x.view(),
         xs.view(),
         set.mask.view(),
         c.module1.batch.size_for(n),
@@ -388,7 +397,6 @@ pub fn run_darlc(
     );
     // 3. Module I warm-up.
     let m1cfg = M1Config::from_run(c, ch, hgt, wid);
-    let x = &set.images;
     let mut m1 = ModuleI::<f32>::new(m1cfg.clone(), c.seed)?;
     let wopts = WarmupOptions {
         epochs: c.module1.warmup_epochs,

@@ -332,8 +332,12 @@ fn run_in(
     // (`image_scale`, not in the method); metrics and outputs use the images as loaded.
     let scaled = (c.image_scale != ImageScale::None).then(|| {
         let mut s = set.clone();
-        data::scale_images(&mut s.images, c.image_scale);
-        eprintln!("images: each divided by its maximum (image_scale = max; metrics use the unscaled images)");
+        data::scale_images(&mut s.images, s.mask.view(), c.image_scale);
+        let how = match c.image_scale {
+            ImageScale::Standardize => "standardised over its tissue pixels",
+            _ => "divided by its maximum",
+        };
+        eprintln!("images: each {how} (image_scale; metrics use the images as loaded)");
         s
     });
     let model_set = scaled.as_ref().unwrap_or(&set);
