@@ -30,8 +30,9 @@
 #             with benches/small_section.json is PRESET_dlpfc=paper
 #             CONFIG_dlpfc=benches/fast_epochs.json:benches/small_section.json
 #   One OUT folder should hold one setting: a finished run is never redone, whatever the config.
-#   ROWS      rows to run (default: all of full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size
-#             no_pretrain); runs already present are scored whatever ROWS says
+#   ROWS      rows to run (default: all of full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks
+#             no_clr gmm no_lh no_size no_pretrain; the -std rows are the baselines on
+#             standardised images); runs already present are scored whatever ROWS says
 #   ABLATIONS "1" to run the Table 4 ablations on dlpfc (default 1)
 #   THREADS   darlc threads (default 2)     DARLC  the binary (default target/release/darlc)
 #   DARLC_SHARED  folder holding data/ (default ../shared)
@@ -46,7 +47,7 @@ for sec in dlpfc mob bc1; do
   v=CONFIG_$sec; [ -n "${!v:-}" ] || printf -v "$v" %s ""
 done
 ABLATIONS=${ABLATIONS:-1}
-ROWS=${ROWS:-"full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size no_pretrain"}
+ROWS=${ROWS:-"full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks no_clr gmm no_lh no_size no_pretrain"}
 THREADS=${THREADS:-2}
 DARLC=${DARLC:-target/release/darlc}
 export DARLC_SHARED=${DARLC_SHARED:-$(cd .. && pwd)/shared}
@@ -66,6 +67,7 @@ opts_of() { [ "$1" = bc1 ] && echo "--section 1 --coords bin" || true; }
 overlay_of() {
   case $1 in
     full | kmeans | gmm-pca) echo '{}' ;;
+    kmeans-std | gmm-pca-std) echo '{"image_scale": "standardize"}' ;; # baselines on standardised images
     c1) echo '{"ablations": {"no_smm": true}}' ;;           # DARLC-C1 = w/o SMM (k-means on h)
     gks) echo '{"smoothing": {"method": "gks"}}' ;;         # GAT -> GKS (the views without GAT)
     no_clr) echo '{"ablations": {"no_clr": true}}' ;;
@@ -105,7 +107,7 @@ run_row() { # section seed row
   mkdir -p "$dir"
   echo $$ > "$dir.lock"
   local method=darlc
-  case $row in kmeans | gmm-pca) method=$row ;; esac
+  case $row in kmeans | gmm-pca) method=$row ;; kmeans-std | gmm-pca-std) method=${row%-std} ;; esac
   local cfg pv="PRESET_$sec"
   local preset=${!pv}
   cfg=$(config_of "$sec" "$row")
@@ -134,7 +136,7 @@ hotspot_of() { # section (layer-labelled sections only)
 
 score() { # section seed
   local sec=$1 seed=$2 d="$OUT/$1/seed$2" runs=()
-  for r in full kmeans gmm-pca c1 gks no_clr gmm no_lh no_size no_pretrain; do
+  for r in full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks no_clr gmm no_lh no_size no_pretrain; do
     [ -f "$d/$r/run.json" ] && runs+=("$d/$r")
   done
   [ ${#runs[@]} -eq 0 ] && return 0
@@ -160,10 +162,10 @@ stage() { # section "rows": every seed's rows, then its scores
 # Priority order (issue 23's compute plan): DLPFC (DARLC, both baselines, Hotspot), MOB (with
 # DARLC-C1 and the GKS views for the families), the Table 4 ablations on DLPFC, breast cancer.
 want dlpfc && hotspot_of dlpfc
-stage dlpfc "full kmeans gmm-pca"
+stage dlpfc "full kmeans gmm-pca kmeans-std gmm-pca-std"
 want mob && hotspot_of mob
-stage mob "full kmeans gmm-pca c1 gks"
+stage mob "full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks"
 [ "$ABLATIONS" = 1 ] && stage dlpfc "c1 gks no_clr gmm no_lh no_size no_pretrain"
-stage bc1 "full kmeans gmm-pca c1 gks"
+stage bc1 "full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks"
 python3 "$PY/tables.py" "$OUT" > "$OUT/tables.md"
 echo "tables: $OUT/tables.md"

@@ -238,7 +238,9 @@ pub struct SmoothingConfig {
     /// pair differs in intensity and the encoder is pushed towards features of the pattern rather
     /// than of the gene's expression level or detection rate (without it, the warm-up `h` of
     /// `darlc simulate --genes 1000 --seed 3` predicts each image's share of non-zero pixels with
-    /// R² 0.98). See the README, "Quality against the baselines". The `fast` preset uses `max`.
+    /// R² 0.98). See the README, "Quality against the baselines". `standardize` (with
+    /// `module1.input_scale` the same) puts `x` and `x̃` on mean 0 and unit spread over the tissue,
+    /// so neither carries the level; the recommended preset uses it (README, "Real data").
     pub view_scale: ImageScale,
 }
 
@@ -443,7 +445,9 @@ impl Config {
     ///   steps and B chosen from N (method §20), so that a 500-gene section trains as long as a
     ///   15,000-gene one: [`RECOMMENDED_WARMUP_STEPS`] warm-up steps and
     ///   [`RECOMMENDED_JOINT_STEPS`] joint batch steps at `B = "auto"` ([`Batch::size_for`]);
-    ///   the scaled positive views (`view_scale = max`, an accepted CHOICE, method §20); the two
+    ///   Module I's inputs and positive views standardised per image over the tissue
+    ///   (`module1.input_scale` and `smoothing.view_scale` = `standardize`; a CHOICE of issue 23,
+    ///   which refines method §20's scaled views: README, "Real data"); the two
     ///   joint-phase settings that keep the mixture from merging (`lr_epoch` 1e-5 and the pooled
     ///   within-cluster scale prior; README "When clusters merge") and `lr_batch` 1e-4 (README
     ///   "Small sections"); 200 GAT epochs and EM caps 50/10/50 (`benches/large_section.json`);
@@ -462,7 +466,8 @@ impl Config {
             "recommended" | "fast" => {
                 c.canvas = CanvasRule::Tissue;
                 c.smoothing.epochs = 200;
-                c.smoothing.view_scale = ImageScale::Max;
+                c.smoothing.view_scale = ImageScale::Standardize;
+                c.module1.input_scale = ImageScale::Standardize;
                 c.module1.batch = Batch::Auto;
                 c.module1.warmup_steps = Some(RECOMMENDED_WARMUP_STEPS);
                 c.module2.joint_steps = Some(RECOMMENDED_JOINT_STEPS);
@@ -763,15 +768,14 @@ mod tests {
         for p in PRESETS {
             Config::preset(p).unwrap().check().unwrap();
         }
-        // The views' scaling: the method's in the paper preset, `max` in `fast` (README, quality).
-        assert_eq!(
-            Config::preset("paper").unwrap().smoothing.view_scale,
-            ImageScale::None
-        );
-        assert_eq!(
-            Config::preset("fast").unwrap().smoothing.view_scale,
-            ImageScale::Max
-        );
+        // The views' and inputs' scaling: the method's in the paper preset, standardised in
+        // `fast` = `recommended` (README, "Real data").
+        let paper = Config::preset("paper").unwrap();
+        assert_eq!(paper.smoothing.view_scale, ImageScale::None);
+        assert_eq!(paper.module1.input_scale, ImageScale::None);
+        let fast = Config::preset("fast").unwrap();
+        assert_eq!(fast.smoothing.view_scale, ImageScale::Standardize);
+        assert_eq!(fast.module1.input_scale, ImageScale::Standardize);
         let e = Config::preset("fastest").unwrap_err().to_string();
         assert!(e.contains("--preset") && e.contains("fast"), "{e}");
         // `darlc run`'s default counts steps on a tissue-sized canvas; the paper counts epochs
@@ -782,7 +786,7 @@ mod tests {
         assert_eq!(rec.module1.warmup_steps, Some(RECOMMENDED_WARMUP_STEPS));
         assert_eq!(rec.module2.joint_steps, Some(RECOMMENDED_JOINT_STEPS));
         assert_eq!(rec.canvas, CanvasRule::Tissue);
-        assert_eq!(rec.smoothing.view_scale, ImageScale::Max);
+        assert_eq!(rec.smoothing.view_scale, ImageScale::Standardize);
         assert_eq!(Config::preset("fast").unwrap(), rec, "fast is an alias");
         let paper = Config::preset("paper").unwrap();
         assert_eq!(paper, Config::default());
@@ -806,7 +810,10 @@ mod tests {
         c.clone().check().unwrap();
         c.image_scale = ImageScale::Standardize;
         let e = c.clone().check().unwrap_err().to_string();
-        assert!(e.contains("image_scale") && e.contains("module1.input_scale"), "{e}");
+        assert!(
+            e.contains("image_scale") && e.contains("module1.input_scale"),
+            "{e}"
+        );
         // The baselines have no GAT: they may cluster standardised images.
         for m in [Method::Kmeans, Method::GmmPca] {
             c.method = m;

@@ -321,7 +321,14 @@ fn input_scale_changes_the_encoder_input_only() {
     run_tiny(
         &base,
         None,
-        &["--method", "kmeans", "--clusters", "3", "--image-scale", "standardize"],
+        &[
+            "--method",
+            "kmeans",
+            "--clusters",
+            "3",
+            "--image-scale",
+            "standardize",
+        ],
         "2",
     );
     std::fs::remove_dir_all(base).unwrap();

@@ -15,8 +15,10 @@ For every run folder (its name is the row name) it writes:
   of its genes' profiles, averaged over clusters of >= 2 genes weighted by size; and the same for
   200 shuffles of the labels (same sizes). On all scorable genes and on Hotspot's assigned genes.
 * dbie, dbip, clusters_used from the run's metrics.json / clusters.csv.
-`--pca-from RUN` adds the rows `PCA raw` and `PCA max-scaled`: PCA (module2.dim components) of
-the run's images as stored (images.safetensors) and of each image divided by its maximum.
+`--pca-from RUN` adds the rows `PCA raw`, `PCA max-scaled` and `PCA standardized`: PCA
+(module2.dim components) of the run's images as stored (images.safetensors), of each image divided
+by its maximum, and of each image centred and scaled over the tissue pixels (darlc's
+`standardize`).
 With --hotspot, Hotspot's own modules are scored too (row `Hotspot`), and every embedding
 (`z`, `h`, the PCAs, and the raw images of the --pca-from run) is also clustered on Hotspot's genes
 alone by k-means (scikit-learn, 10 starts) with K = Hotspot's number of modules (`matched_k`):
@@ -187,6 +189,14 @@ def matched_k(x, gene_ids, prof, hs_genes, k, seed):
     return coherence(lab, prof.unit[rows[m]], np.random.default_rng(seed))
 
 
+def standardized(x):
+    """Each row centred and scaled over the pixels that are non-zero in some image (the tissue;
+    darlc's `standardize` uses the tissue mask, which the run folder does not store)."""
+    y = x[:, x.max(axis=0) > 0]
+    sd = y.std(axis=1, keepdims=True)
+    return (y - y.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("section")
@@ -232,7 +242,8 @@ def main():
         mx = x.max(axis=1, keepdims=True)
         if hs is not None and prof is not None:
             rows["raw images"] = {"matched_k": {"images": matched_k(x, run.gene_ids, prof, hs_genes, hs_k, a.seed)}}
-        for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1))):
+        for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1)),
+                        ("PCA standardized", standardized(x))):
             e = PCA(n_components=dim, random_state=0).fit_transform(y)
             rows[name] = {"families": {"pca": family_scores(e, run.symbols, a.seed)},
                           "encodes": {"pca": encodes(e, x, run.gene_ids, prof)}}

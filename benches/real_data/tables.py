@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-NAMES = {"full": "DARLC-full", "kmeans": "k-means", "gmm-pca": "GMM-PCA", "c1": "DARLC-C1 (w/o SMM)",
+NAMES = {"full": "DARLC-full", "kmeans": "k-means", "gmm-pca": "GMM-PCA",
+         "kmeans-std": "k-means, standardised images", "gmm-pca-std": "GMM-PCA, standardised images", "c1": "DARLC-C1 (w/o SMM)",
          "gks": "DARLC, GAT→GKS", "no_clr": "w/o CLR", "gmm": "SMM→GMM", "no_lh": "w/o L_LH",
          "no_size": "w/o L_size", "no_pretrain": "w/o pretraining", "Hotspot": "Hotspot modules"}
 SECTIONS = {"dlpfc": "DLPFC 151673 (500 genes)", "mob": "MOB Rep11 (16k genes)", "bc1": "breast cancer layer 1 (13k genes)"}
@@ -65,7 +66,8 @@ def main():
         # Families.
         fam_rows = [("DARLC-full `z`", "full", "z"), ("DARLC-full `h` (after the joint phase)", "full", "h"),
                     ("DARLC-C1 `h` (after warm-up)", "c1", "h"), ("DARLC, GAT→GKS views, `z`", "gks", "z"),
-                    ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca")]
+                    ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca"),
+                    ("PCA of standardised images", "PCA standardized", "pca")]
         lines, note = [], None
         for label, row, key in fam_rows:
             fs = [r["rows"][row]["families"][key] for r in res if row in r["rows"] and key in r["rows"][row].get("families", {})]
@@ -91,7 +93,8 @@ def main():
                   "shuffled = same sizes, labels permuted).\n")
             print("| clusters | K (used) | all genes | shuffled | Hotspot's genes | shuffled |")
             print("|---|---|---|---|---|---|")
-            for row in ["full", "kmeans", "gmm-pca", "c1", "gks", "no_clr", "gmm", "no_lh", "no_size", "no_pretrain", "Hotspot"]:
+            for row in ["full", "kmeans", "gmm-pca", "kmeans-std", "gmm-pca-std", "c1", "gks", "no_clr", "gmm", "no_lh",
+                        "no_size", "no_pretrain", "Hotspot"]:
                 cs = [r["rows"][row] for r in res if row in r["rows"] and "coherence" in r["rows"][row]]
                 if not cs:
                     continue
@@ -108,7 +111,8 @@ def main():
         # Matched K on Hotspot's genes.
         mk_rows = [("DARLC-full `z`", "full", "z"), ("DARLC-full `h`", "full", "h"), ("DARLC-C1 `h`", "c1", "h"),
                    ("DARLC, GAT→GKS views, `z`", "gks", "z"), ("raw images", "raw images", "images"),
-                   ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca")]
+                   ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca"),
+                   ("PCA of standardised images", "PCA standardized", "pca")]
         lines = []
         for label, row, key in mk_rows:
             xs = [r["rows"][row]["matched_k"][key] for r in res if key in r["rows"].get(row, {}).get("matched_k", {})]
@@ -123,7 +127,8 @@ def main():
             print("|---|---|---|---|")
             print("\n".join(lines) + "\n")
         # Ablations: DBIE / DBIP.
-        abl = [r for r in ["full", "no_clr", "gks", "c1", "gmm", "no_lh", "no_size", "no_pretrain", "kmeans", "gmm-pca"]
+        abl = [r for r in ["full", "no_clr", "gks", "c1", "gmm", "no_lh", "no_size", "no_pretrain", "kmeans", "gmm-pca",
+                           "kmeans-std", "gmm-pca-std"]
                if any(r in x["rows"] for x in res)]
         print("DBIE / DBIP (SPEC §12, on the images as loaded; lower is better)" +
               (" beside the paper's Table 4 DBIE (mean of ST-hDLPFC-1..6, rank from worst)" if sec == "dlpfc" else "") + ".\n")
@@ -139,7 +144,8 @@ def main():
         # Timing.
         print("| run | wall (s) | peak RSS (GB) | load average (1 min) at start/end |")
         print("|---|---|---|---|")
-        for row in ["full", "kmeans", "gmm-pca", "c1", "gks", "no_clr", "gmm", "no_lh", "no_size", "no_pretrain"]:
+        for row in ["full", "kmeans", "gmm-pca", "kmeans-std", "gmm-pca-std", "c1", "gks", "no_clr", "gmm", "no_lh",
+                    "no_size", "no_pretrain"]:
             w, m, l = timing(out, sec, row)
             if w:
                 ld = f"{min(l):.1f}–{max(l):.1f}" if l else "not recorded"

@@ -78,15 +78,17 @@ pub struct ConfigArgs {
     #[arg(long, value_enum)]
     pub image_scale: Option<ImageScale>,
     /// Per-image scaling of the smoothed positive views x̃ (`smoothing.view_scale`; not in the method;
-    /// `none` in the paper preset, `max` in the recommended one): `max` divides each view by its
-    /// maximum, so that the contrastive pair (x, x̃) differs in level and `h` follows the pattern
-    /// rather than the level.
+    /// `none` in the paper preset, `standardize` in the recommended one): `max` divides each view
+    /// by its maximum, so that the contrastive pair (x, x̃) differs in level and `h` follows the
+    /// pattern rather than the level; `standardize` centres and scales each view over the tissue
+    /// (use it with `--input-scale standardize`).
     #[arg(long, value_enum)]
     pub view_scale: Option<ImageScale>,
     /// Per-image scaling of Module I's input images x, the encoder's input and the MIM target
-    /// (`module1.input_scale`; not in the method; default none): `standardize` puts every image on
-    /// mean 0 and unit spread over the tissue, so that the encoder cannot tell genes apart by
-    /// level. The GAT, K, the metrics and the outputs keep the images as loaded.
+    /// (`module1.input_scale`; not in the method; `none` in the paper preset, `standardize` in the
+    /// recommended one): `standardize` puts every image on mean 0 and unit spread over the
+    /// tissue, so that the encoder cannot tell genes apart by level. The GAT, K, the metrics and
+    /// the outputs keep the images as loaded.
     #[arg(long, value_enum)]
     pub input_scale: Option<ImageScale>,
     #[command(flatten)]
