@@ -531,13 +531,11 @@ pub fn scale_images(
                 // Mean and variance over the tissue pixels of every channel, in f64 and in
                 // pixel order (deterministic).
                 let (mut n, mut sum, mut sq) = (0usize, 0.0f64, 0.0f64);
-                for mut ch in img.outer_iter_mut() {
-                    for (v, &m) in ch.iter_mut().zip(mask.iter()) {
+                for ch in img.outer_iter() {
+                    for (&v, &m) in ch.iter().zip(mask.iter()) {
                         if m != 0 {
                             n += 1;
-                            sum += f64::from(*v);
-                        } else {
-                            *v = 0.0;
+                            sum += f64::from(v);
                         }
                     }
                 }

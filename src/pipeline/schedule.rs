@@ -32,6 +32,13 @@ pub struct PhaseSchedule {
     pub steps: usize,
     /// The target that produced `epochs`, or `None` when the epochs were given.
     pub target_steps: Option<usize>,
+    /// The floor on `epochs` with a target (`module1.warmup_min_epochs`; absent when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_epochs: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// The resolved schedule of a run.
@@ -54,8 +61,8 @@ fn epochs_for(target: usize, steps_per_epoch: usize, min_epochs: usize) -> usize
 /// Resolve `c`'s schedule for `n` images:
 ///
 /// * `B = c.module1.batch.size_for(n)` (`"auto"`: `clamp(⌊N/4⌋, 2, 32)`, [`Batch::size_for`]);
-/// * warm-up epochs = `⌈warmup_steps / steps_per_epoch(N, B)⌉` when `module1.warmup_steps` is set
-///   (0 steps → no warm-up), else `module1.warmup_epochs`;
+/// * warm-up epochs = `max(⌈warmup_steps / steps_per_epoch(N, B)⌉, warmup_min_epochs)` when
+///   `module1.warmup_steps` is set (0 steps → no warm-up), else `module1.warmup_epochs`;
 /// * joint epochs = `⌈joint_steps / steps_per_epoch(N, B)⌉`, at least 1 for a positive target,
 ///   when `module2.joint_steps` is set, else `module2.joint_epochs`.
 ///
@@ -63,9 +70,10 @@ fn epochs_for(target: usize, steps_per_epoch: usize, min_epochs: usize) -> usize
 pub fn resolve(n: usize, c: &Config) -> Schedule {
     let batch = c.module1.batch.size_for(n);
     let spe = steps_per_epoch(n, batch);
-    let phase = |target: Option<usize>, epochs: usize| {
+    let phase = |target: Option<usize>, epochs: usize, min_epochs: usize| {
         let epochs = match target {
-            Some(t) => epochs_for(t, spe, usize::from(t > 0)),
+            Some(0) => 0,
+            Some(t) => epochs_for(t, spe, min_epochs.max(1)),
             None => epochs,
         };
         PhaseSchedule {
@@ -74,6 +82,7 @@ pub fn resolve(n: usize, c: &Config) -> Schedule {
             steps_per_epoch: spe,
             steps: epochs * spe,
             target_steps: target,
+            min_epochs: if target.is_some() { min_epochs } else { 0 },
         }
     };
     Schedule {
@@ -82,8 +91,12 @@ pub fn resolve(n: usize, c: &Config) -> Schedule {
             Batch::Auto => "auto",
             Batch::Fixed(_) => "given",
         },
-        warmup: phase(c.module1.warmup_steps, c.module1.warmup_epochs),
-        joint: phase(c.module2.joint_steps, c.module2.joint_epochs),
+        warmup: phase(
+            c.module1.warmup_steps,
+            c.module1.warmup_epochs,
+            c.module1.warmup_min_epochs,
+        ),
+        joint: phase(c.module2.joint_steps, c.module2.joint_epochs, 0),
     }
 }
 
@@ -102,6 +115,9 @@ impl Schedule {
     pub fn describe(&self) -> String {
         let line = |name: &str, p: &PhaseSchedule| {
             let why = match p.target_steps {
+                Some(t) if p.min_epochs > 0 => {
+                    format!("target {t} steps, at least {} epochs", p.min_epochs)
+                }
                 Some(t) => format!("target {t} steps"),
                 None => "epochs given".to_string(),
             };
@@ -171,6 +187,26 @@ mod tests {
         let r = resolve(488, &c).apply(&c);
         assert_eq!(r.module1.batch, Batch::Fixed(32));
         assert_eq!((r.module1.warmup_epochs, r.module2.joint_epochs), (100, 10));
+    }
+
+    /// `module1.warmup_min_epochs` (the recommended preset's 16) binds on large sections only:
+    /// the 12,947-gene MOB section has 405 steps per epoch (404 full + one of 19), so 1,600 steps
+    /// would be 4 epochs; DLPFC's 256 genes and 1,000 genes keep the target's epochs.
+    #[test]
+    fn the_warm_up_floor_binds_on_large_sections_only() {
+        let c = Config::preset("recommended").unwrap();
+        let s = resolve(12_947, &c);
+        assert_eq!(s.warmup.steps_per_epoch, 405);
+        assert_eq!((s.warmup.epochs, s.warmup.steps), (16, 6480));
+        assert_eq!(s.warmup.min_epochs, 16);
+        assert_eq!(s.joint.epochs, 1, "the floor is the warm-up's only");
+        assert!(s.describe().contains("(target 1600 steps, at least 16 epochs)"));
+        assert_eq!(resolve(256, &c).warmup.epochs, 200);
+        assert_eq!(resolve(1000, &c).warmup.epochs, 50);
+        // A zero target still means no warm-up.
+        let mut z = c.clone();
+        z.module1.warmup_steps = Some(0);
+        assert_eq!(resolve(12_947, &z).warmup.epochs, 0);
     }
 
     #[test]
