@@ -200,7 +200,10 @@ mod tests {
         assert_eq!((s.warmup.epochs, s.warmup.steps), (16, 6480));
         assert_eq!(s.warmup.min_epochs, 16);
         assert_eq!(s.joint.epochs, 1, "the floor is the warm-up's only");
-        assert!(s.describe().contains("(target 1600 steps, at least 16 epochs)"));
+        assert!(
+            s.describe()
+                .contains("(target 1600 steps, at least 16 epochs)")
+        );
         assert_eq!(resolve(256, &c).warmup.epochs, 200);
         assert_eq!(resolve(1000, &c).warmup.epochs, 50);
         // A zero target still means no warm-up.
