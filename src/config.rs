@@ -282,7 +282,8 @@ pub struct ModuleIConfig {
     pub input_scale: ImageScale,
 }
 
-fn is_zero(v: &usize) -> bool {
+/// For `skip_serializing_if`: a count left at 0 is not written.
+pub(crate) fn is_zero(v: &usize) -> bool {
     *v == 0
 }
 

@@ -232,20 +232,15 @@ fn ablation_switches_change_what_they_should() {
     assert_eq!(run["config"]["smoothing"]["method"], "gks");
 }
 
-/// `--view-scale max` (`smoothing.view_scale`) changes the contrastive positives and so the
-/// learned `h`, but neither the images a run stores nor the seeding similarity (K by the eigengap
-/// is the same); `run.json` records it. The paper preset keeps the views as smoothed.
-#[test]
-fn view_scale_changes_the_positive_views_only() {
-    let (a, b) = (tmp("view-none"), tmp("view-max"));
+/// Runs the tiny preset with `--clusters auto` twice, without and with `flag value`, and checks
+/// what a per-image scaling of Module I's inputs or views must keep: the images a run stores and
+/// the seeding similarity (the eigengap K is the same), while `h` changes. Returns both
+/// `run.json`s.
+fn scaling_changes_h_only(tag: &str, flag: &str, value: &str) -> [serde_json::Value; 2] {
+    let (a, b) = (tmp(&format!("{tag}-none")), tmp(&format!("{tag}-{value}")));
     let auto = ["--clusters", "auto"];
     run_tiny(&a, None, &auto, "2");
-    run_tiny(
-        &b,
-        None,
-        &[&auto[..], &["--view-scale", "max"]].concat(),
-        "2",
-    );
+    run_tiny(&b, None, &[&auto[..], &[flag, value]].concat(), "2");
     let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
     assert_eq!(
         read(&a, "images.safetensors"),
@@ -257,16 +252,25 @@ fn view_scale_changes_the_positive_views_only() {
             "h",
         )
     };
-    assert_ne!(h(&a), h(&b), "scaled positives changed nothing in h");
-    let rj =
-        |d: &Path| -> serde_json::Value { serde_json::from_slice(&read(d, "run.json")).unwrap() };
-    assert_eq!(rj(&a)["config"]["smoothing"]["view_scale"], "none");
-    assert_eq!(rj(&b)["config"]["smoothing"]["view_scale"], "max");
-    assert_eq!(rj(&a)["clusters"], rj(&b)["clusters"]);
-    assert!(rj(&a)["clusters"].as_u64().unwrap() >= 2);
+    assert_ne!(h(&a), h(&b), "{flag} {value} changed nothing in h");
+    let rj: [serde_json::Value; 2] =
+        [&a, &b].map(|d| serde_json::from_slice(&read(d, "run.json")).unwrap());
+    assert_eq!(rj[0]["clusters"], rj[1]["clusters"]);
+    assert!(rj[0]["clusters"].as_u64().unwrap() >= 2);
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }
+    rj
+}
+
+/// `--view-scale max` (`smoothing.view_scale`) changes the contrastive positives and so the
+/// learned `h`, but neither the images a run stores nor the seeding similarity (K by the eigengap
+/// is the same); `run.json` records it. The paper preset keeps the views as smoothed.
+#[test]
+fn view_scale_changes_the_positive_views_only() {
+    let [a, b] = scaling_changes_h_only("view", "--view-scale", "max");
+    assert_eq!(a["config"]["smoothing"]["view_scale"], "none");
+    assert_eq!(b["config"]["smoothing"]["view_scale"], "max");
 }
 
 /// `--input-scale standardize` (`module1.input_scale`, issue 23) changes what the encoder sees,
@@ -275,35 +279,9 @@ fn view_scale_changes_the_positive_views_only() {
 /// non-negative) before any compute, naming the key to use; the baselines accept it.
 #[test]
 fn input_scale_changes_the_encoder_input_only() {
-    let (a, b) = (tmp("input-none"), tmp("input-std"));
-    let auto = ["--clusters", "auto"];
-    run_tiny(&a, None, &auto, "2");
-    run_tiny(
-        &b,
-        None,
-        &[&auto[..], &["--input-scale", "standardize"]].concat(),
-        "2",
-    );
-    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
-    assert_eq!(
-        read(&a, "images.safetensors"),
-        read(&b, "images.safetensors")
-    );
-    let h = |d: &Path| {
-        floats(
-            &TensorFile::load(&d.join("embeddings.safetensors")).unwrap(),
-            "h",
-        )
-    };
-    assert_ne!(h(&a), h(&b), "standardised inputs changed nothing in h");
-    let rj =
-        |d: &Path| -> serde_json::Value { serde_json::from_slice(&read(d, "run.json")).unwrap() };
-    assert!(rj(&a)["config"]["module1"].get("input_scale").is_none());
-    assert_eq!(rj(&b)["config"]["module1"]["input_scale"], "standardize");
-    assert_eq!(rj(&a)["clusters"], rj(&b)["clusters"]);
-    for d in [a, b] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
+    let [a, b] = scaling_changes_h_only("input", "--input-scale", "standardize");
+    assert!(a["config"]["module1"].get("input_scale").is_none());
+    assert_eq!(b["config"]["module1"]["input_scale"], "standardize");
     let refused = tmp("image-std");
     let o = darlc()
         .args(["run", "--input"])

@@ -33,12 +33,8 @@ pub struct PhaseSchedule {
     /// The target that produced `epochs`, or `None` when the epochs were given.
     pub target_steps: Option<usize>,
     /// The floor on `epochs` with a target (`module1.warmup_min_epochs`; absent when 0).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::config::is_zero")]
     pub min_epochs: usize,
-}
-
-fn is_zero(v: &usize) -> bool {
-    *v == 0
 }
 
 /// The resolved schedule of a run.
