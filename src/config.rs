@@ -604,6 +604,7 @@ impl Config {
         for (name, v) in [
             ("smoothing.epochs", sm.epochs),
             ("module1.warmup_epochs", m1.warmup_epochs),
+            ("module1.warmup_min_epochs", m1.warmup_min_epochs),
             ("module2.joint_epochs", m2.joint_epochs),
             ("module2.em_iters_init", m2.em_iters_init),
             ("module2.em_iters_epoch", m2.em_iters_epoch),
@@ -929,6 +930,7 @@ mod tests {
             ("module1.tau", 0.0.into()),
             ("module1.ema", 1.5.into()),
             ("module1.warmup_epochs", 10_000_000.into()),
+            ("module1.warmup_min_epochs", 10_000_000.into()),
             ("module1.batch", 1.into()),
             ("module1.lr", 0.0.into()),
             ("module2.dim", 0.into()),
@@ -951,6 +953,8 @@ mod tests {
         ];
         for (key, bad) in cases {
             let mut v = serde_json::to_value(Config::default()).unwrap();
+            // Keys the default omits when unset.
+            v["module1"]["warmup_min_epochs"] = 0.into();
             let mut slot = &mut v;
             for part in key.split('.') {
                 slot = slot.get_mut(part).unwrap_or_else(|| panic!("no key {key}"));
