@@ -124,7 +124,7 @@ run_row() { # section seed row
   echo "   $(grep -E 'Elapsed|Maximum resident' "$dir.time" | sed 's/^\s*//' | tr '\n' ' ')"
 }
 
-hotspot_of() { # section (layer-labelled sections only)
+hotspot_of() { # section
   local dir="$OUT/$1/hotspot"
   [ -f "$dir/hotspot.json" ] && return 0
   [ "${ONLY:-}" = score ] && return 0
@@ -166,6 +166,7 @@ stage dlpfc "full kmeans gmm-pca kmeans-std gmm-pca-std"
 want mob && hotspot_of mob
 stage mob "full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks"
 [ "$ABLATIONS" = 1 ] && stage dlpfc "c1 gks no_clr gmm no_lh no_size no_pretrain"
+want bc1 && hotspot_of bc1 # no layers: only its autocorrelation is used (the patterned family members)
 stage bc1 "full kmeans gmm-pca kmeans-std gmm-pca-std c1 gks"
 python3 "$PY/tables.py" "$OUT" > "$OUT/tables.md"
 echo "tables: $OUT/tables.md"

@@ -56,6 +56,19 @@ def test_families_separated_and_random():
     assert r["leiden_nmi"] > 0.8, r
     r = family_scores(rng.normal(size=x.shape), names, 0)
     assert r["leiden_nmi"] < 0.6 and r["retrieval"] < 0.2, r
+    # Without RPL its genes are no family: the two others are scored alone, over the same genes.
+    r = family_scores(x, names, 0, exclude=("RPL",))
+    assert r["families_used"] == ["HLA", "MT"] and r["retrieval_per_family"] == {"HLA": 1.0, "MT": 0.6}, r
+    assert "RPL" not in r["family_sizes"], r
+    # Only some members drawn and asked: HLA's first 3 and MT's first 2 (MT 3 of 5 neighbours in
+    # the family, as before); a neighbour outside the drawn members still counts as a hit.
+    keep = [n in ("HLA-A", "HLA-B", "HLA-C", "MT1A", "MT1B") for n in names]
+    r = family_scores(x, names, 0, members=keep)
+    assert r["family_sizes"] == {"HLA": 3, "MT": 2, "RPL": 0} and r["families_used"] == ["HLA", "MT"], r
+    assert r["retrieval_per_family"] == {"HLA": 1.0, "MT": 0.6}, r
+    assert r["family_sizes_all"] == {"HLA": 7, "MT": 4, "RPL": 8}, r
+    # With one family left there is nothing to separate.
+    assert "skipped" in family_scores(x, names, 0, exclude=("RPL", "HLA")), r
 
 
 if __name__ == "__main__":
