@@ -18,10 +18,11 @@ For every run folder (its name is the row name) it writes:
 * families_no_rpl: the same without the RPL family; families_patterned (with --hotspot): the
   same with only the family genes Hotspot finds spatially autocorrelated (FDR < 0.05) drawn for
   Leiden and asked for neighbours (a neighbour is a hit if it is in the family at all).
-`--pca-from RUN` adds the rows `PCA raw`, `PCA max-scaled` and `PCA standardized`: PCA
-(module2.dim components) of the run's images as stored (images.safetensors), of each image divided
-by its maximum, and of each image centred and scaled over the tissue pixels (darlc's
-`standardize`).
+`--pca-from RUN` adds the row `level and detection` (families only: each gene as its z-scored
+log image mean and share of non-zero pixels, a reference that knows no pattern), and the rows
+`PCA raw`, `PCA max-scaled` and `PCA standardized`: PCA (module2.dim components) of the run's
+images as stored (images.safetensors), of each image divided by its maximum, and of each image
+centred and scaled over the tissue pixels (darlc's `standardize`).
 With --hotspot, Hotspot's own modules are scored too (row `Hotspot`), and every embedding
 (`z`, `h`, the PCAs, and the raw images of the --pca-from run) is also clustered on Hotspot's genes
 alone by k-means (scikit-learn, 10 starts) with K = Hotspot's number of modules (`matched_k`):
@@ -267,6 +268,15 @@ def main():
         mx = x.max(axis=1, keepdims=True)
         if hs is not None and prof is not None:
             rows["raw images"] = {"matched_k": {"images": matched_k(x, run.gene_ids, prof, hs_genes, hs_k, a.seed)}}
+        # A reference with no pattern at all: each gene as two numbers, the level and detection
+        # rate of `encodes` (z-scored). Where it matches the PCAs, the families differ in level.
+        lv = np.stack([np.log(x.mean(axis=1) + 1e-9), (x > 0).mean(axis=1)], axis=1)
+        lv = (lv - lv.mean(axis=0)) / np.where(lv.std(axis=0) > 0, lv.std(axis=0), 1)
+        rows["level and detection"] = {"families": {"level": family_scores(lv, run.symbols, a.seed)},
+                                       "families_no_rpl": {"level": family_scores(lv, run.symbols, a.seed, NO_RPL)}}
+        if patterned is not None:
+            sp = [g in patterned for g in run.gene_ids]
+            rows["level and detection"]["families_patterned"] = {"level": family_scores(lv, run.symbols, a.seed, members=sp)}
         for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1)),
                         ("PCA standardized", standardized(x))):
             e = PCA(n_components=dim, random_state=0).fit_transform(y)

@@ -59,7 +59,8 @@ def families(res, field, what):
     fam_rows = [("DARLC-full `z`", "full", "z"), ("DARLC-full `h` (after the joint phase)", "full", "h"),
                 ("DARLC-C1 `h` (after warm-up)", "c1", "h"), ("DARLC, GAT→GKS views, `z`", "gks", "z"),
                 ("PCA of the raw images", "PCA raw", "pca"), ("PCA of max-scaled images", "PCA max-scaled", "pca"),
-                ("PCA of standardised images", "PCA standardized", "pca")]
+                ("PCA of standardised images", "PCA standardized", "pca"),
+                ("level and detection rate only (2 numbers per gene, no pattern)", "level and detection", "level")]
     lines, note = [], None
     for label, row, key in fam_rows:
         fs = [r["rows"][row][field][key] for r in res if row in r["rows"] and key in r["rows"][row].get(field, {})]
