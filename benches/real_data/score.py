@@ -14,6 +14,8 @@ For every run folder (its name is the row name) it writes:
   expression (common.Section.layer_profiles); per cluster the mean pairwise Pearson correlation
   of its genes' profiles, averaged over clusters of >= 2 genes weighted by size; and the same for
   200 shuffles of the labels (same sizes). On all scorable genes and on Hotspot's assigned genes.
+* kmeans_at_k (sections with layer labels): coherence of k-means (one start) at the run's K on
+  each embedding the run holds, beside the run's own labels.
 * dbie, dbip, clusters_used from the run's metrics.json / clusters.csv.
 * families_no_rpl: the same without the RPL family; families_patterned (with --hotspot): the
   same with only the family genes Hotspot finds spatially autocorrelated (FDR < 0.05) drawn for
@@ -202,6 +204,15 @@ def matched_k(x, gene_ids, prof, hs_genes, k, seed):
     return coherence(lab, prof.unit[rows[m]], np.random.default_rng(seed))
 
 
+def kmeans_at_k(x, gene_ids, prof, k, seed):
+    """k-means (one start) with the run's own K on all rows of `x`, then coherence on the genes
+    with a profile: the same clusterer on `h` and `z`, so that the run's own labels (SMM on `z`)
+    can be split into what the representation and what the clustering step do."""
+    rows, ok = prof.rows(gene_ids)
+    lab = KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(x)
+    return coherence(lab[ok], prof.unit[rows[ok]], np.random.default_rng(seed))
+
+
 def standardized(x):
     """Each row centred and scaled over the pixels that are non-zero in some image (the tissue;
     darlc's `standardize` uses the tissue mask, which the run folder does not store)."""
@@ -259,6 +270,8 @@ def main():
                               for k, v in run.emb.items() if k in ("z", "h")}
         if prof is not None:
             r["coherence"] = score_clusters(run.labels, run.gene_ids, prof, hs_genes, a.seed)
+            r["kmeans_at_k"] = {k: kmeans_at_k(v.astype(np.float64), run.gene_ids, prof, r["clusters"], a.seed)
+                                for k, v in emb.items()}
         rows[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k != "phases"})[:600], file=sys.stderr)
     if a.pca_from:

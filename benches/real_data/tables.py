@@ -116,6 +116,21 @@ def main():
                 print(f"| {NAMES.get(row, row)} | {k} | {a} | {ash} | {ms([x['coherence'] for x in h])}{hg} "
                       f"| {ms([x['shuffled'] for x in h])} |")
             print()
+        # The run's own labels against k-means at the same K on each of its embeddings.
+        lines = []
+        for row in ["full", "c1", "gks"]:
+            for key in ("h", "z"):
+                xs = [r["rows"][row]["kmeans_at_k"][key] for r in res if key in r["rows"].get(row, {}).get("kmeans_at_k", {})]
+                own = [r["rows"][row]["coherence"]["all"]["coherence"] for r in res
+                       if key in r["rows"].get(row, {}).get("kmeans_at_k", {})]
+                if xs:
+                    lines.append(f"| {NAMES[row]} | `{key}` | {ms([x['coherence'] for x in xs])} | {ms(own)} | {len(xs)} |")
+        if lines:
+            print("Coherence of k-means (scikit-learn, one start) at the run's K on each embedding, beside the run's own "
+                  "clusters (DARLC-full: SMM on `z`; DARLC-C1: darlc's k-means on `h`).\n")
+            print("| run | embedding | k-means at the run's K | the run's own clusters | seeds |")
+            print("|---|---|---|---|---|")
+            print("\n".join(lines) + "\n")
         # Matched K on Hotspot's genes.
         mk_rows = [("DARLC-full `z`", "full", "z"), ("DARLC-full `h`", "full", "h"), ("DARLC-C1 `h`", "c1", "h"),
                    ("DARLC, GAT→GKS views, `z`", "gks", "z"), ("raw images", "raw images", "images"),
