@@ -53,7 +53,7 @@ DRAWS = 20
 PER_FAMILY = 5
 SHUFFLES = 200
 # The families scored a second time without the ribosomal proteins: on MOB and breast cancer they
-# are most of the family genes (48 of 62, 51 of 69) and share a level more than a pattern.
+# are most of the family genes (48 of 74, 51 of 70) and share a level more than a pattern.
 NO_RPL = ("RPL",)
 
 
