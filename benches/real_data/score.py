@@ -74,6 +74,17 @@ def family_of_symbol(s):
     return None
 
 
+def family_fields(embs, symbols, seed, members=None):
+    """The family tables of each embedding in `embs` (name -> [genes, d]): as specified
+    (`families`), without RPL (`families_no_rpl`) and, given `members` (a boolean per gene),
+    with only those members drawn and asked (`families_patterned`)."""
+    out = {"families": {k: family_scores(x, symbols, seed) for k, x in embs.items()},
+           "families_no_rpl": {k: family_scores(x, symbols, seed, NO_RPL) for k, x in embs.items()}}
+    if members is not None:
+        out["families_patterned"] = {k: family_scores(x, symbols, seed, members=members) for k, x in embs.items()}
+    return out
+
+
 def leiden_labels(x, seed):
     k = min(K_NN, len(x) - 1)
     nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
@@ -244,6 +255,10 @@ def main():
         auto = pd.read_csv(os.path.join(a.hotspot, "autocorrelation.csv"), index_col=0)
         auto.index = auto.index.astype(str)
         patterned = set(auto.index[auto.FDR < 0.05])
+
+    def patterned_of(run):
+        return None if patterned is None else [g in patterned for g in run.gene_ids]
+
     hs_k = int(hs.module.nunique()) if hs is not None else None
     rows = {}
     for folder in a.runs:
@@ -253,25 +268,16 @@ def main():
              "genes": len(run.gene_ids), "phases": run.info.get("phases")}
         met = json.load(open(os.path.join(folder, "metrics.json")))
         r["dbie"], r["dbip"] = met.get("dbie"), met.get("dbip")
-        r["families"] = {k: family_scores(v.astype(np.float64), run.symbols, a.seed)
-                         for k, v in run.emb.items() if k in ("z", "h")}
-        r["families_no_rpl"] = {k: family_scores(v.astype(np.float64), run.symbols, a.seed, NO_RPL)
-                                for k, v in run.emb.items() if k in ("z", "h")}
-        if patterned is not None:
-            sp = [g in patterned for g in run.gene_ids]
-            r["families_patterned"] = {k: family_scores(v.astype(np.float64), run.symbols, a.seed, members=sp)
-                                       for k, v in run.emb.items() if k in ("z", "h")}
         emb = {k: v.astype(np.float64) for k, v in run.emb.items() if k in ("z", "h")}
+        r.update(family_fields(emb, run.symbols, a.seed, patterned_of(run)))
         if emb:
             imgs = run.images()["images"]
             r["encodes"] = {k: encodes(v, imgs, run.gene_ids, prof) for k, v in emb.items()}
         if hs is not None and prof is not None:
-            r["matched_k"] = {k: matched_k(v.astype(np.float64), run.gene_ids, prof, hs_genes, hs_k, a.seed)
-                              for k, v in run.emb.items() if k in ("z", "h")}
+            r["matched_k"] = {k: matched_k(v, run.gene_ids, prof, hs_genes, hs_k, a.seed) for k, v in emb.items()}
         if prof is not None:
             r["coherence"] = score_clusters(run.labels, run.gene_ids, prof, hs_genes, a.seed)
-            r["kmeans_at_k"] = {k: kmeans_at_k(v.astype(np.float64), run.gene_ids, prof, r["clusters"], a.seed)
-                                for k, v in emb.items()}
+            r["kmeans_at_k"] = {k: kmeans_at_k(v, run.gene_ids, prof, r["clusters"], a.seed) for k, v in emb.items()}
         rows[name] = r
         print(name, json.dumps({k: v for k, v in r.items() if k != "phases"})[:600], file=sys.stderr)
     if a.pca_from:
@@ -285,20 +291,13 @@ def main():
         # rate of `encodes` (z-scored). Where it matches the PCAs, the families differ in level.
         lv = np.stack([np.log(x.mean(axis=1) + 1e-9), (x > 0).mean(axis=1)], axis=1)
         lv = (lv - lv.mean(axis=0)) / np.where(lv.std(axis=0) > 0, lv.std(axis=0), 1)
-        rows["level and detection"] = {"families": {"level": family_scores(lv, run.symbols, a.seed)},
-                                       "families_no_rpl": {"level": family_scores(lv, run.symbols, a.seed, NO_RPL)}}
-        if patterned is not None:
-            sp = [g in patterned for g in run.gene_ids]
-            rows["level and detection"]["families_patterned"] = {"level": family_scores(lv, run.symbols, a.seed, members=sp)}
+        sp = patterned_of(run)
+        rows["level and detection"] = family_fields({"level": lv}, run.symbols, a.seed, sp)
         for name, y in (("PCA raw", x), ("PCA max-scaled", x / np.where(mx > 0, mx, 1)),
                         ("PCA standardized", standardized(x))):
             e = PCA(n_components=dim, random_state=0).fit_transform(y)
-            rows[name] = {"families": {"pca": family_scores(e, run.symbols, a.seed)},
-                          "families_no_rpl": {"pca": family_scores(e, run.symbols, a.seed, NO_RPL)},
+            rows[name] = {**family_fields({"pca": e}, run.symbols, a.seed, sp),
                           "encodes": {"pca": encodes(e, x, run.gene_ids, prof)}}
-            if patterned is not None:
-                sp = [g in patterned for g in run.gene_ids]
-                rows[name]["families_patterned"] = {"pca": family_scores(e, run.symbols, a.seed, members=sp)}
             if hs is not None and prof is not None:
                 rows[name]["matched_k"] = {"pca": matched_k(e, run.gene_ids, prof, hs_genes, hs_k, a.seed)}
             print(name, json.dumps(rows[name])[:400], file=sys.stderr)
